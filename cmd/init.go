@@ -1,0 +1,326 @@
+package cmd
+
+import (
+	"context"
+	"fmt"
+	"io/fs"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
+	"github.com/kforge/kforge/config"
+	"github.com/kforge/kforge/phases"
+	"github.com/kforge/kforge/preflight"
+)
+
+// initOptions are the flags of `kforge init` and of every `kforge init phase` command.
+type initOptions struct {
+	root *rootOptions
+
+	configPath       string
+	node             string
+	advertiseAddress string
+	dryRun           bool
+	skipPhases       []string
+	ignorePreflight  []string
+	certDir          string
+	kubeconfigDir    string
+	manifestsDir     string
+
+	// Overrides of cluster.toml values, for flag-only single-host use.
+	kubernetesVersion    string
+	controlPlaneEndpoint string
+	podCIDR              string
+	serviceCIDR          string
+	dnsDomain            string
+	imageRepository      string
+}
+
+func (o *initOptions) addFlags(fs *pflag.FlagSet, whole bool) {
+	fs.StringVarP(&o.configPath, "config", "f", "", "path of cluster.toml; without it, a single-host cluster from flags and defaults")
+	fs.StringVar(&o.node, "node", "", "which host of the file this is (default: the host with one of this machine's addresses)")
+	fs.StringVar(&o.advertiseAddress, "advertise-address", "", "address the apiserver and etcd advertise, without a config file (default: the default route's address)")
+	fs.BoolVar(&o.dryRun, "dry-run", false, "write nothing outside a temp dir; print the plan")
+	fs.StringSliceVar(&o.ignorePreflight, "ignore-preflight-errors", nil, "preflight checks whose errors become warnings: names, or all")
+	fs.StringVar(&o.certDir, "cert-dir", phases.DefaultCertDir, "where the certificates live")
+	fs.StringVar(&o.kubeconfigDir, "kubeconfig-dir", phases.DefaultKubeconfigDir, "where the kubeconfig files live")
+	fs.StringVar(&o.manifestsDir, "manifests-dir", phases.DefaultManifestsDir, "where the static pod manifests live")
+	fs.StringVar(&o.kubernetesVersion, "kubernetes-version", "", "Kubernetes release, overrides kubernetes_version (default "+config.DefaultKubernetesVersion+")")
+	fs.StringVar(&o.controlPlaneEndpoint, "control-plane-endpoint", "", "host[:port] in front of every apiserver, overrides control_plane_endpoint")
+	fs.StringVar(&o.podCIDR, "pod-network-cidr", "", "pod CIDR, overrides networking.pod_cidr")
+	fs.StringVar(&o.serviceCIDR, "service-cidr", "", "service CIDR, overrides networking.service_cidr")
+	fs.StringVar(&o.dnsDomain, "service-dns-domain", "", "cluster DNS domain, overrides networking.dns_domain")
+	fs.StringVar(&o.imageRepository, "image-repository", "", "registry (and path) for every image, overrides image_repository")
+	if whole {
+		fs.StringSliceVar(&o.skipPhases, "skip-phases", nil, "phases to skip, e.g. preflight,certs/etcd-ca (see the list above)")
+	}
+}
+
+func newInitCommand(root *rootOptions) *cobra.Command {
+	wf := phases.InitWorkflow()
+	o := &initOptions{root: root}
+	c := &cobra.Command{
+		Use:   "init",
+		Short: "Make this host the first control-plane member of a new cluster",
+		Long: `Make this host the first control-plane member of a new cluster.
+
+The init workflow runs these phases, in order:
+
+` + wf.Describe() + `
+Run one phase (and its sub-phases) alone with "kforge init phase <name>", and skip
+phases with --skip-phases name,parent/child. Every phase converges: running it again
+changes nothing that is already right.`,
+		Example: `  # a single-host cluster from defaults
+  kforge init
+
+  # the host "cp1" of a cluster file
+  kforge init -f cluster.toml --node cp1
+
+  # show what would be written, write nothing
+  kforge init --dry-run`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return o.run(cmd.Context(), wf, "")
+		},
+	}
+	o.addFlags(c.Flags(), true)
+	_ = c.RegisterFlagCompletionFunc("skip-phases", func(*cobra.Command, []string, string) ([]string, cobra.ShellCompDirective) {
+		return wf.Paths(), cobra.ShellCompDirectiveNoFileComp
+	})
+	c.AddCommand(newPhaseCommand(root, wf))
+	return c
+}
+
+// newPhaseCommand generates `init phase <name> [<sub>]` from the workflow's tree. A parent
+// runs all of its sub-phases, and has an "all" child that does the same.
+func newPhaseCommand(root *rootOptions, wf *phases.Workflow) *cobra.Command {
+	pc := &cobra.Command{
+		Use:   "phase <name>",
+		Short: "Run one phase of the " + wf.Name + " workflow",
+		Long: "Run one phase of the " + wf.Name + " workflow. A phase with sub-phases runs all of them.\n" +
+			"A slash path (\"certs/apiserver\") works too.\n\nPhases:\n\n" + wf.Describe(),
+		Args: cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if len(args) == 0 {
+				return cmd.Help()
+			}
+			return fmt.Errorf("%w %q; valid phases: %s", phases.ErrUnknownPhase, args[0], strings.Join(wf.Paths(), ", "))
+		},
+	}
+	byPath := map[string]*cobra.Command{"": pc}
+	for _, f := range wf.Flatten() {
+		parentPath := ""
+		if i := strings.LastIndex(f.Path, "/"); i >= 0 {
+			parentPath = f.Path[:i]
+		}
+		c := phaseLeafCommand(root, wf, f.Path, f.Phase.Name, f.Phase.Short)
+		byPath[parentPath].AddCommand(c)
+		byPath[f.Path] = c
+		if len(f.Phase.Phases) > 0 {
+			c.AddCommand(phaseLeafCommand(root, wf, f.Path, "all", "Run every sub-phase of "+f.Path))
+		}
+	}
+	// The slash form, "init phase certs/apiserver", for scripts.
+	pc.RunE = func(cmd *cobra.Command, args []string) error {
+		if len(args) == 0 {
+			return cmd.Help()
+		}
+		if _, ok := wf.Lookup(args[0]); !ok {
+			return fmt.Errorf("%w %q; valid phases: %s", phases.ErrUnknownPhase, args[0], strings.Join(wf.Paths(), ", "))
+		}
+		o := &initOptions{root: root}
+		return o.run(cmd.Context(), wf, args[0])
+	}
+	pc.Flags().AddFlagSet(phaseFlags(root))
+	return pc
+}
+
+// phaseFlags is a throwaway flag set so that "init phase certs/apiserver --config x" parses;
+// the slash form re-parses into its own options.
+func phaseFlags(root *rootOptions) *pflag.FlagSet {
+	fs := pflag.NewFlagSet("phase", pflag.ContinueOnError)
+	(&initOptions{root: root}).addFlags(fs, false)
+	return fs
+}
+
+func phaseLeafCommand(root *rootOptions, wf *phases.Workflow, path, use, short string) *cobra.Command {
+	o := &initOptions{root: root}
+	c := &cobra.Command{
+		Use:   use,
+		Short: short,
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return o.run(cmd.Context(), wf, path)
+		},
+	}
+	o.addFlags(c.Flags(), false)
+	return c
+}
+
+// run builds the phase data and runs the workflow, or only the phase at `only`.
+func (o *initOptions) run(ctx context.Context, wf *phases.Workflow, only string) error {
+	d, cleanup, err := o.data()
+	if err != nil {
+		return err
+	}
+	defer cleanup()
+	start := time.Now()
+	if err := wf.Run(ctx, d, only, o.skipPhases); err != nil {
+		return err
+	}
+	if d.DryRun {
+		return printPlan(d)
+	}
+	if only == "" {
+		d.Out.Plain("\nkforge init finished in %s: the control-plane files for %q are in %s.",
+			time.Since(start).Round(time.Millisecond), d.Node.Name, filepath.Dir(d.ManifestsDir))
+	}
+	return nil
+}
+
+// cluster loads cluster.toml (or the defaults) and applies the flag overrides.
+func (o *initOptions) cluster() (*config.Cluster, error) {
+	var c *config.Cluster
+	if o.configPath != "" {
+		var err error
+		if c, err = config.Load(o.configPath); err != nil {
+			return nil, err
+		}
+	} else {
+		c = config.Default()
+	}
+	for _, ov := range []struct {
+		flag, value string
+		field       *string
+	}{
+		{"kubernetes-version", o.kubernetesVersion, &c.KubernetesVersion},
+		{"control-plane-endpoint", o.controlPlaneEndpoint, &c.ControlPlaneEndpoint},
+		{"pod-network-cidr", o.podCIDR, &c.Networking.PodCIDR},
+		{"service-cidr", o.serviceCIDR, &c.Networking.ServiceCIDR},
+		{"service-dns-domain", o.dnsDomain, &c.Networking.DNSDomain},
+		{"image-repository", o.imageRepository, &c.ImageRepository},
+	} {
+		if ov.value != "" {
+			*ov.field = ov.value
+		}
+	}
+	if len(c.Hosts) == 0 {
+		name := o.node
+		if name == "" {
+			hn, err := os.Hostname()
+			if err != nil {
+				return nil, fmt.Errorf("reading the hostname (pass --node): %w", err)
+			}
+			name = strings.ToLower(hn)
+		}
+		addr := o.advertiseAddress
+		if addr == "" {
+			ip, err := phases.DefaultAdvertiseAddress()
+			if err != nil {
+				return nil, err
+			}
+			addr = ip.String()
+		}
+		c.Hosts = []config.Host{{Name: name, Address: addr, Roles: []string{config.RoleControlPlane}}}
+	}
+	config.SetDefaults(c)
+	if err := c.Validate(); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// data builds the phase data once. On a dry run, cleanup removes the scratch directory.
+func (o *initOptions) data() (*phases.Data, func(), error) {
+	noop := func() {}
+	c, err := o.cluster()
+	if err != nil {
+		return nil, noop, err
+	}
+	local, err := phases.LocalAddresses()
+	if err != nil {
+		return nil, noop, err
+	}
+	node, err := phases.SelectNode(c, o.node, local)
+	if err != nil {
+		return nil, noop, err
+	}
+	if !node.IsControlPlane() {
+		return nil, noop, fmt.Errorf("host %q has no %s role: init runs on a control-plane host; join workers with kforge join", node.Name, config.RoleControlPlane)
+	}
+	adv := net.ParseIP(node.NodeIP())
+	if adv == nil {
+		return nil, noop, fmt.Errorf("host %q: internal_address %q must be an IP address to advertise", node.Name, node.NodeIP())
+	}
+	if o.advertiseAddress != "" && !net.ParseIP(o.advertiseAddress).Equal(adv) {
+		return nil, noop, fmt.Errorf("--advertise-address %s differs from host %q's address %s in the file; set internal_address there instead", o.advertiseAddress, node.Name, adv)
+	}
+	ignore, err := preflight.ParseIgnore(o.ignorePreflight)
+	if err != nil {
+		return nil, noop, err
+	}
+	d := &phases.Data{
+		Cluster:           c,
+		Node:              node,
+		AdvertiseAddress:  adv,
+		CertDir:           o.certDir,
+		KubeconfigDir:     o.kubeconfigDir,
+		ManifestsDir:      o.manifestsDir,
+		KubeletConfigPath: phases.DefaultKubeletConfig,
+		IgnorePreflight:   ignore,
+		PreflightSystem:   preflight.LocalSystem(),
+		Out:               phases.NewPrinter(o.root.streams.Out),
+		Log:               o.root.logger(),
+		Now:               time.Now,
+	}
+	if !o.dryRun {
+		return d, noop, nil
+	}
+	dir, err := os.MkdirTemp("", "kforge-dry-run-")
+	if err != nil {
+		return nil, noop, fmt.Errorf("creating the dry-run directory: %w", err)
+	}
+	d.Root, d.DryRun = dir, true
+	d.Out.Plain("[dry-run] writing nothing outside %s", dir)
+	return d, func() { os.RemoveAll(dir) }, nil
+}
+
+// printPlan lists what a dry run wrote, as the real paths it would have.
+func printPlan(d *phases.Data) error {
+	d.Out.Plain("\n[dry-run] a real run would write these files:")
+	var pods []string
+	err := filepath.WalkDir(d.Root, func(p string, e fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if p == d.Root {
+			return nil
+		}
+		info, err := e.Info()
+		if err != nil {
+			return err
+		}
+		real := "/" + strings.TrimPrefix(p, d.Root+"/")
+		if e.IsDir() {
+			d.Out.Plain("  %s %10s  %s/", info.Mode().Perm(), "", real)
+			return nil
+		}
+		d.Out.Plain("  %s %10d  %s", info.Mode().Perm(), info.Size(), real)
+		if filepath.Dir(real) == filepath.Clean(d.ManifestsDir) {
+			pods = append(pods, strings.TrimSuffix(filepath.Base(real), ".yaml"))
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("listing the dry-run files: %w", err)
+	}
+	if len(pods) > 0 {
+		d.Out.Plain("\n[dry-run] the kubelet would start these static pods from %s: %s", d.ManifestsDir, strings.Join(pods, ", "))
+	}
+	return nil
+}

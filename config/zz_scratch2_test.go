@@ -1,0 +1,5 @@
+package config
+
+import "strings"
+
+func bytesReader(s string) *strings.Reader { return strings.NewReader(s) }

@@ -1,0 +1,93 @@
+package phases
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/kforge/kforge/internal/fileutil"
+	"github.com/kforge/kforge/manifests"
+)
+
+func etcdPhase() Phase {
+	c := manifests.EtcdComponent()
+	return Phase{
+		Name:  "etcd",
+		Short: "Generate the static pod manifest for the local etcd member",
+		Phases: []Phase{{
+			Name:  c.Phase,
+			Short: c.Desc,
+			Skip: func(d *Data) (string, bool) {
+				return "etcd is external", d.Cluster.Etcd.Local == nil
+			},
+			Run: func(_ context.Context, d *Data) error {
+				dataDir := d.Cluster.Etcd.Local.DataDir
+				if err := fileutil.EnsureDir(d.Path(dataDir), 0o700); err != nil {
+					return err
+				}
+				return writeManifest(d, "etcd", c)
+			},
+		}},
+	}
+}
+
+func controlPlanePhase() Phase {
+	p := Phase{Name: "control-plane", Short: "Generate the static pod manifests for the control plane"}
+	for _, c := range manifests.ControlPlaneComponents() {
+		p.Phases = append(p.Phases, Phase{
+			Name:  c.Phase,
+			Short: c.Desc,
+			Run:   func(_ context.Context, d *Data) error { return writeManifest(d, "control-plane", c) },
+		})
+	}
+	return p
+}
+
+func manifestParams(d *Data) (manifests.Params, error) {
+	external, err := externalCA(d)
+	if err != nil {
+		return manifests.Params{}, err
+	}
+	return manifests.Params{
+		Cluster:          d.Cluster,
+		NodeName:         d.Node.Name,
+		AdvertiseAddress: d.AdvertiseAddress.String(),
+		CertDir:          d.CertDir,
+		KubeconfigDir:    d.KubeconfigDir,
+		ExternalCA:       external,
+	}, nil
+}
+
+func writeManifest(d *Data, phase string, c manifests.Component) error {
+	params, err := manifestParams(d)
+	if err != nil {
+		return err
+	}
+	pod, err := c.Build(params)
+	if err != nil {
+		return fmt.Errorf("building the %s manifest: %w", c.Name, err)
+	}
+	data, err := manifests.Render(pod)
+	if err != nil {
+		return fmt.Errorf("rendering the %s manifest: %w", c.Name, err)
+	}
+	shown := filepath.Join(d.ManifestsDir, manifests.FileName(c.Name))
+	res, err := fileutil.WriteAtomic(d.Path(shown), data, 0o600, 0o755)
+	if err != nil {
+		return err
+	}
+	switch res {
+	case fileutil.Unchanged:
+		d.Out.Phase(phase, "using existing %s (unchanged)", shown)
+	default:
+		d.Out.Phase(phase, "%s static pod manifest for %s: %s", res, c.Name, shown)
+	}
+	return nil
+}
+
+// fileExists is a small helper for phases that decide on the presence of a file.
+func fileExists(path string) bool {
+	_, err := os.Stat(path)
+	return err == nil
+}

@@ -1,0 +1,61 @@
+package phases
+
+import (
+	"log/slog"
+	"net"
+	"path/filepath"
+	"time"
+
+	"github.com/kforge/kforge/config"
+	"github.com/kforge/kforge/preflight"
+)
+
+// Default locations, as kubeadm lays them out.
+const (
+	DefaultCertDir       = "/etc/kubernetes/pki"
+	DefaultKubeconfigDir = "/etc/kubernetes"
+	DefaultManifestsDir  = "/etc/kubernetes/manifests"
+	DefaultKubeletConfig = "/var/lib/kubelet/config.yaml"
+)
+
+// Data is everything a workflow's phases read and produce. It is built once, before the
+// first phase runs; Cluster and Node are read-only from then on.
+type Data struct {
+	// Cluster is the validated cluster.toml (or the defaults plus flags).
+	Cluster *config.Cluster
+	// Node is this host's entry in Cluster.Hosts.
+	Node *config.Host
+	// AdvertiseAddress is the IP this node's apiserver and etcd advertise (Node.NodeIP()).
+	AdvertiseAddress net.IP
+
+	// CertDir, KubeconfigDir and ManifestsDir are the paths as the host sees them; they are
+	// what the manifests and kubeconfigs refer to.
+	CertDir, KubeconfigDir, ManifestsDir string
+	// KubeletConfigPath is where the kubelet config lives (for preflight's ownership checks).
+	KubeletConfigPath string
+
+	// Root prefixes every path kforge writes: "" on a real run, a temp dir on a dry run.
+	// Phases never branch on dry-run; they write under Root.
+	Root string
+	// DryRun is true when Root is a scratch directory; only the plan printer reads it.
+	DryRun bool
+
+	// IgnorePreflight lists the preflight checks whose errors become warnings.
+	IgnorePreflight preflight.IgnoreSet
+	// PreflightSystem is how preflight reads the machine.
+	PreflightSystem preflight.System
+
+	// Out carries user-facing progress; Log carries diagnostics.
+	Out *Printer
+	Log *slog.Logger
+	// Now is the clock certificates are minted with.
+	Now func() time.Time
+}
+
+// Path maps a host path to where this run writes it (under Root on a dry run).
+func (d *Data) Path(p string) string {
+	if d.Root == "" {
+		return p
+	}
+	return filepath.Join(d.Root, p)
+}

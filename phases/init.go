@@ -1,0 +1,16 @@
+package phases
+
+// InitWorkflow is `kforge init`: the phases that turn one host into the first control-plane
+// member of a cluster.
+func InitWorkflow() *Workflow {
+	return &Workflow{
+		Name: "init",
+		Phases: []Phase{
+			preflightPhase(),
+			certsPhase(),
+			kubeconfigPhase(),
+			etcdPhase(),
+			controlPlanePhase(),
+		},
+	}
+}
