@@ -105,12 +105,6 @@ func newPhaseCommand(root *rootOptions, wf *phases.Workflow) *cobra.Command {
 		Long: "Run one phase of the " + wf.Name + " workflow. A phase with sub-phases runs all of them.\n" +
 			"A slash path (\"certs/apiserver\") works too.\n\nPhases:\n\n" + wf.Describe(),
 		Args: cobra.MaximumNArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if len(args) == 0 {
-				return cmd.Help()
-			}
-			return fmt.Errorf("%w %q; valid phases: %s", phases.ErrUnknownPhase, args[0], strings.Join(wf.Paths(), ", "))
-		},
 	}
 	byPath := map[string]*cobra.Command{"": pc}
 	for _, f := range wf.Flatten() {
@@ -126,6 +120,8 @@ func newPhaseCommand(root *rootOptions, wf *phases.Workflow) *cobra.Command {
 		}
 	}
 	// The slash form, "init phase certs/apiserver", for scripts.
+	o := &initOptions{root: root}
+	o.addFlags(pc.Flags(), false)
 	pc.RunE = func(cmd *cobra.Command, args []string) error {
 		if len(args) == 0 {
 			return cmd.Help()
@@ -133,19 +129,9 @@ func newPhaseCommand(root *rootOptions, wf *phases.Workflow) *cobra.Command {
 		if _, ok := wf.Lookup(args[0]); !ok {
 			return fmt.Errorf("%w %q; valid phases: %s", phases.ErrUnknownPhase, args[0], strings.Join(wf.Paths(), ", "))
 		}
-		o := &initOptions{root: root}
 		return o.run(cmd.Context(), wf, args[0])
 	}
-	pc.Flags().AddFlagSet(phaseFlags(root))
 	return pc
-}
-
-// phaseFlags is a throwaway flag set so that "init phase certs/apiserver --config x" parses;
-// the slash form re-parses into its own options.
-func phaseFlags(root *rootOptions) *pflag.FlagSet {
-	fs := pflag.NewFlagSet("phase", pflag.ContinueOnError)
-	(&initOptions{root: root}).addFlags(fs, false)
-	return fs
 }
 
 func phaseLeafCommand(root *rootOptions, wf *phases.Workflow, path, use, short string) *cobra.Command {
@@ -273,7 +259,7 @@ func (o *initOptions) data() (*phases.Data, func(), error) {
 		ManifestsDir:      o.manifestsDir,
 		KubeletConfigPath: phases.DefaultKubeletConfig,
 		IgnorePreflight:   ignore,
-		PreflightSystem:   preflight.LocalSystem(),
+		PreflightSystem:   o.root.preflight,
 		Out:               phases.NewPrinter(o.root.streams.Out),
 		Log:               o.root.logger(),
 		Now:               time.Now,

@@ -9,6 +9,8 @@ import (
 	"log/slog"
 
 	"github.com/spf13/cobra"
+
+	"github.com/kforge/kforge/preflight"
 )
 
 // Streams are the standard streams a command uses: progress to Out, diagnostics to Err.
@@ -21,6 +23,8 @@ type Streams struct {
 type rootOptions struct {
 	streams   Streams
 	verbosity int
+	// preflight is how preflight checks read the machine; tests swap in a fake.
+	preflight preflight.System
 }
 
 // logger returns the diagnostics logger: warnings by default, -v 1 info, -v 2 debug.
@@ -37,7 +41,11 @@ func (o *rootOptions) logger() *slog.Logger {
 
 // NewRootCommand builds the kforge command tree.
 func NewRootCommand(s Streams) *cobra.Command {
-	o := &rootOptions{streams: s}
+	return newRootCommand(&rootOptions{streams: s, preflight: preflight.LocalSystem()})
+}
+
+func newRootCommand(o *rootOptions) *cobra.Command {
+	s := o.streams
 	root := &cobra.Command{
 		Use:   "kforge",
 		Short: "Bootstrap Kubernetes clusters on your own machines",

@@ -133,6 +133,9 @@ func (c *Cluster) ServiceIP(n int) (netip.Addr, error) {
 	if err != nil {
 		return netip.Addr{}, fmt.Errorf("networking.service_cidr %q: %w", c.Networking.ServiceCIDR, err)
 	}
+	if n < 0 {
+		return netip.Addr{}, fmt.Errorf("networking.service_cidr %q has no address number %d", c.Networking.ServiceCIDR, n)
+	}
 	p = p.Masked()
 	base := new(big.Int).SetBytes(p.Addr().AsSlice())
 	ip := new(big.Int).Add(base, big.NewInt(int64(n)))

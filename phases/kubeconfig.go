@@ -5,13 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"net"
 	"os"
 	"path/filepath"
-	"strconv"
 
 	"github.com/kforge/kforge/certs"
-	"github.com/kforge/kforge/config"
 	"github.com/kforge/kforge/internal/fileutil"
 	"github.com/kforge/kforge/kubeconfig"
 )
@@ -36,16 +33,8 @@ func kubeconfigPhase() Phase {
 	return p
 }
 
-// localAPIEndpoint is this node's own apiserver, which controller-manager and scheduler use.
-func localAPIEndpoint(d *Data) string {
-	return "https://" + net.JoinHostPort(d.AdvertiseAddress.String(), strconv.Itoa(config.DefaultAPIServerPort))
-}
-
 func ensureKubeconfig(d *Data, spec kubeconfig.Spec) error {
-	server := d.Cluster.EndpointURL()
-	if spec.LocalEndpoint {
-		server = localAPIEndpoint(d)
-	}
+	server := spec.Server(d.Cluster, d.AdvertiseAddress.String())
 	certDir := d.Path(d.CertDir)
 	caPEM, err := os.ReadFile(filepath.Join(certDir, "ca.crt"))
 	if err != nil {
@@ -56,7 +45,8 @@ func ensureKubeconfig(d *Data, spec kubeconfig.Spec) error {
 	existing, err := os.ReadFile(path)
 	switch {
 	case err == nil:
-		if err := kubeconfig.Verify(existing, d.Cluster.Name, server, caPEM, spec, d.Now()); err != nil {
+		if err := kubeconfig.VerifyWithFiles(existing, d.Cluster.Name, server, caPEM, spec, d.Now(),
+			func(p string) ([]byte, error) { return os.ReadFile(d.Path(p)) }); err != nil {
 			return err
 		}
 		d.Out.Phase("kubeconfig", "using existing %s", shown)

@@ -151,7 +151,7 @@ func (w *Workflow) runList(ctx context.Context, d *Data, prefix string, ps []Pha
 		}
 		if p.Skip != nil {
 			if reason, ok := p.Skip(d); ok {
-				d.Out.Phase(path, "skipped: "+reason)
+				d.Out.Phase(path, "skipped: %s", reason)
 				continue
 			}
 		}

@@ -25,7 +25,7 @@ type System interface {
 	// LookPath finds an executable on PATH, like exec.LookPath.
 	LookPath(file string) (string, error)
 	// Output runs a command and returns its standard output. A command that is not found
-	// gives an error matching exec.ErrNotFound.
+	// gives an error matching exec.ErrNotFound; a failing one, its standard error.
 	Output(ctx context.Context, name string, args ...string) ([]byte, error)
 	// Listen binds a TCP address ("host:port", host may be empty) and releases it at once.
 	// An address in use gives an error matching syscall.EADDRINUSE.
@@ -74,9 +74,9 @@ func (localSystem) Output(ctx context.Context, name string, args ...string) ([]b
 	out, err := cmd.Output()
 	if err != nil {
 		if msg := strings.TrimSpace(stderr.String()); msg != "" {
-			return out, fmt.Errorf("running %s: %w: %s", name, err, msg)
+			return out, fmt.Errorf("%w: %s", err, msg)
 		}
-		return out, fmt.Errorf("running %s: %w", name, err)
+		return out, err
 	}
 	return out, nil
 }

@@ -10,6 +10,7 @@ import (
 	"path"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"strings"
 	"time"
 )
@@ -66,12 +67,13 @@ func (e *StepEnv) Out(rel string) string {
 }
 
 // goBuild runs "go build args..." in the repository-relative module directory modDir, for
-// the host platform, statically (CGO_ENABLED=0) and outside any go.work. The compiler's
+// the platform of this process (it is part of the cache key), statically (CGO_ENABLED=0) and outside any go.work. The compiler's
 // output is returned in the error.
 func (e *StepEnv) goBuild(ctx context.Context, modDir string, args ...string) error {
 	cmd := exec.CommandContext(ctx, e.GoCmd, append([]string{"build"}, args...)...)
 	cmd.Dir = filepath.Join(e.RepoRoot, filepath.FromSlash(modDir))
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOWORK=off")
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOWORK=off",
+		"GOOS="+runtime.GOOS, "GOARCH="+runtime.GOARCH)
 	// On cancellation give go a chance to stop its compilers before it is killed.
 	cmd.Cancel = func() error { return cmd.Process.Signal(os.Interrupt) }
 	cmd.WaitDelay = 10 * time.Second
@@ -113,14 +115,23 @@ func (t *tailBuffer) String() string {
 
 var _ io.Writer = (*tailBuffer)(nil)
 
-var releaseRE = regexp.MustCompile(`^v(\d+)\.(\d+)\.(\d+)(?:-[0-9A-Za-z.-]+)?$`)
+var (
+	releaseRE = regexp.MustCompile(`^v(\d+)\.(\d+)\.(\d+)(?:-[0-9A-Za-z.-]+)?$`)
+	pseudoRE  = regexp.MustCompile(`[-.]\d{14}-[0-9a-f]{12}$`)
+)
+
+// isRelease says whether a module version is a tagged release (pre-releases included),
+// rather than a pseudo-version of a commit.
+func isRelease(v string) bool {
+	return releaseRE.MatchString(v) && !pseudoRE.MatchString(v)
+}
 
 // kubernetesLDFlags are the linker flags that stamp the version into every Kubernetes
 // binary. Without them the binaries report v0.0.0-master+$Format:%H$, which kubectl and
 // kubeadm cannot parse.
 func kubernetesLDFlags(version string) (string, error) {
 	m := releaseRE.FindStringSubmatch(version)
-	if m == nil {
+	if m == nil || !isRelease(version) {
 		return "", fmt.Errorf("kubernetes version %q is not vMAJOR.MINOR.PATCH", version)
 	}
 	flags := []string{"-s", "-w"}
@@ -199,7 +210,7 @@ func readVersions(repoRoot string) (Versions, error) {
 	if v.Kubernetes, err = requiredVersion(modFile(kubernetesModDir), kubernetesModule); err != nil {
 		return v, err
 	}
-	if !releaseRE.MatchString(v.Kubernetes) {
+	if !isRelease(v.Kubernetes) {
 		return v, fmt.Errorf("%s pins %s %s, not a release version", modFile(kubernetesModDir), kubernetesModule, v.Kubernetes)
 	}
 	if v.Etcd, err = requiredVersion(modFile(etcdModDir), etcdServerModule); err != nil {

@@ -1,0 +1,66 @@
+package certs
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/kforge/kforge/config"
+)
+
+// ExpiryRow is one certificate of the table as found on disk, for `certs check-expiration`.
+type ExpiryRow struct {
+	// Name is the spec name, "apiserver".
+	Name string
+	// Path is the certificate file.
+	Path string
+	// Missing says the certificate file does not exist; the other fields are then empty.
+	Missing bool
+	// NotAfter is when the certificate expires.
+	NotAfter time.Time
+	// Signer is the Name of the signing CA's spec; empty for a CA.
+	Signer string
+	// External says the certificate is, or is signed by, a CA whose key is absent: kforge
+	// cannot renew it.
+	External bool
+}
+
+// Expiration reads every certificate of Table(c) under dir.
+func Expiration(dir string, c *config.Cluster) ([]ExpiryRow, error) {
+	table := Table(c)
+	external := map[string]bool{} // CA name -> key absent
+	for _, s := range table {
+		if !s.IsCA {
+			continue
+		}
+		haveKey, err := exists(s.KeyPath(dir))
+		if err != nil {
+			return nil, fmt.Errorf("reading certificate expiration: %w", err)
+		}
+		external[s.Name] = !haveKey
+	}
+	var rows []ExpiryRow
+	for _, s := range table {
+		row := ExpiryRow{Name: s.Name, Path: s.CertPath(dir), Signer: s.CA}
+		ok, err := exists(row.Path)
+		if err != nil {
+			return nil, fmt.Errorf("reading certificate expiration: %w", err)
+		}
+		if !ok {
+			row.Missing = true
+			rows = append(rows, row)
+			continue
+		}
+		cert, err := readCert(row.Path)
+		if err != nil {
+			return nil, fmt.Errorf("reading certificate expiration: %w", err)
+		}
+		row.NotAfter = cert.NotAfter
+		if s.IsCA {
+			row.External = external[s.Name]
+		} else {
+			row.External = external[s.CA]
+		}
+		rows = append(rows, row)
+	}
+	return rows, nil
+}

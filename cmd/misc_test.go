@@ -1,0 +1,61 @@
+package cmd
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestVersion(t *testing.T) {
+	out := mustRun(t, "version")
+	if !strings.HasPrefix(out, "kforge ") || !strings.Contains(out, "default Kubernetes v1.") {
+		t.Errorf("version output = %q", out)
+	}
+	var v versionInfo
+	if err := json.Unmarshal([]byte(mustRun(t, "version", "-o", "json")), &v); err != nil {
+		t.Fatalf("version -o json: %v", err)
+	}
+	if v.Version == "" || v.GoVersion == "" {
+		t.Errorf("version -o json = %+v", v)
+	}
+	if _, err := run(t, "version", "-o", "yaml"); err == nil {
+		t.Error("version -o yaml: want an error")
+	}
+}
+
+func TestConfigPrintDefaultsValidates(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "cluster.toml")
+	if err := os.WriteFile(path, []byte(mustRun(t, "config", "print-defaults")), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out := mustRun(t, "config", "validate", "-f", path)
+	if !strings.Contains(out, "is valid") {
+		t.Errorf("validate output = %q", out)
+	}
+}
+
+func TestConfigValidateReportsEveryProblemWithLines(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "cluster.toml")
+	bad := "version = \"kforge/v1alpha1\"\n[networking]\npod_cidr = \"10.0.0.0/33\"\nservice_cidr = \"nope\"\n"
+	if err := os.WriteFile(path, []byte(bad), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, err := run(t, "config", "validate", "-f", path)
+	if err == nil {
+		t.Fatal("want an error")
+	}
+	for _, want := range []string{":3:", "networking.pod_cidr", ":4:", "networking.service_cidr"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error lacks %q:\n%v", want, err)
+		}
+	}
+}
+
+func TestCompletion(t *testing.T) {
+	out := mustRun(t, "completion", "bash")
+	if !strings.Contains(out, "kforge") {
+		t.Error("bash completion script does not mention kforge")
+	}
+}
