@@ -115,16 +115,16 @@ func (r request) csr() *csr.CertificateRequest {
 // window is the validity of a new certificate: backdated by Backdate, and never past the
 // signer's own NotAfter (a zero caNotAfter means self-signed).
 func (r request) window(caNotAfter time.Time) (notBefore, notAfter time.Time, err error) {
+	if r.validity <= 0 {
+		return time.Time{}, time.Time{}, fmt.Errorf("validity %s is not positive", r.validity)
+	}
 	notBefore = r.now.Add(-Backdate).UTC()
 	notAfter = r.now.Add(r.validity).UTC()
 	if !caNotAfter.IsZero() && notAfter.After(caNotAfter) {
-		notAfter = caNotAfter
-	}
-	if r.validity <= 0 {
-		return notBefore, notAfter, fmt.Errorf("validity %s is not positive", r.validity)
+		notAfter = caNotAfter.UTC()
 	}
 	if !notAfter.After(r.now) {
-		return notBefore, notAfter, fmt.Errorf("the signing CA expired on %s", caNotAfter.Format(time.RFC3339))
+		return time.Time{}, time.Time{}, fmt.Errorf("the signing CA expired on %s", caNotAfter.Format(time.RFC3339))
 	}
 	return notBefore, notAfter, nil
 }
@@ -193,10 +193,8 @@ func mintLeaf(caCert *x509.Certificate, caKey crypto.Signer, r request) (certPEM
 	if err != nil {
 		return nil, nil, err
 	}
-	hosts := r.sans.hosts()
-	if hosts == nil {
-		hosts = []string{} // no SANs: do not let the signer fall back to anything else
-	}
+	// A non-nil Hosts makes the certificate carry exactly these names.
+	hosts := append([]string{}, r.sans.hosts()...)
 	certPEM, err = s.Sign(signer.SignRequest{Request: string(csrPEM), Hosts: hosts, NotBefore: nb, NotAfter: na})
 	if err != nil {
 		return nil, nil, fmt.Errorf("signing certificate with CA %q: %w", caCert.Subject.CommonName, err)

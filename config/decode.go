@@ -129,19 +129,22 @@ func (idx *docIndex) fromTOMLError(err error) []Problem {
 }
 
 // keyAt finds the indexed path go-toml meant by key at line:col. go-toml's keys carry no
-// array indexes ("hosts.ssh.port"), so the path written last at or before the position on
-// that line, with the same shape, is the best match.
+// array indexes ("hosts.ssh.port") and are sometimes relative to the current table
+// ("name" for "hosts.name"), so the best match is the path of that shape, or ending in it,
+// written last at or before the position.
 func (idx *docIndex) keyAt(line, col int, key toml.Key) string {
 	var want string
 	for _, k := range key {
 		want = joinKey(want, k)
 	}
+	before := func(a, b keyPos) bool { return a.line < b.line || a.line == b.line && a.col < b.col }
+	at := keyPos{line: line, col: col}
 	best, bestPos := "", keyPos{}
 	for path, pos := range idx.keys {
-		if pos.line != line || pos.col > col || stripIndexes(path) != want {
+		if shape := stripIndexes(path); before(at, pos) || shape != want && !strings.HasSuffix(shape, "."+want) {
 			continue
 		}
-		if best == "" || pos.col > bestPos.col || pos.col == bestPos.col && path < best {
+		if best == "" || before(bestPos, pos) || pos == bestPos && path < best {
 			best, bestPos = path, pos
 		}
 	}

@@ -394,6 +394,11 @@ func TestDecodeSyntaxAndTOMLErrors(t *testing.T) {
 			want: []Problem{{Line: 2, Column: 1, Key: "name", Message: "name: key name is already defined"}},
 		},
 		{
+			name: "duplicate key in an array of tables",
+			doc:  "[[hosts]]\nname = \"a\"\n[[hosts]]\nname = \"b\"\nname = \"c\"\n",
+			want: []Problem{{Line: 5, Column: 1, Key: "hosts[1].name", Message: "hosts[1].name: key name is already defined"}},
+		},
+		{
 			name: "table defined twice",
 			doc:  "[networking]\n[kubelet]\n[networking]\n",
 			want: []Problem{{Line: 3, Column: 2, Key: "networking", Message: "networking: table networking already exists"}},

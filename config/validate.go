@@ -345,7 +345,9 @@ func validateExtraArgs(l *problemList, at string, args map[string]string) {
 	}
 }
 
-func isSpace(r rune) bool { return r == ' ' || r == '\t' || r == '\n' || r == '\r' || r == '\v' || r == '\f' }
+func isSpace(r rune) bool {
+	return r == ' ' || r == '\t' || r == '\n' || r == '\r' || r == '\v' || r == '\f'
+}
 
 func validateExtraVolumes(l *problemList, at string, vols []HostPathMount) {
 	seen := map[string]int{}
