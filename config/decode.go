@@ -75,6 +75,8 @@ func Load(path string) (*Cluster, error) {
 // text does not fit the schema, or a *ValidationError (with File and Line set) when a value
 // is not acceptable; either lists every problem at once. An empty document is valid.
 func Decode(data []byte, filename string) (*Cluster, error) {
+	// Some editors start UTF-8 files with a byte order mark; TOML has no place for it.
+	data = bytes.TrimPrefix(data, []byte("\xef\xbb\xbf"))
 	idx, syntax := indexDocument(data)
 	if syntax != nil {
 		return nil, &DecodeError{File: filename, Problems: []Problem{*syntax}}

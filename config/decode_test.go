@@ -38,6 +38,11 @@ func TestDecodeGood(t *testing.T) {
 			want: Default(),
 		},
 		{
+			name: "byte order mark and CRLF line ends",
+			doc:  "\xef\xbb\xbfname = \"lab\"\r\n[networking]\r\ndns_domain = \"lab.internal\"\r\n",
+			want: defaulted(func(c *Cluster) { c.Name = "lab"; c.Networking.DNSDomain = "lab.internal" }),
+		},
+		{
 			name: "three hosts with ssh tables",
 			doc: `
 name = "prod"
@@ -253,6 +258,14 @@ x = 1
 			doc:  "[[hosts]]\nport = 22\n",
 			want: []Problem{
 				{Line: 2, Column: 1, Key: "hosts[0].port", Message: `unknown key "hosts[0].port"; did you mean "hosts[0].ssh.port"?`},
+			},
+		},
+		{
+			name: "column after a byte order mark",
+			doc:  "\xef\xbb\xbf[etcd]\nlocall = {}\nname.x = 1\n",
+			want: []Problem{
+				{Line: 2, Column: 1, Key: "etcd.locall", Message: `unknown key "etcd.locall"; did you mean "etcd.local"?`},
+				{Line: 3, Column: 1, Key: "etcd.name", Message: `unknown key "etcd.name"`},
 			},
 		},
 		{

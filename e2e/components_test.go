@@ -115,7 +115,7 @@ func (cs *components) start(t *testing.T, c *component, env []corev1.EnvVar) {
 			c.cmd.Env = append(c.cmd.Env, e.Name+"="+e.Value)
 		}
 	}
-	c.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	c.cmd.SysProcAttr = componentProcAttr()
 	if err := c.cmd.Start(); err != nil {
 		t.Fatalf("starting %s: %v", c.name, err)
 	}

@@ -5,16 +5,21 @@ package e2e
 import (
 	"context"
 	"fmt"
-	"net"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
@@ -33,7 +38,10 @@ var controlPlanePorts = []int{2379, 2380, 2381, 6443, 10257, 10259}
 // cluster. It needs no root and uses only 127.0.0.1.
 func TestIntegrationControlPlane(t *testing.T) {
 	requireFreePorts(t, controlPlanePorts...)
-	ctx := t.Context()
+	// Ctrl-C (or a SIGTERM from CI) ends the test through its cleanups, which stop the
+	// components: they run in their own process groups, so the terminal does not signal them.
+	ctx, stop := signal.NotifyContext(t.Context(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
 	root, err := bundle.RepoRoot(".")
 	if err != nil {
 		t.Fatal(err)
@@ -109,20 +117,13 @@ upstreams = ["127.0.0.1"]
 		c := componentFromPod(t, b, pod, tmp)
 		cs.start(t, c, pod.Spec.Containers[0].Env)
 		if name == "etcd" {
-			waitListening(ctx, t, &cs, "127.0.0.1:2379", time.Minute)
+			// The metrics listener serves /health without TLS.
+			waitHealthy(ctx, t, &cs, "http://127.0.0.1:2381/health", time.Minute)
 		}
 	}
 
 	// 6. The cluster, through the generated admin.conf.
-	rc, err := clientcmd.BuildConfigFromFlags("", filepath.Join(kubeconfigDir, "admin.conf"))
-	if err != nil {
-		t.Fatalf("loading the generated admin.conf: %v", err)
-	}
-	rc.Timeout = 10 * time.Second
-	client, err := kubernetes.NewForConfig(rc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	client := clientFor(t, filepath.Join(kubeconfigDir, "admin.conf"))
 
 	start = time.Now()
 	var last string
@@ -136,6 +137,8 @@ upstreams = ["127.0.0.1"]
 		return last == "ok", nil
 	}, func() string { return "last answer: " + last })
 	t.Logf("apiserver /readyz ok %s after the components started", time.Since(start).Round(time.Millisecond))
+
+	bindClusterAdmins(ctx, t, client, filepath.Join(kubeconfigDir, "super-admin.conf"))
 
 	sv, err := client.Discovery().ServerVersion()
 	if err != nil {
@@ -200,6 +203,55 @@ upstreams = ["127.0.0.1"]
 	}, func() string { return "last answer: " + last })
 }
 
+// clientFor returns a clientset for a generated kubeconfig.
+func clientFor(t *testing.T, kubeconfig string) *kubernetes.Clientset {
+	t.Helper()
+	rc, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
+	if err != nil {
+		t.Fatalf("loading the generated %s: %v", filepath.Base(kubeconfig), err)
+	}
+	rc.Timeout = 10 * time.Second
+	client, err := kubernetes.NewForConfig(rc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return client
+}
+
+// clusterAdminsBinding is the ClusterRoleBinding that gives admin.conf's group
+// (kubeadm:cluster-admins) the cluster-admin role, as kubeadm does.
+const clusterAdminsBinding = "kubeadm:cluster-admins"
+
+// bindClusterAdmins creates the kubeadm:cluster-admins ClusterRoleBinding with
+// super-admin.conf unless it exists. Until the binding exists admin.conf, which is
+// deliberately not in system:masters, can do nothing; the init phases this test runs stop
+// before the one that binds it. Before binding, it checks that admin.conf is indeed
+// powerless.
+func bindClusterAdmins(ctx context.Context, t *testing.T, admin *kubernetes.Clientset, superAdminConf string) {
+	t.Helper()
+	super := clientFor(t, superAdminConf)
+	_, err := super.RbacV1().ClusterRoleBindings().Get(ctx, clusterAdminsBinding, metav1.GetOptions{})
+	switch {
+	case err == nil:
+		t.Logf("ClusterRoleBinding %s exists", clusterAdminsBinding)
+		return
+	case !apierrors.IsNotFound(err):
+		t.Fatalf("reading ClusterRoleBinding %s with super-admin.conf: %v", clusterAdminsBinding, err)
+	}
+	if _, err := admin.CoreV1().Namespaces().List(ctx, metav1.ListOptions{}); !apierrors.IsForbidden(err) {
+		t.Errorf("admin.conf listing namespaces before %s is bound: got %v, want Forbidden (admin.conf must not be in system:masters)", clusterAdminsBinding, err)
+	}
+	crb := &rbacv1.ClusterRoleBinding{
+		ObjectMeta: metav1.ObjectMeta{Name: clusterAdminsBinding},
+		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: "cluster-admin"},
+		Subjects:   []rbacv1.Subject{{APIGroup: rbacv1.GroupName, Kind: rbacv1.GroupKind, Name: "kubeadm:cluster-admins"}},
+	}
+	if _, err := super.RbacV1().ClusterRoleBindings().Create(ctx, crb, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+		t.Fatalf("creating ClusterRoleBinding %s with super-admin.conf: %v", clusterAdminsBinding, err)
+	}
+	t.Logf("created ClusterRoleBinding %s with super-admin.conf (no init phase that binds it has run)", clusterAdminsBinding)
+}
+
 // poll calls cond every half second until it is true, failing the test after timeout or
 // as soon as a component exits. detail adds the last observation to the failure.
 func poll(ctx context.Context, t *testing.T, cs *components, what string, timeout time.Duration,
@@ -216,18 +268,23 @@ func poll(ctx context.Context, t *testing.T, cs *components, what string, timeou
 	}
 }
 
-// waitListening waits until something accepts TCP connections on addr.
-func waitListening(ctx context.Context, t *testing.T, cs *components, addr string, timeout time.Duration) {
+// waitHealthy waits until url answers 200 OK over plain HTTP.
+func waitHealthy(ctx context.Context, t *testing.T, cs *components, url string, timeout time.Duration) {
 	t.Helper()
-	var last error
-	poll(ctx, t, cs, addr+" listening", timeout, func(ctx context.Context) (bool, error) {
-		var d net.Dialer
-		conn, err := d.DialContext(ctx, "tcp", addr)
+	var last string
+	poll(ctx, t, cs, url+" healthy", timeout, func(ctx context.Context) (bool, error) {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 		if err != nil {
-			last = err
+			return false, err
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			last = err.Error()
 			return false, nil
 		}
-		conn.Close()
-		return true, nil
-	}, func() string { return fmt.Sprintf("last error: %v", last) })
+		body, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+		resp.Body.Close()
+		last = fmt.Sprintf("%s %s", resp.Status, body)
+		return resp.StatusCode == http.StatusOK, nil
+	}, func() string { return "last answer: " + last })
 }

@@ -146,6 +146,27 @@ func Build(clusterName, server string, caPEM []byte, user string, certPEM, keyPE
 	return out, nil
 }
 
+// BuildWithCertFile is Build for a client certificate and key kept in one file that
+// something else rotates, such as the kubelet's kubelet-client-current.pem.
+func BuildWithCertFile(clusterName, server string, caPEM []byte, user, certKeyFile string) ([]byte, error) {
+	if clusterName == "" || user == "" || certKeyFile == "" {
+		return nil, errors.New("building kubeconfig: cluster name, user and certificate file are all needed")
+	}
+	cfg, err := clusterConfig(clusterName, server, caPEM)
+	if err != nil {
+		return nil, fmt.Errorf("building kubeconfig for %s: %w", user, err)
+	}
+	ctx := ContextName(user, clusterName)
+	cfg.AuthInfos[user] = &clientcmdapi.AuthInfo{ClientCertificate: certKeyFile, ClientKey: certKeyFile}
+	cfg.Contexts[ctx] = &clientcmdapi.Context{Cluster: clusterName, AuthInfo: user}
+	cfg.CurrentContext = ctx
+	out, err := clientcmd.Write(*cfg)
+	if err != nil {
+		return nil, fmt.Errorf("encoding kubeconfig for %s: %w", user, err)
+	}
+	return out, nil
+}
+
 // ClusterOnly returns a kubeconfig with one cluster (server, CA embedded) and no users or
 // contexts: the content of cluster-info and the trust anchor of discovery. clusterName may be
 // empty, as kubeadm writes it in cluster-info.

@@ -6,8 +6,11 @@ import (
 	"path/filepath"
 	"time"
 
+	"k8s.io/client-go/kubernetes"
+
 	"github.com/kforge/kforge/config"
 	"github.com/kforge/kforge/preflight"
+	"github.com/kforge/kforge/service"
 )
 
 // Default locations, as kubeadm lays them out.
@@ -50,6 +53,20 @@ type Data struct {
 	Log *slog.Logger
 	// Now is the clock certificates are minted with.
 	Now func() time.Time
+
+	// Facts are what preflight detected about the host (cgroups, capabilities, PID 1); the
+	// container runtime and kubelet configuration follow them.
+	Facts preflight.HostFacts
+	// Services starts and stops the kubelet (and containerd, when nothing else does).
+	Services service.Manager
+
+	// Client returns the API client the online phases use: built from admin.conf on a real
+	// run, a fake clientset on a dry run. It is called only after wait-control-plane.
+	Client func() (kubernetes.Interface, error)
+	// Waiter waits for the control plane; a dry run swaps in one that does not.
+	Waiter Waiter
+	// Wait is how long the online phases wait for the cluster (control plane, JWS, nodes).
+	Wait time.Duration
 }
 
 // Path maps a host path to where this run writes it (under Root on a dry run).

@@ -1,0 +1,189 @@
+// Package kubelet builds the files that configure and run the kubelet: its
+// KubeletConfiguration, the flags env file, and the systemd unit and drop-in. It takes
+// values and returns bytes; the phases write them.
+package kubelet
+
+import (
+	"fmt"
+	"maps"
+	"slices"
+	"strconv"
+	"strings"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	kubeletv1beta1 "k8s.io/kubelet/config/v1beta1"
+	"sigs.k8s.io/yaml"
+
+	"github.com/kforge/kforge/config"
+)
+
+// Paths of the kubelet's files, as kubeadm lays them out.
+const (
+	ConfigPath          = "/var/lib/kubelet/config.yaml"
+	FlagsEnvPath        = "/var/lib/kubelet/kubeadm-flags.env"
+	ExtraEnvPath        = "/etc/default/kubelet"
+	CertDir             = "/var/lib/kubelet/pki"
+	ClientCertPath      = "/var/lib/kubelet/pki/kubelet-client-current.pem"
+	KubeconfigName      = "kubelet.conf"
+	BootstrapConfigName = "bootstrap-kubelet.conf"
+)
+
+// Host facts the kubelet configuration depends on. The preflight package detects them.
+type Host struct {
+	// CgroupV1 is true on cgroup v1 and hybrid hosts.
+	CgroupV1 bool
+	// CgroupDriver is the detected driver, used when the config does not set one.
+	CgroupDriver string
+	// NoCapSysResource is true when root cannot lower OOM scores (nested, LXC, rootless).
+	NoCapSysResource bool
+}
+
+// Params are the inputs of the kubelet's files on one node.
+type Params struct {
+	Cluster      *config.Cluster
+	NodeName     string
+	NodeIP       string
+	CertDir      string // the cluster PKI dir, for the client CA
+	ManifestsDir string // where the static pods live
+	Host         Host
+}
+
+// Config returns the KubeletConfiguration for a node.
+func Config(p Params) (*kubeletv1beta1.KubeletConfiguration, error) {
+	c := p.Cluster
+	dnsIP, err := c.ServiceIP(10)
+	if err != nil {
+		return nil, err
+	}
+	driver := c.Kubelet.CgroupDriver
+	if driver == "" {
+		driver = p.Host.CgroupDriver
+	}
+	if driver == "" {
+		driver = "cgroupfs"
+	}
+	f := false
+	t := true
+	kc := &kubeletv1beta1.KubeletConfiguration{
+		TypeMeta:      metav1.TypeMeta{APIVersion: "kubelet.config.k8s.io/v1beta1", Kind: "KubeletConfiguration"},
+		StaticPodPath: p.ManifestsDir,
+		Authentication: kubeletv1beta1.KubeletAuthentication{
+			Anonymous: kubeletv1beta1.KubeletAnonymousAuthentication{Enabled: &f},
+			Webhook:   kubeletv1beta1.KubeletWebhookAuthentication{Enabled: &t},
+			X509:      kubeletv1beta1.KubeletX509Authentication{ClientCAFile: strings.TrimSuffix(p.CertDir, "/") + "/ca.crt"},
+		},
+		Authorization:            kubeletv1beta1.KubeletAuthorization{Mode: kubeletv1beta1.KubeletAuthorizationModeWebhook},
+		CgroupDriver:             driver,
+		ClusterDNS:               []string{dnsIP.String()},
+		ClusterDomain:            c.Networking.DNSDomain,
+		ContainerRuntimeEndpoint: c.Kubelet.ContainerRuntimeEndpoint,
+		HealthzBindAddress:       "127.0.0.1",
+		HealthzPort:              ptr(int32(10248)),
+		ReadOnlyPort:             0,
+		RotateCertificates:       true,
+		FailSwapOn:               c.Kubelet.FailSwapOn,
+		MaxPods:                  c.Kubelet.MaxPods,
+		SystemReserved:           c.Kubelet.SystemReserved,
+		KubeReserved:             c.Kubelet.KubeReserved,
+		EvictionHard:             c.Kubelet.EvictionHard,
+		StaticPodURLHeader:       nil,
+	}
+	if p.Host.CgroupV1 {
+		// Kubernetes 1.34 and later refuse cgroup v1 unless told otherwise.
+		kc.FailCgroupV1 = &f
+	}
+	if p.Host.NoCapSysResource {
+		// The kubelet cannot lower its own OOM score to -999 without CAP_SYS_RESOURCE.
+		kc.OOMScoreAdj = ptr(int32(0))
+	}
+	return kc, nil
+}
+
+// ConfigYAML renders Config as the kubelet reads it from ConfigPath.
+func ConfigYAML(p Params) ([]byte, error) {
+	kc, err := Config(p)
+	if err != nil {
+		return nil, err
+	}
+	b, err := yaml.Marshal(kc)
+	if err != nil {
+		return nil, fmt.Errorf("rendering the kubelet configuration: %w", err)
+	}
+	return append([]byte("# Written by kforge (kubelet-start). Edits are replaced on the next kforge run;\n# put overrides in cluster.toml under [kubelet].\n"), b...), nil
+}
+
+// Flags returns the node-specific kubelet flags kubeadm keeps in kubeadm-flags.env, with
+// the config's extra_args merged in (extra args win).
+func Flags(p Params) map[string]string {
+	flags := map[string]string{
+		"node-ip":           p.NodeIP,
+		"hostname-override": p.NodeName,
+	}
+	maps.Copy(flags, p.Cluster.Kubelet.ExtraArgs)
+	return flags
+}
+
+// FlagsEnv renders Flags as the env file the unit and the supervisor read:
+// KUBELET_KUBEADM_ARGS="--a=b --c=d".
+func FlagsEnv(p Params) []byte {
+	flags := Flags(p)
+	var args []string
+	for _, k := range slices.Sorted(maps.Keys(flags)) {
+		args = append(args, "--"+k+"="+flags[k])
+	}
+	return []byte("KUBELET_KUBEADM_ARGS=" + strconv.Quote(strings.Join(args, " ")) + "\n")
+}
+
+// Command is the kubelet's command line, with $VAR references that the service manager
+// expands from FlagsEnvPath and ExtraEnvPath, as the systemd drop-in does.
+func Command(kubeletPath, kubeconfigDir string) []string {
+	return []string{
+		kubeletPath,
+		"--bootstrap-kubeconfig=" + kubeconfigDir + "/" + BootstrapConfigName,
+		"--kubeconfig=" + kubeconfigDir + "/" + KubeconfigName,
+		"--config=" + ConfigPath,
+		"$KUBELET_KUBEADM_ARGS",
+		"$KUBELET_EXTRA_ARGS",
+	}
+}
+
+// EnvFiles are the env files Command's variables come from, in order; a missing one is fine.
+func EnvFiles() []string { return []string{FlagsEnvPath, ExtraEnvPath} }
+
+// SystemdUnit is /etc/systemd/system/kubelet.service, for hosts where no package installed one.
+func SystemdUnit(kubeletPath string) []byte {
+	return []byte(`# Written by kforge.
+[Unit]
+Description=kubelet: the Kubernetes node agent
+Documentation=https://kubernetes.io/docs/
+Wants=network-online.target
+After=network-online.target
+
+[Service]
+ExecStart=` + kubeletPath + `
+Restart=always
+StartLimitInterval=0
+RestartSec=10
+
+[Install]
+WantedBy=multi-user.target
+`)
+}
+
+// SystemdDropIn is /etc/systemd/system/kubelet.service.d/10-kforge.conf: the kubeconfigs,
+// the config file and the env files.
+func SystemdDropIn(kubeletPath, kubeconfigDir string) []byte {
+	cmd := Command(kubeletPath, kubeconfigDir)
+	var b strings.Builder
+	b.WriteString("# Written by kforge.\n[Service]\n")
+	fmt.Fprintf(&b, "Environment=\"KUBELET_KUBECONFIG_ARGS=%s %s\"\n", cmd[1], cmd[2])
+	fmt.Fprintf(&b, "Environment=\"KUBELET_CONFIG_ARGS=%s\"\n", cmd[3])
+	for _, f := range EnvFiles() {
+		fmt.Fprintf(&b, "EnvironmentFile=-%s\n", f)
+	}
+	b.WriteString("ExecStart=\n")
+	fmt.Fprintf(&b, "ExecStart=%s $KUBELET_KUBECONFIG_ARGS $KUBELET_CONFIG_ARGS $KUBELET_KUBEADM_ARGS $KUBELET_EXTRA_ARGS\n", kubeletPath)
+	return []byte(b.String())
+}
+
+func ptr[T any](v T) *T { return &v }

@@ -1,0 +1,71 @@
+package kubelet
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/kforge/kforge/config"
+	"github.com/kforge/kforge/internal/testutil"
+)
+
+func params(host Host) Params {
+	c := config.Default()
+	c.Kubelet.ExtraArgs = map[string]string{"v": "2", "node-ip": "10.0.0.99"}
+	c.Kubelet.MaxPods = 50
+	return Params{Cluster: c, NodeName: "cp1", NodeIP: "10.0.0.10", CertDir: "/etc/kubernetes/pki",
+		ManifestsDir: "/etc/kubernetes/manifests", Host: host}
+}
+
+func TestConfigYAMLGolden(t *testing.T) {
+	for name, host := range map[string]Host{
+		"plain":  {CgroupDriver: "systemd"},
+		"nested": {CgroupV1: true, CgroupDriver: "cgroupfs", NoCapSysResource: true},
+	} {
+		t.Run(name, func(t *testing.T) {
+			b, err := ConfigYAML(params(host))
+			if err != nil {
+				t.Fatal(err)
+			}
+			testutil.Golden(t, "config-"+name+".yaml", b)
+		})
+	}
+}
+
+func TestConfigCgroupDriver(t *testing.T) {
+	p := params(Host{CgroupDriver: "systemd"})
+	p.Cluster.Kubelet.CgroupDriver = "cgroupfs"
+	kc, err := Config(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if kc.CgroupDriver != "cgroupfs" {
+		t.Errorf("config's cgroup_driver must win over detection, got %q", kc.CgroupDriver)
+	}
+	if kc.FailCgroupV1 != nil || kc.OOMScoreAdj != nil {
+		t.Errorf("plain host got quirk settings: failCgroupV1=%v oomScoreAdj=%v", kc.FailCgroupV1, kc.OOMScoreAdj)
+	}
+	if got := kc.ClusterDNS; len(got) != 1 || got[0] != "10.96.0.10" {
+		t.Errorf("clusterDNS = %v, want [10.96.0.10]", got)
+	}
+}
+
+func TestFlagsEnv(t *testing.T) {
+	got := string(FlagsEnv(params(Host{})))
+	want := `KUBELET_KUBEADM_ARGS="--hostname-override=cp1 --node-ip=10.0.0.99 --v=2"` + "\n"
+	if got != want {
+		t.Errorf("FlagsEnv = %q, want %q (extra args win)", got, want)
+	}
+}
+
+func TestSystemdFiles(t *testing.T) {
+	testutil.Golden(t, "kubelet.service", SystemdUnit("/usr/local/bin/kubelet"))
+	testutil.Golden(t, "10-kforge.conf", SystemdDropIn("/usr/local/bin/kubelet", "/etc/kubernetes"))
+}
+
+func TestContainerdConfig(t *testing.T) {
+	b := ContainerdConfig(ContainerdParams{SandboxImage: "example.test/pause:3.10.1", RestrictOOMScoreAdj: true, CNIBinDir: "/opt/cni/bin"})
+	if !strings.HasPrefix(string(b), ContainerdMarker) {
+		t.Error("config does not start with the kforge marker")
+	}
+	testutil.Golden(t, "containerd-config.toml", b)
+}

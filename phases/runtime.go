@@ -1,0 +1,89 @@
+package phases
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"strings"
+
+	"github.com/kforge/kforge/config"
+	"github.com/kforge/kforge/internal/fileutil"
+	"github.com/kforge/kforge/kubelet"
+	"github.com/kforge/kforge/service"
+)
+
+// CNIBinDir is where CNI plugins live on every node.
+const CNIBinDir = "/opt/cni/bin"
+
+func containerRuntimePhase() Phase {
+	return Phase{
+		Name:  "container-runtime",
+		Short: "Configure containerd's CRI plugin for the kubelet and restart it if that changed anything",
+		Run:   configureContainerd,
+	}
+}
+
+func containerdParams(d *Data) kubelet.ContainerdParams {
+	return kubelet.ContainerdParams{
+		SandboxImage:        d.Cluster.Image(config.ImagePause),
+		SystemdCgroup:       cgroupDriver(d) == "systemd",
+		RestrictOOMScoreAdj: !d.Facts.CapSysResource,
+		CNIBinDir:           CNIBinDir,
+	}
+}
+
+func cgroupDriver(d *Data) string {
+	if d.Cluster.Kubelet.CgroupDriver != "" {
+		return d.Cluster.Kubelet.CgroupDriver
+	}
+	return d.Facts.CgroupDriver()
+}
+
+func configureContainerd(ctx context.Context, d *Data) error {
+	want := kubelet.ContainerdConfig(containerdParams(d))
+	path := d.Path(kubelet.ContainerdConfigPath)
+	old, err := os.ReadFile(path)
+	switch {
+	case err == nil && bytes.Equal(old, want):
+		d.Out.Phase("container-runtime", "using existing %s", kubelet.ContainerdConfigPath)
+		return nil
+	case err == nil && !bytes.HasPrefix(old, []byte(kubelet.ContainerdMarker)):
+		backup := path + ".kforge-backup"
+		if _, err := os.Stat(backup); errors.Is(err, fs.ErrNotExist) {
+			if _, err := fileutil.WriteAtomic(backup, old, 0o644, 0o755); err != nil {
+				return err
+			}
+			d.Out.Phase("container-runtime", "kept the previous containerd config as %s.kforge-backup", kubelet.ContainerdConfigPath)
+		}
+	case err != nil && !errors.Is(err, fs.ErrNotExist):
+		return fmt.Errorf("reading %s: %w", kubelet.ContainerdConfigPath, err)
+	}
+	if _, err := fileutil.WriteAtomic(path, want, 0o644, 0o755); err != nil {
+		return err
+	}
+	p := containerdParams(d)
+	d.Out.Phase("container-runtime", "wrote %s (sandbox image %s, SystemdCgroup %t, restrict_oom_score_adj %t)",
+		kubelet.ContainerdConfigPath, p.SandboxImage, p.SystemdCgroup, p.RestrictOOMScoreAdj)
+	d.Out.Phase("container-runtime", "restarting containerd through the %s", d.Services.Kind())
+	if err := d.Services.Restart(ctx, containerdSpec(d)); err != nil {
+		return fmt.Errorf("restarting containerd to apply its new config: %w", err)
+	}
+	return nil
+}
+
+// criSocket is the path of the CRI socket from container_runtime_endpoint.
+func criSocket(d *Data) string {
+	return strings.TrimPrefix(d.Cluster.Kubelet.ContainerRuntimeEndpoint, "unix://")
+}
+
+func containerdSpec(d *Data) service.Spec {
+	return service.Spec{
+		Name:    "containerd",
+		Command: []string{"containerd", "--config", kubelet.ContainerdConfigPath},
+		Socket:  criSocket(d),
+		Adopt:   true,
+	}
+}

@@ -1,0 +1,216 @@
+package phases
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/kforge/kforge/config"
+	"github.com/kforge/kforge/manifests"
+	"github.com/kforge/kforge/service"
+)
+
+// DefaultWait bounds every wait of the online phases.
+const DefaultWait = 4 * time.Minute
+
+// healthCheck is one control-plane component's health endpoint.
+type healthCheck struct {
+	component string // static pod name: kube-apiserver
+	url       string
+	insecure  bool // loopback endpoint with a self-signed serving certificate
+}
+
+func controlPlaneChecks(d *Data) []healthCheck {
+	port := strconv.Itoa(config.DefaultAPIServerPort)
+	if p := d.Cluster.APIServer.ExtraArgs["secure-port"]; p != "" {
+		port = p
+	}
+	api := "https://" + net.JoinHostPort(d.AdvertiseAddress.String(), port)
+	return []healthCheck{
+		{component: manifests.NameAPIServer, url: api + "/livez"},
+		{component: manifests.NameAPIServer, url: api + "/readyz"},
+		{component: manifests.NameControllerManager, url: "https://127.0.0.1:10257/healthz", insecure: true},
+		{component: manifests.NameScheduler, url: "https://127.0.0.1:10259/livez", insecure: true},
+	}
+}
+
+func waitControlPlanePhase() Phase {
+	return Phase{
+		Name:  "wait-control-plane",
+		Short: "Wait for the kubelet to start the control plane and for every component to report healthy",
+		Run: func(ctx context.Context, d *Data) error {
+			return d.Waiter.WaitControlPlane(ctx, d)
+		},
+	}
+}
+
+// Waiter waits for the cluster. A dry run swaps in one that waits for nothing.
+type Waiter interface {
+	WaitControlPlane(ctx context.Context, d *Data) error
+}
+
+// HealthWaiter probes the components' health endpoints.
+type HealthWaiter struct{}
+
+// DryRunWaiter reports what it would wait for.
+type DryRunWaiter struct{}
+
+// WaitControlPlane implements Waiter.
+func (DryRunWaiter) WaitControlPlane(_ context.Context, d *Data) error {
+	for _, c := range controlPlaneChecks(d) {
+		d.Out.Phase("wait-control-plane", "would wait for %s: %s", c.component, c.url)
+	}
+	return nil
+}
+
+// WaitControlPlane implements Waiter: it polls every component until all answer ok, and on
+// timeout names the unhealthy ones with the tail of their logs.
+func (HealthWaiter) WaitControlPlane(ctx context.Context, d *Data) error {
+	caPEM, err := os.ReadFile(filepath.Join(d.Path(d.CertDir), "ca.crt"))
+	if err != nil {
+		return fmt.Errorf("reading the cluster CA: %w", err)
+	}
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(caPEM)
+	clients := map[bool]*http.Client{
+		false: {Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}},
+		true:  {Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}},
+	}
+	d.Out.Phase("wait-control-plane", "waiting up to %s for the kubelet to start the control plane from %s", d.Wait, d.ManifestsDir)
+	start := time.Now()
+	checks := controlPlaneChecks(d)
+	last := map[string]string{}
+	err = waitFor(ctx, d.Wait, func() bool {
+		ok := true
+		for _, c := range checks {
+			if _, done := last[c.url]; done && last[c.url] == "" {
+				continue
+			}
+			last[c.url] = probe(ctx, clients[c.insecure], c.url)
+			if last[c.url] != "" {
+				ok = false
+			}
+		}
+		return ok
+	})
+	if err == nil {
+		d.Out.Phase("wait-control-plane", "all control-plane components are healthy after %s", time.Since(start).Round(100*time.Millisecond))
+		return nil
+	}
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "the control plane did not become healthy within %s:\n", d.Wait)
+	seen := map[string]bool{}
+	for _, c := range checks {
+		if last[c.url] == "" {
+			continue
+		}
+		fmt.Fprintf(&b, "  %s: %s: %s\n", c.component, c.url, last[c.url])
+		if !seen[c.component] {
+			seen[c.component] = true
+			b.WriteString(logTail(d, c.component))
+		}
+	}
+	b.WriteString(kubeletLogHint(d))
+	return fmt.Errorf("%s", strings.TrimRight(b.String(), "\n"))
+}
+
+// probe returns "" when url answers 200 "ok", else what went wrong.
+func probe(ctx context.Context, c *http.Client, url string) string {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return err.Error()
+	}
+	resp, err := c.Do(req)
+	if err != nil {
+		return err.Error()
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Sprintf("HTTP %d: %s", resp.StatusCode, bytes.TrimSpace(body))
+	}
+	return ""
+}
+
+// logTail returns the last lines of a static pod's newest container log, indented.
+func logTail(d *Data, component string) string {
+	pattern := d.Path(filepath.Join("/var/log/pods", "kube-system_"+component+"-"+d.Node.Name+"_*", component, "*.log"))
+	files, _ := filepath.Glob(pattern)
+	if len(files) == 0 {
+		return fmt.Sprintf("    (no container log for %s yet: the kubelet has not started it; check the kubelet and the image %s)\n",
+			component, imageOf(d, component))
+	}
+	sort.Slice(files, func(i, j int) bool {
+		a, _ := os.Stat(files[i])
+		b, _ := os.Stat(files[j])
+		return a.ModTime().Before(b.ModTime())
+	})
+	return "    last lines of " + files[len(files)-1] + ":\n" + tail(files[len(files)-1], 15, "      ")
+}
+
+func imageOf(d *Data, component string) string {
+	switch component {
+	case manifests.NameAPIServer:
+		return d.Cluster.Image(config.ImageAPIServer)
+	case manifests.NameControllerManager:
+		return d.Cluster.Image(config.ImageControllerManager)
+	case manifests.NameScheduler:
+		return d.Cluster.Image(config.ImageScheduler)
+	}
+	return d.Cluster.Image(config.ImageEtcd)
+}
+
+func kubeletLogHint(d *Data) string {
+	if sup, ok := d.Services.(*service.Supervisor); ok {
+		return "  kubelet log (last lines of " + sup.LogFile("kubelet") + "):\n" + tail(d.Path(sup.LogFile("kubelet")), 10, "    ")
+	}
+	return "  the kubelet's log: journalctl -u kubelet\n"
+}
+
+// tail returns the last n lines of a file, each prefixed with indent.
+func tail(path string, n int, indent string) string {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return indent + "(" + err.Error() + ")\n"
+	}
+	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	var out strings.Builder
+	for _, l := range lines {
+		if len(l) > 300 {
+			l = l[:300] + "..."
+		}
+		out.WriteString(indent + l + "\n")
+	}
+	return out.String()
+}
+
+// waitFor polls cond every 250ms until it holds, ctx ends or timeout passes.
+func waitFor(ctx context.Context, timeout time.Duration, cond func() bool) error {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	for !cond() {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
+	return nil
+}
