@@ -108,6 +108,28 @@ func TestObjectsAreWellFormed(t *testing.T) {
 					t.Errorf("%s appears twice", Describe(o))
 				}
 				seen[Describe(o)] = true
+				if o.GetLabels()[ManagedByLabel] != ManagedByValue {
+					t.Errorf("%s lacks the label %s=%s", Describe(o), ManagedByLabel, ManagedByValue)
+				}
+				if ps := podSpec(o); ps != nil {
+					// Selectors are immutable: the label must stay out of them and of
+					// the pod template it would have to match.
+					var sel, tmpl map[string]string
+					switch w := o.(type) {
+					case *appsv1.Deployment:
+						sel, tmpl = w.Spec.Selector.MatchLabels, w.Spec.Template.Labels
+					case *appsv1.DaemonSet:
+						sel, tmpl = w.Spec.Selector.MatchLabels, w.Spec.Template.Labels
+					}
+					if _, ok := sel[ManagedByLabel]; ok {
+						t.Errorf("%s: the selector carries %s", Describe(o), ManagedByLabel)
+					}
+					for k, v := range sel {
+						if tmpl[k] != v {
+							t.Errorf("%s: the pod template lacks selector label %s=%s", Describe(o), k, v)
+						}
+					}
+				}
 				if svc, ok := o.(*corev1.Service); ok {
 					for _, p := range svc.Spec.Ports {
 						if p.Protocol == "" {
@@ -574,8 +596,8 @@ func TestImagesFollowConfig(t *testing.T) {
 			want: []string{
 				"registry.k8s.io/coredns/coredns:v1.12.1",
 				"registry.k8s.io/kube-proxy:v1.34.4",
-				"registry.k8s.io/flannel/flannel:v0.28.0",
-				"registry.k8s.io/flannel/flannel-cni-plugin:" + FlannelCNIPluginVersion,
+				"ghcr.io/flannel-io/flannel:v0.28.0",
+				"ghcr.io/flannel-io/flannel-cni-plugin:v1.8.0-flannel1",
 			},
 		},
 		{
@@ -586,7 +608,10 @@ func TestImagesFollowConfig(t *testing.T) {
 		},
 		{
 			name: "other repository, no CNI",
-			edit: func(c *config.Cluster) { c.ImageRepository = "mirror.example.com/k8s"; c.Addons.CNI.Plugin = config.CNINone },
+			edit: func(c *config.Cluster) {
+				c.ImageRepository = "mirror.example.com/k8s"
+				c.Addons.CNI.Plugin = config.CNINone
+			},
 			want: []string{"mirror.example.com/k8s/coredns/coredns:v1.12.1", "mirror.example.com/k8s/kube-proxy:v1.34.4"},
 		},
 	}

@@ -51,7 +51,7 @@ func CoreDNSObjects(c *config.Cluster) ([]Object, error) {
 	}
 	labels := map[string]string{"k8s-app": KubeDNSService}
 
-	return []Object{
+	return markManaged([]Object{
 		serviceAccount(kubeSystem, coreDNSName, nil),
 		&rbacv1.ClusterRole{
 			TypeMeta:   typeClusterRole,
@@ -104,7 +104,7 @@ func CoreDNSObjects(c *config.Cluster) ([]Object, error) {
 				},
 			},
 		},
-	}, nil
+	}), nil
 }
 
 // Corefile is CoreDNS's configuration: the cluster zone from the Kubernetes API, and every

@@ -22,10 +22,6 @@ const (
 	flannelConfigMap = "kube-flannel-cfg"
 	flannelDaemonSet = "kube-flannel-ds"
 
-	// FlannelCNIPluginVersion tags the flannel CNI plugin image. The image only carries the
-	// plugin binary and a cp; see Images.
-	FlannelCNIPluginVersion = "v1.8.0-flannel1"
-
 	flanneldBinary      = "/opt/bin/flanneld"
 	flannelCNIPluginSrc = "/flannel"
 	cpBinary            = "/bin/cp"
@@ -51,7 +47,7 @@ const (
 // FlannelCNIPluginImage is the image whose init containers install the flannel CNI plugin
 // binary and the CNI configuration on each node.
 func FlannelCNIPluginImage(c *config.Cluster) string {
-	return c.ImageRepository + "/flannel/flannel-cni-plugin:" + FlannelCNIPluginVersion
+	return c.Image(config.ImageFlannelCNIPlugin)
 }
 
 // FlannelObjects builds the flannel pod network: its namespace, service account and RBAC,
@@ -68,7 +64,7 @@ func FlannelObjects(c *config.Cluster) ([]Object, error) {
 	}
 	labels := map[string]string{"k8s-app": flannelName, "tier": "node", "app": flannelName}
 
-	return []Object{
+	return markManaged([]Object{
 		&corev1.Namespace{
 			TypeMeta: typeNamespace,
 			ObjectMeta: metav1.ObjectMeta{
@@ -105,7 +101,7 @@ func FlannelObjects(c *config.Cluster) ([]Object, error) {
 			},
 		},
 		flannelDaemonSetObject(c, labels),
-	}, nil
+	}), nil
 }
 
 // cniConfList is a CNI network configuration list, the file the container runtime reads

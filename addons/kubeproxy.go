@@ -55,7 +55,7 @@ func KubeProxyObjects(c *config.Cluster) ([]Object, error) {
 	}
 	labels := map[string]string{"k8s-app": kubeProxyName}
 
-	return []Object{
+	return markManaged([]Object{
 		serviceAccount(kubeSystem, kubeProxyName, nil),
 		clusterRoleBinding(KubeProxyNodeProxierBinding, "system:node-proxier", nil,
 			serviceAccountSubject(kubeSystem, kubeProxyName)),
@@ -86,7 +86,7 @@ func KubeProxyObjects(c *config.Cluster) ([]Object, error) {
 			Subjects:   []rbacv1.Subject{{APIGroup: rbacv1.GroupName, Kind: rbacv1.GroupKind, Name: bootstrappersGroup}},
 		},
 		kubeProxyDaemonSet(c, labels),
-	}, nil
+	}), nil
 }
 
 // KubeProxyConfig is the KubeProxyConfiguration kforge writes to the kube-proxy ConfigMap.

@@ -1,6 +1,8 @@
 package addons
 
 import (
+	"maps"
+
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -15,7 +17,25 @@ const (
 
 	// xtablesLock is the lock file every iptables user on a node shares.
 	xtablesLock = "/run/xtables.lock"
+
+	// ManagedByLabel marks every object kforge applies, with the value ManagedByValue.
+	ManagedByLabel = "app.kubernetes.io/managed-by"
+	ManagedByValue = "kforge"
 )
+
+// markManaged labels each object as kforge's. It gives each object a fresh label map, so
+// maps shared with selectors and pod templates stay as they were.
+func markManaged(objs []Object) []Object {
+	for _, o := range objs {
+		l := maps.Clone(o.GetLabels())
+		if l == nil {
+			l = map[string]string{}
+		}
+		l[ManagedByLabel] = ManagedByValue
+		o.SetLabels(l)
+	}
+	return objs
+}
 
 var (
 	typeNamespace          = metav1.TypeMeta{APIVersion: "v1", Kind: "Namespace"}

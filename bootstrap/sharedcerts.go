@@ -147,7 +147,7 @@ func OpenCerts(key CertificateKey, sealed map[string][]byte) (map[string][]byte,
 		if len(data) < aead.NonceSize()+aead.Overhead() {
 			return nil, fmt.Errorf("opening %s: it is %d bytes, too short to be sealed data", name, len(data))
 		}
-		plain, err := aead.Open(nil, data[:aead.NonceSize()], data[aead.NonceSize():], nil)
+		plain, err := aead.Open([]byte{}, data[:aead.NonceSize()], data[aead.NonceSize():], nil)
 		if err != nil {
 			return nil, fmt.Errorf("opening %s: %w", name, ErrWrongCertificateKey)
 		}

@@ -8,14 +8,20 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
+	"k8s.io/client-go/kubernetes"
 
+	"github.com/kforge/kforge/bootstrap"
+	"github.com/kforge/kforge/bundle"
 	"github.com/kforge/kforge/config"
 	"github.com/kforge/kforge/phases"
 	"github.com/kforge/kforge/preflight"
+	"github.com/kforge/kforge/service"
+	"github.com/kforge/kforge/tokens"
 )
 
 // initOptions are the flags of `kforge init` and of every `kforge init phase` command.
@@ -31,6 +37,12 @@ type initOptions struct {
 	certDir          string
 	kubeconfigDir    string
 	manifestsDir     string
+	bundle           string
+	token            string
+	tokenTTL         time.Duration
+	uploadCerts      bool
+	certificateKey   string
+	wait             time.Duration
 
 	// Overrides of cluster.toml values, for flag-only single-host use.
 	kubernetesVersion    string
@@ -50,6 +62,12 @@ func (o *initOptions) addFlags(fs *pflag.FlagSet, whole bool) {
 	fs.StringVar(&o.certDir, "cert-dir", phases.DefaultCertDir, "where the certificates live")
 	fs.StringVar(&o.kubeconfigDir, "kubeconfig-dir", phases.DefaultKubeconfigDir, "where the kubeconfig files live")
 	fs.StringVar(&o.manifestsDir, "manifests-dir", phases.DefaultManifestsDir, "where the static pod manifests live")
+	fs.StringVar(&o.bundle, "bundle", "", "air-gap bundle directory to install binaries and images from, overrides bundle")
+	fs.StringVar(&o.token, "token", "", "join token to create, id.secret (default: a new random one)")
+	fs.DurationVar(&o.tokenTTL, "token-ttl", 0, "lifetime of the join token (default 24h; 0 keeps the default, a negative value never expires)")
+	fs.BoolVar(&o.uploadCerts, "upload-certs", false, "upload the control-plane certificates, sealed, so that control-plane joins can fetch them")
+	fs.StringVar(&o.certificateKey, "certificate-key", "", "hex key that seals the uploaded certificates (default: a new random one)")
+	fs.DurationVar(&o.wait, "timeout", phases.DefaultWait, "how long to wait for the control plane and the cluster")
 	fs.StringVar(&o.kubernetesVersion, "kubernetes-version", "", "Kubernetes release, overrides kubernetes_version (default "+config.DefaultKubernetesVersion+")")
 	fs.StringVar(&o.controlPlaneEndpoint, "control-plane-endpoint", "", "host[:port] in front of every apiserver, overrides control_plane_endpoint")
 	fs.StringVar(&o.podCIDR, "pod-network-cidr", "", "pod CIDR, overrides networking.pod_cidr")
@@ -190,6 +208,7 @@ func (o *initOptions) cluster() (*config.Cluster, error) {
 		{"service-cidr", o.serviceCIDR, &c.Networking.ServiceCIDR},
 		{"service-dns-domain", o.dnsDomain, &c.Networking.DNSDomain},
 		{"image-repository", o.imageRepository, &c.ImageRepository},
+		{"bundle", o.bundle, &c.Bundle},
 	} {
 		if ov.value != "" {
 			*ov.field = ov.value
@@ -250,7 +269,10 @@ func (o *initOptions) data() (*phases.Data, func(), error) {
 	if err != nil {
 		return nil, noop, err
 	}
+	facts := preflight.DetectHostFacts(o.root.preflight)
 	d := &phases.Data{
+		Facts:             facts,
+		Wait:              o.wait,
 		Cluster:           c,
 		Node:              node,
 		AdvertiseAddress:  adv,
@@ -264,7 +286,19 @@ func (o *initOptions) data() (*phases.Data, func(), error) {
 		Log:               o.root.logger(),
 		Now:               time.Now,
 	}
+	if err := o.bootstrapData(d); err != nil {
+		return nil, noop, err
+	}
 	if !o.dryRun {
+		d.Services = service.Detect()
+		d.Ctr = bundle.CtrCommand(strings.TrimPrefix(c.Kubelet.ContainerRuntimeEndpoint, "unix://"))
+		d.Waiter = phases.HealthWaiter{}
+		d.Client = memoClient(func() (kubernetes.Interface, error) {
+			return phases.ClientFromKubeconfig(filepath.Join(d.KubeconfigDir, "admin.conf"))
+		})
+		d.SuperAdminClient = memoClient(func() (kubernetes.Interface, error) {
+			return phases.ClientFromKubeconfig(filepath.Join(d.KubeconfigDir, "super-admin.conf"))
+		})
 		return d, noop, nil
 	}
 	dir, err := os.MkdirTemp("", "kforge-dry-run-")
@@ -272,8 +306,52 @@ func (o *initOptions) data() (*phases.Data, func(), error) {
 		return nil, noop, fmt.Errorf("creating the dry-run directory: %w", err)
 	}
 	d.Root, d.DryRun = dir, true
+	say := func(format string, args ...any) { d.Out.Plain("[dry-run] "+format, args...) }
+	d.Services = &service.DryRun{Say: say}
+	d.Ctr = func(_ context.Context, args ...string) ([]byte, error) {
+		say("would run: ctr --namespace k8s.io %s", strings.Join(args, " "))
+		return nil, nil
+	}
+	d.Waiter = phases.DryRunWaiter{}
+	fakeClient := phases.DryRunClient(say, node.Name)
+	d.Client = func() (kubernetes.Interface, error) { return fakeClient, nil }
+	d.SuperAdminClient = d.Client
 	d.Out.Plain("[dry-run] writing nothing outside %s", dir)
 	return d, func() { os.RemoveAll(dir) }, nil
+}
+
+// bootstrapData fills the join token and certificate key from the flags.
+func (o *initOptions) bootstrapData(d *phases.Data) error {
+	if o.token != "" {
+		t, err := tokens.Parse(o.token)
+		if err != nil {
+			return fmt.Errorf("--token: %w", err)
+		}
+		d.Token = t
+	}
+	d.TokenTTL = o.tokenTTL
+	d.UploadCerts = o.uploadCerts
+	if o.certificateKey != "" {
+		k, err := bootstrap.ParseCertificateKey(o.certificateKey)
+		if err != nil {
+			return fmt.Errorf("--certificate-key: %w", err)
+		}
+		d.CertificateKey = k
+	}
+	return nil
+}
+
+// memoClient builds a client once, on first use.
+func memoClient(build func() (kubernetes.Interface, error)) func() (kubernetes.Interface, error) {
+	var (
+		once sync.Once
+		c    kubernetes.Interface
+		err  error
+	)
+	return func() (kubernetes.Interface, error) {
+		once.Do(func() { c, err = build() })
+		return c, err
+	}
 }
 
 // printPlan lists what a dry run wrote, as the real paths it would have.
@@ -293,7 +371,6 @@ func printPlan(d *phases.Data) error {
 		}
 		real := "/" + strings.TrimPrefix(p, d.Root+"/")
 		if e.IsDir() {
-			d.Out.Plain("  %s %10s  %s/", info.Mode().Perm(), "", real)
 			return nil
 		}
 		d.Out.Plain("  %s %10d  %s", info.Mode().Perm(), info.Size(), real)

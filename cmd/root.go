@@ -64,6 +64,7 @@ bootstrap contract, so kubectl and stock kubeadm work against a kforge cluster.`
 		newVersionCommand(o),
 		newInitCommand(o),
 		newConfigCommand(o),
+		newResetCommand(o),
 		newSuperviseCommand(o),
 	)
 	return root

@@ -12,9 +12,13 @@ import (
 
 // Images of the add-on and runtime components kforge pins for each Kubernetes minor release.
 // The control-plane images follow KubernetesVersion itself.
-var componentVersions = map[int]struct{ Etcd, Pause, CoreDNS, Flannel string }{
-	34: {Etcd: "3.6.4-0", Pause: "3.10.1", CoreDNS: "v1.12.1", Flannel: "v0.28.0"},
+var componentVersions = map[int]struct{ Etcd, Pause, CoreDNS, Flannel, FlannelCNIPlugin string }{
+	34: {Etcd: "3.6.4-0", Pause: "3.10.1", CoreDNS: "v1.12.1", Flannel: "v0.28.0", FlannelCNIPlugin: "v1.8.0-flannel1"},
 }
+
+// flannelRepository is where flannel publishes its images. It is used when
+// image_repository is the default; a mirror holds them under <mirror>/flannel-io.
+const flannelRepository = "ghcr.io/flannel-io"
 
 // Component image names.
 const (
@@ -26,6 +30,7 @@ const (
 	ImagePause             = "pause"
 	ImageCoreDNS           = "coredns"
 	ImageFlannel           = "flannel"
+	ImageFlannelCNIPlugin  = "flannel-cni-plugin"
 )
 
 // SupportedMinors lists the Kubernetes minor releases this build knows image versions for.
@@ -63,10 +68,19 @@ func (c *Cluster) Image(component string) string {
 	case ImageCoreDNS:
 		return repo + "/coredns/coredns:" + v.CoreDNS
 	case ImageFlannel:
-		return repo + "/flannel/flannel:" + v.Flannel
+		return c.flannelRepository() + "/flannel:" + v.Flannel
+	case ImageFlannelCNIPlugin:
+		return c.flannelRepository() + "/flannel-cni-plugin:" + v.FlannelCNIPlugin
 	default:
 		return repo + "/" + component + ":" + c.KubernetesVersion
 	}
+}
+
+func (c *Cluster) flannelRepository() string {
+	if c.ImageRepository == DefaultImageRepository {
+		return flannelRepository
+	}
+	return c.ImageRepository + "/flannel-io"
 }
 
 // HasRole reports whether the host carries role r.

@@ -104,7 +104,9 @@ upstreams = ["127.0.0.1"]
 		t.Logf("kforge %s:\n%s", strings.Join(phase, " "), out)
 	}
 
-	// 5. Run the components from the manifests, etcd first.
+	// 5. Run the components from the manifests, etcd first. The ports are checked again:
+	// the bundle build may have taken minutes.
+	requireFreePorts(t, controlPlanePorts...)
 	var cs components
 	t.Cleanup(func() { cs.stop(t) })
 	t.Cleanup(func() {

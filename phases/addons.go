@@ -13,6 +13,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	utilnet "k8s.io/apimachinery/pkg/util/net"
 	"k8s.io/client-go/kubernetes"
@@ -79,9 +80,9 @@ func applyAddon(ctx context.Context, d *Data, a addons.Addon, b applyBackoff) er
 	if err != nil {
 		return err
 	}
-	cs, err := d.Client()
+	cs, err := clusterClient(ctx, d, "addon")
 	if err != nil {
-		return fmt.Errorf("connecting to the API server: %w", err)
+		return err
 	}
 	changed := 0
 	for _, o := range objs {
@@ -168,8 +169,8 @@ func applyPatch(o addons.Object) ([]byte, error) {
 	return json.Marshal(m)
 }
 
-// apply reads the object, applies data and compares: an apply that changes nothing leaves
-// the stored object, resourceVersion included, as it was.
+// apply reads the object, applies data and compares the two versions to tell whether the
+// apply changed anything.
 func apply[T metav1.Object](ctx context.Context, c applyClient[T], name string, data []byte, b applyBackoff) (applyOutcome, error) {
 	var before T
 	existed := false
@@ -202,10 +203,34 @@ func apply[T metav1.Object](ctx context.Context, c applyClient[T], name string, 
 		return 0, err
 	case !existed:
 		return applyCreated, nil
-	case equality.Semantic.DeepEqual(before, after):
+	case sameContent(before, after):
 		return applyUnchanged, nil
 	}
 	return applyUpdated, nil
+}
+
+// sameContent reports whether two versions of an object agree in everything but status and
+// the bookkeeping that status writes also change (resourceVersion, managedFields), so a
+// controller updating status in between does not count as a change by the apply.
+func sameContent(a, b metav1.Object) bool {
+	strip := func(o metav1.Object) map[string]any {
+		ro, ok := o.(runtime.Object)
+		if !ok {
+			return nil
+		}
+		m, err := runtime.DefaultUnstructuredConverter.ToUnstructured(ro)
+		if err != nil {
+			return nil
+		}
+		delete(m, "status")
+		if md, ok := m["metadata"].(map[string]any); ok {
+			delete(md, "resourceVersion")
+			delete(md, "managedFields")
+		}
+		return m
+	}
+	ma, mb := strip(a), strip(b)
+	return ma != nil && mb != nil && equality.Semantic.DeepEqual(ma, mb)
 }
 
 // retryTransient calls fn until it succeeds, fails with an error that retrying cannot fix,

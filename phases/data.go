@@ -8,6 +8,7 @@ import (
 
 	"k8s.io/client-go/kubernetes"
 
+	"github.com/kforge/kforge/bundle"
 	"github.com/kforge/kforge/config"
 	"github.com/kforge/kforge/preflight"
 	"github.com/kforge/kforge/service"
@@ -63,8 +64,17 @@ type Data struct {
 	// Client returns the API client the online phases use: built from admin.conf on a real
 	// run, a fake clientset on a dry run. It is called only after wait-control-plane.
 	Client func() (kubernetes.Interface, error)
+	// Act carries out destructive steps (reset): a dry run prints them instead.
+	Act Act
+
+	// Ctr runs containerd's client for image imports; a dry run records instead.
+	Ctr bundle.Ctr
+
 	// Waiter waits for the control plane; a dry run swaps in one that does not.
 	Waiter Waiter
+	// BootstrapData carries the join token, the certificate key and the super-admin client.
+	BootstrapData
+
 	// Wait is how long the online phases wait for the cluster (control plane, JWS, nodes).
 	Wait time.Duration
 }

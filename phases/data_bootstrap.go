@@ -26,16 +26,15 @@ type BootstrapData struct {
 	// upload-certs generates one and sets it here.
 	CertificateKey bootstrap.CertificateKey
 
-	// KubeletConfigYAML is the cluster-wide KubeletConfiguration, set by kubelet-start.
-	// When it is nil, upload-config/kubelet reads the file at KubeletConfigPath.
-	KubeletConfigYAML []byte
-
 	// SuperAdminClient returns a client built from super-admin.conf (system:masters). The
 	// online phases use it once, to create the ClusterRoleBinding kubeadm:cluster-admins
 	// without which admin.conf (and so Client) can do nothing. Nil where there is no
 	// super-admin.conf: the binding must then exist already.
 	SuperAdminClient func() (kubernetes.Interface, error)
 
+	// tokenExpires is when Token expires (zero: never), once bootstrap-token or
+	// show-join-command has read or written its Secret.
+	tokenExpires time.Time
 	// clusterAdminsBound is set once kubeadm:cluster-admins is known to exist in this run.
 	clusterAdminsBound bool
 }

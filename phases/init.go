@@ -6,11 +6,22 @@ func InitWorkflow() *Workflow {
 	return &Workflow{
 		Name: "init",
 		Phases: []Phase{
+			bundlePhase(),
 			preflightPhase(),
 			certsPhase(),
 			kubeconfigPhase(),
 			etcdPhase(),
 			controlPlanePhase(),
+			containerRuntimePhase(),
+			kubeletStartPhase(),
+			waitControlPlanePhase(),
+			UploadConfigPhase(),
+			UploadCertsPhase(),
+			MarkControlPlanePhase(),
+			BootstrapTokenPhase(),
+			kubeletFinalizePhase(),
+			AddonPhase(),
+			ShowJoinCommandPhase(),
 		},
 	}
 }

@@ -18,14 +18,23 @@ import (
 // pollInterval is how often the online phases look again while they wait for the cluster.
 var pollInterval = time.Second
 
-// defaultWait bounds a wait when Data.Wait is not set.
-const defaultWait = 4 * time.Minute
-
-func waitTimeout(d *Data) time.Duration {
-	if d.Wait > 0 {
-		return d.Wait
+// waitUntil waits for the condition check through Data's Waiter; with none (unit tests) it
+// polls every pollInterval for at most Data.Wait.
+func waitUntil(ctx context.Context, d *Data, what string, check func(context.Context) error) error {
+	if d.Waiter != nil {
+		return d.Waiter.WaitFor(ctx, d, what, check)
 	}
-	return defaultWait
+	return PollCondition(ctx, d, check)
+}
+
+// PollCondition polls check every pollInterval for at most Data.Wait (DefaultWait when
+// unset).
+func PollCondition(ctx context.Context, d *Data, check func(context.Context) error) error {
+	timeout := d.Wait
+	if timeout <= 0 {
+		timeout = DefaultWait
+	}
+	return apiclient.Poll(ctx, pollInterval, timeout, check)
 }
 
 // clusterClient returns the API client of the online phases. The first call of a run makes

@@ -117,3 +117,34 @@ func TestWorkflowFlattenAndDescribe(t *testing.T) {
 		t.Errorf("Describe (-want +got):\n%s", diff)
 	}
 }
+
+func TestDropChains(t *testing.T) {
+	save := `*nat
+:PREROUTING ACCEPT [0:0]
+:POSTROUTING ACCEPT [0:0]
+:KUBE-SERVICES - [0:0]
+:FLANNEL-POSTRTG - [0:0]
+:DOCKER - [0:0]
+-A PREROUTING -m comment --comment "kubernetes service portals" -j KUBE-SERVICES
+-A POSTROUTING -m comment --comment "flanneld masq" -j FLANNEL-POSTRTG
+-A POSTROUTING -s 172.17.0.0/16 -j MASQUERADE
+-A KUBE-SERVICES -d 10.96.0.1/32 -j KUBE-SVC-X
+-A DOCKER -i docker0 -j RETURN
+COMMIT
+`
+	want := `*nat
+:PREROUTING ACCEPT [0:0]
+:POSTROUTING ACCEPT [0:0]
+:DOCKER - [0:0]
+-A POSTROUTING -s 172.17.0.0/16 -j MASQUERADE
+-A DOCKER -i docker0 -j RETURN
+COMMIT
+`
+	got, n := dropChains([]byte(save), ownedChain)
+	if diff := cmp.Diff(want, string(got)); diff != "" {
+		t.Errorf("dropChains (-want +got):\n%s", diff)
+	}
+	if n != 5 {
+		t.Errorf("removed %d lines, want 5", n)
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"path/filepath"
 	"strings"
 
 	"github.com/kforge/kforge/config"
@@ -21,7 +22,7 @@ const CNIBinDir = "/opt/cni/bin"
 func containerRuntimePhase() Phase {
 	return Phase{
 		Name:  "container-runtime",
-		Short: "Configure containerd's CRI plugin for the kubelet and restart it if that changed anything",
+		Short: "Enable IP forwarding and configure containerd for the kubelet, restarting it if that changed anything",
 		Run:   configureContainerd,
 	}
 }
@@ -42,7 +43,36 @@ func cgroupDriver(d *Data) string {
 	return d.Facts.CgroupDriver()
 }
 
+// sysctls the node needs, and where kforge persists them.
+const (
+	ipForwardPath  = "/proc/sys/net/ipv4/ip_forward"
+	sysctlConfPath = "/etc/sysctl.d/99-kforge.conf"
+)
+
+// enableForwarding turns on IPv4 forwarding, which pod traffic needs, now and at boot.
+func enableForwarding(d *Data) error {
+	if _, err := fileutil.WriteAtomic(d.Path(sysctlConfPath), []byte("# Written by kforge: pods need forwarding.\nnet.ipv4.ip_forward = 1\n"), 0o644, 0o755); err != nil {
+		return err
+	}
+	cur, err := os.ReadFile(d.Path(ipForwardPath))
+	if err == nil && strings.TrimSpace(string(cur)) == "1" {
+		return nil
+	}
+	p := d.Path(ipForwardPath)
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		return fmt.Errorf("enabling IPv4 forwarding: %w", err)
+	}
+	if err := os.WriteFile(p, []byte("1\n"), 0o644); err != nil {
+		return fmt.Errorf("enabling IPv4 forwarding: %w", err)
+	}
+	d.Out.Phase("container-runtime", "enabled IPv4 forwarding (net.ipv4.ip_forward = 1, persisted in %s)", sysctlConfPath)
+	return nil
+}
+
 func configureContainerd(ctx context.Context, d *Data) error {
+	if err := enableForwarding(d); err != nil {
+		return err
+	}
 	want := kubelet.ContainerdConfig(containerdParams(d))
 	path := d.Path(kubelet.ContainerdConfigPath)
 	old, err := os.ReadFile(path)

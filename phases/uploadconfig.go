@@ -3,7 +3,6 @@ package phases
 import (
 	"context"
 	"fmt"
-	"os"
 
 	"k8s.io/apimachinery/pkg/runtime"
 
@@ -61,19 +60,12 @@ func runUploadKubeletConfig(ctx context.Context, d *Data) error {
 	return ensureObjects(ctx, d, phase, cs, append([]runtime.Object{cm}, bootstrap.KubeletConfigRBAC()...)...)
 }
 
-// uploadedKubeletConfig is the KubeletConfiguration kubelet-start built in this run, else
-// the one it wrote on an earlier run.
+// uploadedKubeletConfig is the KubeletConfiguration kubelet-start gives this node, which
+// joining nodes start from.
 func uploadedKubeletConfig(d *Data) ([]byte, error) {
-	if d.BootstrapData.KubeletConfigYAML != nil {
-		return d.BootstrapData.KubeletConfigYAML, nil
-	}
-	path := d.KubeletConfigPath
-	if path == "" {
-		path = DefaultKubeletConfig
-	}
-	data, err := os.ReadFile(d.Path(path))
+	data, err := KubeletConfigYAML(d)
 	if err != nil {
-		return nil, fmt.Errorf("reading the kubelet configuration %s (run the kubelet-start phase first): %w", path, err)
+		return nil, fmt.Errorf("building the kubelet configuration to upload: %w", err)
 	}
 	return data, nil
 }

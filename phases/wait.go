@@ -57,7 +57,11 @@ func waitControlPlanePhase() Phase {
 
 // Waiter waits for the cluster. A dry run swaps in one that waits for nothing.
 type Waiter interface {
+	// WaitControlPlane waits until every control-plane component reports healthy.
 	WaitControlPlane(ctx context.Context, d *Data) error
+	// WaitFor calls check until it returns nil, an error wrapping apiclient.ErrPermanent,
+	// or d.Wait passes. what describes the condition: "Node cp1 to be registered".
+	WaitFor(ctx context.Context, d *Data, what string, check func(context.Context) error) error
 }
 
 // HealthWaiter probes the components' health endpoints.
@@ -65,6 +69,17 @@ type HealthWaiter struct{}
 
 // DryRunWaiter reports what it would wait for.
 type DryRunWaiter struct{}
+
+// WaitFor implements Waiter: it polls.
+func (HealthWaiter) WaitFor(ctx context.Context, d *Data, _ string, check func(context.Context) error) error {
+	return PollCondition(ctx, d, check)
+}
+
+// WaitFor implements Waiter: it reports the condition and does not wait.
+func (DryRunWaiter) WaitFor(_ context.Context, d *Data, what string, _ func(context.Context) error) error {
+	d.Out.Plain("[dry-run] would wait for %s", what)
+	return nil
+}
 
 // WaitControlPlane implements Waiter.
 func (DryRunWaiter) WaitControlPlane(_ context.Context, d *Data) error {

@@ -229,7 +229,7 @@ var checkCases = []checkCase{
 	// FileContent--proc-sys-net-ipv4-ip_forward
 	{name: "forwarding off", check: "FileContent--proc-sys-net-ipv4-ip_forward",
 		setup: func(s *fakeSystem, _ *InitParams) { s.files["/proc/sys/net/ipv4/ip_forward"] = "0\n" },
-		err:   []string{`/proc/sys/net/ipv4/ip_forward is "0", not "1": run 'sysctl -w net.ipv4.ip_forward=1'`}},
+		warn:  []string{`/proc/sys/net/ipv4/ip_forward is "0", not "1": kforge will run 'sysctl -w net.ipv4.ip_forward=1'`}},
 	{name: "forwarding unreadable", check: "FileContent--proc-sys-net-ipv4-ip_forward",
 		setup: func(s *fakeSystem, _ *InitParams) { delete(s.files, "/proc/sys/net/ipv4/ip_forward") },
 		err:   []string{"reading /proc/sys/net/ipv4/ip_forward"}},

@@ -5,10 +5,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net"
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -237,4 +239,38 @@ func removeHostNetwork(ctx context.Context, host string, index int) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// noteRunNetns records, before the first `ip netns add`, whether that will turn
+// /run/netns into a mount point (and create it), so that Down can undo exactly that.
+func noteRunNetns(st *state) {
+	if st.RunNetns != "" || slices.Contains(mountsUnder("/run/netns"), "/run/netns") {
+		return
+	}
+	st.RunNetns = "mounted"
+	if _, err := os.Lstat("/run/netns"); errors.Is(err, fs.ErrNotExist) {
+		st.RunNetns = "created"
+	}
+}
+
+// restoreRunNetns unmounts (and removes) /run/netns if the testbed's namespaces made it
+// a mount and none is left in it.
+func restoreRunNetns(st *state) error {
+	if st.RunNetns == "" {
+		return nil
+	}
+	if entries, err := os.ReadDir("/run/netns"); err != nil || len(entries) > 0 {
+		return nil // someone else's namespaces are there now: leave it
+	}
+	if slices.Contains(mountsUnder("/run/netns"), "/run/netns") {
+		if err := unix.Unmount("/run/netns", 0); err != nil {
+			return fmt.Errorf("unmounting /run/netns: %w", err)
+		}
+	}
+	if st.RunNetns == "created" {
+		if err := os.Remove("/run/netns"); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("removing /run/netns: %w", err)
+		}
+	}
+	return nil
 }

@@ -56,6 +56,10 @@ type state struct {
 	// CreatedPaths are mount points Up had to create in the machine's own file system (the
 	// parents before the children); Down removes them again if they are still empty.
 	CreatedPaths []string `json:"createdPaths,omitempty"`
+	// RunNetns says what the first `ip netns add` did to /run/netns: made it a mount
+	// ("mounted"), or created the directory too ("created"). Down undoes it once no
+	// namespace is left there.
+	RunNetns string `json:"runNetns,omitempty"`
 }
 
 type hostState struct {
@@ -206,7 +210,7 @@ func lockDir(dir string) (*fileLock, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("creating the testbed state directory: %w", err)
 	}
-	f, err := os.OpenFile(filepath.Join(dir, "lock"), os.O_CREATE|os.O_RDWR|os.O_CLOEXEC, 0o644)
+	f, err := os.OpenFile(filepath.Join(dir, "lock"), os.O_CREATE|os.O_RDWR, 0o644)
 	if err != nil {
 		return nil, fmt.Errorf("opening the testbed lock: %w", err)
 	}

@@ -1,0 +1,113 @@
+package cmd
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/kforge/kforge/config"
+	"github.com/kforge/kforge/phases"
+	"github.com/kforge/kforge/preflight"
+	"github.com/kforge/kforge/service"
+)
+
+type resetOptions struct {
+	root            *rootOptions
+	configPath      string
+	node            string
+	dryRun          bool
+	skipPhases      []string
+	ignorePreflight []string
+	certDir         string
+	kubeconfigDir   string
+	manifestsDir    string
+}
+
+func newResetCommand(root *rootOptions) *cobra.Command {
+	wf := phases.ResetWorkflow()
+	o := &resetOptions{root: root}
+	c := &cobra.Command{
+		Use:   "reset",
+		Short: "Undo init or join on this host, so that it can init or join again",
+		Long: `Undo init or join on this host: stop the kubelet and every pod, unmount the pods'
+volumes, and remove the certificates, kubeconfigs, static pod manifests, etcd data, kubelet
+state, CNI config and the iptables chains of kube-proxy and flannel.
+
+kforge leaves containerd's config, the installed binaries and its logs in place.
+
+The reset workflow runs these phases, in order:
+
+` + wf.Describe(),
+		Example: `  # see what would be removed
+  kforge reset --dry-run
+
+  # reset this host
+  kforge reset`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error { return o.run(cmd.Context(), wf) },
+	}
+	fs := c.Flags()
+	fs.StringVarP(&o.configPath, "config", "f", "", "path of cluster.toml (for the etcd data dir and the runtime socket); default: the defaults")
+	fs.StringVar(&o.node, "node", "", "which host of the file this is (default: the hostname)")
+	fs.BoolVar(&o.dryRun, "dry-run", false, "list what would be stopped and removed; change nothing")
+	fs.StringSliceVar(&o.skipPhases, "skip-phases", nil, "phases to skip")
+	fs.StringSliceVar(&o.ignorePreflight, "ignore-preflight-errors", nil, "preflight checks whose errors become warnings: names, or all")
+	fs.StringVar(&o.certDir, "cert-dir", phases.DefaultCertDir, "where the certificates live")
+	fs.StringVar(&o.kubeconfigDir, "kubeconfig-dir", phases.DefaultKubeconfigDir, "where the kubeconfig files live")
+	fs.StringVar(&o.manifestsDir, "manifests-dir", phases.DefaultManifestsDir, "where the static pod manifests live")
+	return c
+}
+
+func (o *resetOptions) run(ctx context.Context, wf *phases.Workflow) error {
+	c := config.Default()
+	if o.configPath != "" {
+		var err error
+		if c, err = config.Load(o.configPath); err != nil {
+			return err
+		}
+	}
+	name := o.node
+	if name == "" {
+		hn, err := os.Hostname()
+		if err != nil {
+			return fmt.Errorf("reading the hostname (pass --node): %w", err)
+		}
+		name = strings.ToLower(hn)
+	}
+	node, ok := c.HostByName(name)
+	if !ok {
+		node = &config.Host{Name: name}
+	}
+	ignore, err := preflight.ParseIgnore(o.ignorePreflight)
+	if err != nil {
+		return err
+	}
+	out := phases.NewPrinter(o.root.streams.Out)
+	d := &phases.Data{
+		Cluster:         c,
+		Node:            node,
+		CertDir:         o.certDir,
+		KubeconfigDir:   o.kubeconfigDir,
+		ManifestsDir:    o.manifestsDir,
+		IgnorePreflight: ignore,
+		PreflightSystem: o.root.preflight,
+		Out:             out,
+		Log:             o.root.logger(),
+		Services:        service.Detect(),
+		Act:             phases.RealAct(out, "cleanup-node"),
+	}
+	if o.dryRun {
+		d.Act = phases.DryRunAct(out, "cleanup-node")
+		d.Services = &service.DryRun{Say: func(f string, a ...any) { out.Plain("[dry-run] "+f, a...) }}
+	}
+	if err := wf.Run(ctx, d, "", o.skipPhases); err != nil {
+		return err
+	}
+	if !o.dryRun {
+		out.Plain("\nhost %q is reset; kforge left containerd's config, the installed binaries and the logs in /var/log/kforge.", node.Name)
+	}
+	return nil
+}

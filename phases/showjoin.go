@@ -1,0 +1,125 @@
+package phases
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	bootstrapapi "k8s.io/cluster-bootstrap/token/api"
+
+	"github.com/kforge/kforge/certs"
+	"github.com/kforge/kforge/internal/apiclient"
+	"github.com/kforge/kforge/tokens"
+)
+
+// ShowJoinCommandPhase prints the commands that join worker and control-plane nodes. It is
+// the one place the token secret is shown (on stdout, for the user).
+func ShowJoinCommandPhase() Phase {
+	return Phase{
+		Name:  "show-join-command",
+		Short: "Print the commands that join worker and control-plane nodes",
+		Run:   runShowJoinCommand,
+	}
+}
+
+func runShowJoinCommand(ctx context.Context, d *Data) error {
+	const phase = "show-join-command"
+	b := &d.BootstrapData
+	if b.Token.IsZero() {
+		cs, err := clusterClient(ctx, d, phase)
+		if err != nil {
+			return err
+		}
+		if err := findJoinToken(ctx, d, cs); err != nil {
+			return err
+		}
+	}
+	caPEM, err := readClusterCA(d)
+	if err != nil {
+		return err
+	}
+	ca, err := certs.ParseCertPEM(caPEM)
+	if err != nil {
+		return fmt.Errorf("reading the cluster CA: %w", err)
+	}
+	host, port := d.Cluster.Endpoint()
+	cmd := fmt.Sprintf("kforge join %s --token %s \\\n    --discovery-token-ca-cert-hash %s",
+		net.JoinHostPort(host, strconv.Itoa(port)), b.Token, certs.PinHash(ca))
+
+	w := d.Out.Writer()
+	fmt.Fprintf(w, "\nTo join worker nodes, run this on each of them as root:\n\n  %s\n\n", cmd)
+	if b.UploadCerts && !b.CertificateKey.IsZero() {
+		fmt.Fprintf(w, "To join control-plane nodes, run this on each of them as root:\n\n  %s \\\n    --control-plane --certificate-key %s\n\n", cmd, b.CertificateKey)
+		fmt.Fprintf(w, "The certificate key opens the certificates in Secret kube-system/kubeadm-certs, which is\n"+
+			"deleted two hours after upload; \"kforge init phase upload-certs --upload-certs\" uploads them again.\n\n")
+	} else {
+		fmt.Fprintf(w, "To join control-plane nodes, first share the certificates: run\n"+
+			"\"kforge init phase upload-certs --upload-certs\" and add \"--control-plane --certificate-key <key>\"\n"+
+			"to the command above, or copy the CAs and sa.key/sa.pub from this node and add \"--control-plane\".\n\n")
+	}
+	if !b.tokenExpires.IsZero() {
+		fmt.Fprintf(w, "The token expires at %s; \"kforge init phase bootstrap-token\" makes a new one.\n", b.tokenExpires.UTC().Format(time.RFC3339))
+	}
+	fmt.Fprintf(w, "A stock \"kubeadm join\" accepts the same arguments: replace \"kforge join\" with \"kubeadm join\".\n")
+	return nil
+}
+
+// findJoinToken picks the join token in the cluster that lives longest, for a
+// show-join-command run without --token and without bootstrap-token before it.
+func findJoinToken(ctx context.Context, d *Data, cs kubernetes.Interface) error {
+	type candidate struct {
+		tok  tokens.Token
+		spec tokens.Spec
+	}
+	var found []candidate
+	err := apiclient.Retry(ctx, func(ctx context.Context) error {
+		list, err := cs.CoreV1().Secrets(tokens.SecretNamespace).List(ctx, metav1.ListOptions{
+			FieldSelector: "type=" + string(bootstrapapi.SecretTypeBootstrapToken),
+		})
+		if err != nil {
+			return fmt.Errorf("listing bootstrap tokens: %w", err)
+		}
+		found = found[:0]
+		for i := range list.Items {
+			t, s, err := tokens.FromSecret(&list.Items[i])
+			if err == nil && joinTokenUsable(s, timeNow(d)) {
+				found = append(found, candidate{t, s})
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	if len(found) == 0 {
+		return errors.New("no join token to show: pass --token, or run the bootstrap-token phase to create one")
+	}
+	best := slices.MaxFunc(found, func(a, b candidate) int {
+		switch {
+		case a.spec.Expires.Equal(b.spec.Expires):
+			return strings.Compare(b.tok.ID, a.tok.ID)
+		case a.spec.Expires.IsZero():
+			return 1
+		case b.spec.Expires.IsZero():
+			return -1
+		}
+		return a.spec.Expires.Compare(b.spec.Expires)
+	})
+	d.BootstrapData.Token = best.tok
+	d.BootstrapData.tokenExpires = best.spec.Expires
+	d.Log.Debug("showing an existing join token", "token", best.tok)
+	return nil
+}
+
+// joinTokenUsable reports whether a token can join nodes at now.
+func joinTokenUsable(s tokens.Spec, now time.Time) bool {
+	return !s.Expired(now) && s.Has(tokens.UsageAuthentication) && s.Has(tokens.UsageSigning) &&
+		slices.Contains(s.Groups, tokens.DefaultNodeGroup)
+}

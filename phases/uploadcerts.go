@@ -1,0 +1,175 @@
+package phases
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"maps"
+	"os"
+	"strings"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+
+	"github.com/kforge/kforge/bootstrap"
+	"github.com/kforge/kforge/internal/apiclient"
+	"github.com/kforge/kforge/tokens"
+)
+
+// UploadCertsPhase seals the certificates control-plane nodes share (CAs, service-account
+// keys) with the certificate key and stores them in Secret kube-system/kubeadm-certs, owned
+// by a two-hour token so that they are deleted with it. The key itself never enters the
+// cluster: it is printed for the control-plane join command, and never logged.
+func UploadCertsPhase() Phase {
+	return Phase{
+		Name:  "upload-certs",
+		Short: "Upload the shared control-plane certificates, sealed, to Secret kube-system/kubeadm-certs",
+		Skip: func(d *Data) (string, bool) {
+			return "--upload-certs not set", !d.BootstrapData.UploadCerts
+		},
+		Run: runUploadCerts,
+	}
+}
+
+func runUploadCerts(ctx context.Context, d *Data) error {
+	const phase = "upload-certs"
+	b := &d.BootstrapData
+	if b.CertificateKey.IsZero() {
+		k, err := bootstrap.GenerateCertificateKey()
+		if err != nil {
+			return err
+		}
+		b.CertificateKey = k
+	}
+	files, err := readSharedCerts(d, phase)
+	if err != nil {
+		return err
+	}
+	cs, err := clusterClient(ctx, d, phase)
+	if err != nil {
+		return err
+	}
+	ownerID, expires, err := currentCertsSecret(ctx, d, cs, files)
+	if err != nil {
+		return err
+	}
+	if ownerID != "" {
+		d.Out.Phase(phase, "using existing Secret %s/%s: it opens with the certificate key and holds the current files",
+			bootstrap.NamespaceSystem, bootstrap.CertsSecretName)
+	} else {
+		owner, id, exp, err := newCertsOwner(ctx, d, phase, cs)
+		if err != nil {
+			return err
+		}
+		sealed, err := bootstrap.SealCerts(b.CertificateKey, files)
+		if err != nil {
+			return err
+		}
+		if _, err := ensureObject(ctx, d, phase, cs, bootstrap.CertsSecret(sealed, owner)); err != nil {
+			return err
+		}
+		ownerID, expires = id, exp
+	}
+	d.Log.Debug("shared certificates uploaded", "files", len(files), "owner-token", ownerID)
+	if err := ensureObjects(ctx, d, phase, cs, bootstrap.CertsRBAC()...); err != nil {
+		return err
+	}
+	d.Out.Phase(phase, "the sealed certificates are deleted with bootstrap token %s, which %s", ownerID, describeExpiry(expires))
+	d.Out.Phase(phase, "certificate key (a secret: it opens the certificates, pass it to join --control-plane):")
+	d.Out.Plain("%s", b.CertificateKey)
+	return nil
+}
+
+// readSharedCerts reads the files joining control-plane nodes need, keyed by their name in
+// kubeadm-certs. Missing CA keys mean an external CA and are skipped.
+func readSharedCerts(d *Data, phase string) (map[string][]byte, error) {
+	files := map[string][]byte{}
+	for _, f := range bootstrap.SharedCertFiles(d.Cluster, d.CertDir) {
+		data, err := os.ReadFile(d.Path(f.Path))
+		switch {
+		case err == nil:
+			files[f.Key] = data
+		case errors.Is(err, fs.ErrNotExist) && f.Optional:
+			d.Out.Phase(phase, "skipping %s: not present (external CA)", f.Path)
+		default:
+			return nil, fmt.Errorf("reading %s to upload it: %w", f.Path, err)
+		}
+	}
+	return files, nil
+}
+
+// currentCertsSecret returns the owner token ID and expiry of the kubeadm-certs Secret when
+// it can stay as it is: it opens with Data's certificate key, holds exactly files, and its
+// owner token has at least half its lifetime left. It returns "" when it must be written.
+func currentCertsSecret(ctx context.Context, d *Data, cs kubernetes.Interface, files map[string][]byte) (string, time.Time, error) {
+	sec, err := getSecret(ctx, cs, bootstrap.NamespaceSystem, bootstrap.CertsSecretName)
+	if err != nil || sec == nil {
+		return "", time.Time{}, err
+	}
+	opened, err := bootstrap.OpenCerts(d.BootstrapData.CertificateKey, sec.Data)
+	if err != nil {
+		d.Log.Info("uploading the certificates again: the existing Secret does not open with this certificate key", "error", err)
+		return "", time.Time{}, nil
+	}
+	if !maps.EqualFunc(opened, files, bytes.Equal) {
+		d.Log.Info("uploading the certificates again: the existing Secret holds other files")
+		return "", time.Time{}, nil
+	}
+	for _, ref := range sec.OwnerReferences {
+		if ref.Kind != "Secret" || !strings.HasPrefix(ref.Name, "bootstrap-token-") {
+			continue
+		}
+		owner, err := getSecret(ctx, cs, tokens.SecretNamespace, ref.Name)
+		if err != nil {
+			return "", time.Time{}, err
+		}
+		if owner == nil || (ref.UID != "" && owner.UID != ref.UID) {
+			continue
+		}
+		t, spec, err := tokens.FromSecret(owner)
+		if err != nil || spec.Expires.IsZero() || spec.Expires.Sub(timeNow(d)) < bootstrap.CertsTokenTTL/2 {
+			continue
+		}
+		return t.ID, spec.Expires, nil
+	}
+	d.Log.Info("uploading the certificates again: their owner token is gone or expires soon")
+	return "", time.Time{}, nil
+}
+
+// newCertsOwner creates the token whose Secret owns kubeadm-certs, and returns that
+// Secret (with its UID), the token ID and its expiry.
+func newCertsOwner(ctx context.Context, d *Data, phase string, cs kubernetes.Interface) (*corev1.Secret, string, time.Time, error) {
+	t, err := tokens.Generate()
+	if err != nil {
+		return nil, "", time.Time{}, err
+	}
+	spec := bootstrap.CertsTokenSpec(timeNow(d))
+	got, err := ensureObject(ctx, d, phase, cs, tokens.Secret(t, spec))
+	if err != nil {
+		return nil, "", time.Time{}, err
+	}
+	return got.(*corev1.Secret), t.ID, spec.Expires, nil
+}
+
+// getSecret reads a Secret, retrying transient errors; a missing one is nil.
+func getSecret(ctx context.Context, cs kubernetes.Interface, ns, name string) (*corev1.Secret, error) {
+	var sec *corev1.Secret
+	err := apiclient.Retry(ctx, func(ctx context.Context) error {
+		s, err := cs.CoreV1().Secrets(ns).Get(ctx, name, metav1.GetOptions{})
+		switch {
+		case apierrors.IsNotFound(err):
+			sec = nil
+			return nil
+		case err != nil:
+			return fmt.Errorf("reading Secret %s/%s: %w", ns, name, err)
+		}
+		sec = s
+		return nil
+	})
+	return sec, err
+}
