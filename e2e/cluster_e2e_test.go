@@ -1,0 +1,420 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/clientcmd"
+
+	"github.com/kforge/kforge/bootstrap"
+	kbundle "github.com/kforge/kforge/bundle"
+	"github.com/kforge/kforge/e2e/testbed"
+	"github.com/kforge/kforge/tokens"
+)
+
+// node is one test host with kforge staged on it.
+type node struct {
+	t      *testing.T
+	h      testbed.Host
+	kforge string // path of the staged kforge binary, visible inside the host
+	config string // path of cluster.toml inside the host
+}
+
+// run runs kforge inside the host and returns its stdout.
+func (n *node) run(ctx context.Context, args ...string) (string, error) {
+	n.t.Helper()
+	out, errOut, err := n.h.Exec(ctx, nil, append([]string{n.kforge}, args...)...)
+	if err != nil {
+		return string(out), fmt.Errorf("kforge %s on %s: %w\nstdout:\n%s\nstderr:\n%s", strings.Join(args, " "), n.h.Name, err, out, errOut)
+	}
+	return string(out), nil
+}
+
+// sh runs a shell command inside the host.
+func (n *node) sh(ctx context.Context, script string) string {
+	n.t.Helper()
+	out, errOut, err := n.h.Exec(ctx, nil, "sh", "-c", script)
+	if err != nil {
+		n.t.Fatalf("%s on %s: %v\n%s%s", script, n.h.Name, err, out, errOut)
+	}
+	return string(out)
+}
+
+// clusterConfig is the cluster.toml the e2e tests use for hosts. The kubelet of a test
+// host must keep its pods in the host's own cgroup subtree, and CoreDNS forwards to an
+// address inside the lab where nothing answers, so no query leaves it.
+func clusterConfig(bundleDir string, hosts ...testbed.Host) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "version = \"kforge/v1alpha1\"\nbundle = %q\n\n", bundleDir)
+	b.WriteString("[addons.dns]\nupstreams = [\"10.77.0.1\"]\n\n")
+	b.WriteString("[addons.cni]\nflannel_backend = \"host-gw\"\n\n")
+	for i, h := range hosts {
+		role := "worker"
+		if i == 0 {
+			role = "control-plane"
+		}
+		fmt.Fprintf(&b, "[[hosts]]\nname = %q\naddress = %q\nroles = [%q]\n\n", h.Name, h.Address, role)
+	}
+	return b.String()
+}
+
+// stageBundle makes a bundle the hosts can read: the cached build, hard-linked, plus the
+// kforge binary under test, with a manifest of its own.
+func stageBundle(t *testing.T, built string, tb *testbed.Testbed) (dir, kforge string) {
+	t.Helper()
+	src, err := kbundle.Load(built)
+	if err != nil {
+		t.Fatalf("the test bundle is not a kforge bundle: %v", err)
+	}
+	dir = filepath.Join(tb.Dir(), "e2e", "bundle")
+	os.RemoveAll(dir)
+	var files []kbundle.File
+	for _, f := range src.Manifest.Files {
+		dst := filepath.Join(dir, filepath.FromSlash(f.Path))
+		if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Link(filepath.Join(built, filepath.FromSlash(f.Path)), dst); err != nil {
+			t.Fatalf("staging %s: %v", f.Path, err)
+		}
+		files = append(files, kbundle.File{Path: f.Path, Kind: f.Kind, Install: f.Install, Images: f.Images})
+	}
+	kforge = filepath.Join(dir, "bin", "kforge")
+	root, err := repoRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command("go", "build", "-o", kforge, ".")
+	cmd.Dir = root
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("building kforge: %v\n%s", err, out)
+	}
+	files = append(files, kbundle.File{Path: "bin/kforge", Kind: kbundle.KindBinary, Install: "/usr/local/bin/kforge"})
+	if _, err := kbundle.Write(dir, src.Manifest.Versions, files); err != nil {
+		t.Fatal(err)
+	}
+	return dir, kforge
+}
+
+func repoRoot() (string, error) {
+	out, err := exec.Command("go", "env", "GOMOD").Output()
+	if err != nil {
+		return "", err
+	}
+	return filepath.Dir(strings.TrimSpace(string(out))), nil
+}
+
+// adminClient reads admin.conf from the host and returns a client that reaches the
+// apiserver over the lab network.
+func (n *node) adminClient(ctx context.Context) kubernetes.Interface {
+	n.t.Helper()
+	cfg, err := clientcmd.RESTConfigFromKubeConfig([]byte(n.sh(ctx, "cat /etc/kubernetes/admin.conf")))
+	if err != nil {
+		n.t.Fatal(err)
+	}
+	cfg.Timeout = 15 * time.Second
+	cs, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		n.t.Fatal(err)
+	}
+	return cs
+}
+
+// waitFor polls cond until it returns nil or the timeout passes.
+func waitFor(t *testing.T, ctx context.Context, what string, timeout time.Duration, cond func() error) time.Duration {
+	t.Helper()
+	start := time.Now()
+	var last error
+	for time.Since(start) < timeout {
+		if last = cond(); last == nil {
+			return time.Since(start)
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("waiting for %s: %v", what, ctx.Err())
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
+	t.Fatalf("timed out after %s waiting for %s: %v", timeout, what, last)
+	return 0
+}
+
+func nodeReady(ctx context.Context, cs kubernetes.Interface, name string) error {
+	nd, err := cs.CoreV1().Nodes().Get(ctx, name, metav1.GetOptions{})
+	if err != nil {
+		return err
+	}
+	for _, c := range nd.Status.Conditions {
+		if c.Type == corev1.NodeReady && c.Status == corev1.ConditionTrue {
+			return nil
+		}
+	}
+	return fmt.Errorf("node %s is not Ready", name)
+}
+
+// systemPodsReady checks that every pod of kube-system and kube-flannel is Running and
+// Ready, and that the four control-plane mirror pods are among them.
+func systemPodsReady(ctx context.Context, cs kubernetes.Interface, nodeName string) error {
+	var notReady []string
+	seen := map[string]bool{}
+	for _, ns := range []string{"kube-system", "kube-flannel"} {
+		pods, err := cs.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{})
+		if err != nil {
+			return err
+		}
+		for _, p := range pods.Items {
+			seen[p.Name] = true
+			ready := p.Status.Phase == corev1.PodRunning
+			for _, c := range p.Status.Conditions {
+				if c.Type == corev1.PodReady && c.Status != corev1.ConditionTrue {
+					ready = false
+				}
+			}
+			if !ready {
+				notReady = append(notReady, ns+"/"+p.Name+"("+string(p.Status.Phase)+")")
+			}
+		}
+	}
+	for _, c := range []string{"etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler"} {
+		if !seen[c+"-"+nodeName] {
+			notReady = append(notReady, "mirror pod "+c+"-"+nodeName+" missing")
+		}
+	}
+	for _, prefix := range []string{"coredns-", "kube-proxy-", "kube-flannel-ds-"} {
+		found := false
+		for name := range seen {
+			found = found || strings.HasPrefix(name, prefix)
+		}
+		if !found {
+			notReady = append(notReady, "no "+prefix+"* pod")
+		}
+	}
+	if len(notReady) > 0 {
+		sort.Strings(notReady)
+		return fmt.Errorf("not ready: %s", strings.Join(notReady, ", "))
+	}
+	return nil
+}
+
+var tokenRE = regexp.MustCompile(`--token ([a-z0-9]{6}\.[a-z0-9]{16})`)
+
+// stateOf fingerprints what init writes on a host: every file's content and mtime, and the
+// IDs of the running containers.
+func (n *node) stateOf(ctx context.Context) (files, containers string) {
+	files = n.sh(ctx, `find /etc/kubernetes /etc/containerd /var/lib/kubelet/config.yaml /var/lib/kubelet/kubeadm-flags.env `+
+		`/var/lib/kubelet/pki /etc/sysctl.d/99-kforge.conf -type f -printf '%p %T@ ' -exec sha256sum {} \; | sort`)
+	containers = n.sh(ctx, `ctr -n k8s.io tasks ls | awk 'NR>1 && $3=="RUNNING" {print $1}' | sort`)
+	return files, containers
+}
+
+// hostMemory is the memory the host's processes use, from its cgroup subtree.
+func hostMemoryMiB(h testbed.Host) float64 {
+	b, err := os.ReadFile("/sys/fs/cgroup/memory/" + h.Name + "/memory.max_usage_in_bytes")
+	if err != nil {
+		return -1
+	}
+	v, _ := strconv.ParseFloat(strings.TrimSpace(string(b)), 64)
+	return v / (1 << 20)
+}
+
+// TestSingleNodeInit builds or reuses the test bundle, creates one test host and runs
+// kforge init inside it, then checks the cluster, convergence, crash recovery and reset.
+func TestSingleNodeInit(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("the e2e tier creates hosts from namespaces and needs root; run it with `sudo make e2e`")
+	}
+	ctx := t.Context()
+	built := buildTestBundle(t, ctx)
+
+	tb, err := testbed.Up(ctx, testbed.Options{Hosts: 1, Out: os.Stderr})
+	if err != nil {
+		t.Fatalf("creating the test host: %v", err)
+	}
+	if os.Getenv("KFORGE_E2E_KEEP") == "" {
+		t.Cleanup(func() {
+			if err := tb.Down(context.Background()); err != nil {
+				t.Errorf("removing the testbed: %v", err)
+			}
+		})
+	}
+	h, _ := tb.Host("h1")
+	bundleDir, kforge := stageBundle(t, built, tb)
+	n := &node{t: t, h: h, kforge: kforge, config: "/root/cluster.toml"}
+	if _, _, err := h.Exec(ctx, strings.NewReader(clusterConfig(bundleDir, h)), "sh", "-c", "cat > "+n.config); err != nil {
+		t.Fatal(err)
+	}
+	initArgs := []string{"init", "-f", n.config, "--node", h.Name}
+
+	var timings []string
+	timedInit := func(run int) (string, kubernetes.Interface) {
+		start := time.Now()
+		out, err := n.run(ctx, initArgs...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		initDone := time.Since(start)
+		cs := n.adminClient(ctx)
+		waitFor(t, ctx, "node Ready", 3*time.Minute, func() error { return nodeReady(ctx, cs, h.Name) })
+		ready := time.Since(start)
+		waitFor(t, ctx, "every kube-system pod Ready", 4*time.Minute, func() error { return systemPodsReady(ctx, cs, h.Name) })
+		all := time.Since(start)
+		timings = append(timings, fmt.Sprintf("run %d: init returned after %s, node Ready after %s, every system pod Ready after %s",
+			run, initDone.Round(100*time.Millisecond), ready.Round(100*time.Millisecond), all.Round(100*time.Millisecond)))
+		return out, cs
+	}
+
+	// 1. A fresh init.
+	out, cs := timedInit(1)
+	t.Log(out)
+
+	t.Run("control plane", func(t *testing.T) {
+		body, err := cs.Discovery().RESTClient().Get().AbsPath("/readyz").DoRaw(ctx)
+		if err != nil || string(body) != "ok" {
+			t.Fatalf("/readyz = %q, %v", body, err)
+		}
+	})
+
+	t.Run("discovery material", func(t *testing.T) {
+		m := tokenRE.FindStringSubmatch(out)
+		if m == nil {
+			t.Fatalf("init printed no join token:\n%s", out)
+		}
+		tok, err := tokens.Parse(m[1])
+		if err != nil {
+			t.Fatal(err)
+		}
+		cm, err := cs.CoreV1().ConfigMaps("kube-public").Get(ctx, "cluster-info", metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := bootstrap.VerifyClusterInfoJWS(cm, tok); err != nil {
+			t.Fatalf("cluster-info signature for the printed token: %v", err)
+		}
+		forged := tokens.Token{ID: tok.ID, Secret: strings.Repeat("a", 16)}
+		if err := bootstrap.VerifyClusterInfoJWS(cm, forged); err == nil {
+			t.Fatal("cluster-info verified with a wrong token secret")
+		}
+	})
+
+	t.Run("networking", func(t *testing.T) { checkPodNetworking(t, ctx, cs) })
+
+	t.Run("idempotency", func(t *testing.T) {
+		files, containers := n.stateOf(ctx)
+		if strings.TrimSpace(containers) == "" {
+			t.Fatal("no running containers before the re-run")
+		}
+		again, err := n.run(ctx, initArgs...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		files2, containers2 := n.stateOf(ctx)
+		if files != files2 {
+			t.Errorf("a second init changed files:\nbefore:\n%s\nafter:\n%s", files, files2)
+		}
+		if containers != containers2 {
+			t.Errorf("a second init restarted containers:\nbefore:\n%s\nafter:\n%s", containers, containers2)
+		}
+		if strings.Contains(again, "starting the kubelet") {
+			t.Errorf("a second init restarted the kubelet:\n%s", again)
+		}
+	})
+
+	// 2. Reset, then init again, twice: two more timed runs.
+	for run := 2; run <= 3; run++ {
+		if _, err := n.run(ctx, "reset"); err != nil {
+			t.Fatal(err)
+		}
+		if left := n.sh(ctx, "ls /etc/kubernetes/pki /var/lib/etcd 2>/dev/null | wc -l"); strings.TrimSpace(left) != "0" {
+			t.Fatalf("reset left files behind: %s", left)
+		}
+		timedInit(run)
+	}
+
+	// 3. Crash recovery: from a reset host, kill -9 kforge in the middle of each online
+	// phase in turn; every re-run picks up where the last one died.
+	t.Run("crash recovery", func(t *testing.T) {
+		if _, err := n.run(ctx, "reset"); err != nil {
+			t.Fatal(err)
+		}
+		for _, phase := range []string{"container-runtime", "kubelet-start", "wait-control-plane", "upload-config",
+			"mark-control-plane", "bootstrap-token", "kubelet-finalize", "addon", "show-join-command"} {
+			killed := n.killDuring(ctx, phase, initArgs)
+			t.Logf("killed kforge during %s (%s)", phase, killed)
+		}
+		if _, err := n.run(ctx, initArgs...); err != nil {
+			t.Fatalf("init after the crashes: %v", err)
+		}
+		cs := n.adminClient(ctx)
+		waitFor(t, ctx, "node Ready after the crashes", 3*time.Minute, func() error { return nodeReady(ctx, cs, h.Name) })
+		waitFor(t, ctx, "system pods Ready after the crashes", 4*time.Minute, func() error { return systemPodsReady(ctx, cs, h.Name) })
+		checkPodNetworking(t, ctx, cs)
+	})
+
+	for _, l := range timings {
+		t.Log(l)
+	}
+	t.Logf("peak memory of host %s: %.0f MiB", h.Name, hostMemoryMiB(h))
+}
+
+// killDuring runs init and sends SIGKILL to kforge as soon as it prints the first line of
+// phase. It returns the line it was killed at.
+func (n *node) killDuring(ctx context.Context, phase string, args []string) string {
+	n.t.Helper()
+	// The shell prints its pid as the host sees it, then becomes kforge.
+	cmd := n.h.Command(ctx, "sh", "-c", `echo $$; exec "$0" "$@"`, n.kforge)
+	cmd.Args = append(cmd.Args, args...)
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		n.t.Fatal(err)
+	}
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		n.t.Fatal(err)
+	}
+	sc := bufio.NewScanner(stdout)
+	sc.Scan()
+	pid := strings.TrimSpace(sc.Text())
+	killedAt := ""
+	var seen []string
+	for sc.Scan() {
+		line := sc.Text()
+		seen = append(seen, line)
+		if strings.HasPrefix(line, "["+phase+"]") {
+			if _, _, err := n.h.Exec(ctx, nil, "kill", "-9", pid); err != nil {
+				n.t.Fatalf("kill -9 %s: %v", pid, err)
+			}
+			killedAt = line
+			break
+		}
+	}
+	go io.Copy(io.Discard, stdout)
+	err = cmd.Wait()
+	if killedAt == "" {
+		n.t.Fatalf("init never reached phase %s (exit %v):\n%s\n%s", phase, err, strings.Join(seen, "\n"), stderr.String())
+	}
+	if ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus); ok && ws.Exited() && ws.ExitStatus() == 0 && !slices.Contains(seen, "") {
+		n.t.Logf("note: kforge finished before the kill landed in %s", phase)
+	}
+	return killedAt
+}
