@@ -4,10 +4,12 @@ VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo v0.
 LDFLAGS  := -s -w -X github.com/kforge/kforge/cmd.version=$(VERSION)
 BIN      := bin/kforge
 
-.PHONY: help build test integration bench bundle verify ci clean
+HOSTS    ?= 3
+
+.PHONY: help build test integration e2e bench bundle cluster testbed testbed-down verify ci clean
 
 help: ## list the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
+	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
 
 build: ## build bin/kforge
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) .
@@ -17,6 +19,18 @@ test: ## hermetic unit tests: no root, no network, no cluster
 
 integration: ## real etcd + control-plane binaries from generated files, no root (builds or reuses the bundle)
 	$(GO) test -tags integration -count=1 -timeout 45m -v -run Integration ./e2e/
+
+e2e: ## real hosts on the testbed: kubelet, containerd, kforge init/reset (root; builds or reuses the bundle)
+	$(GO) test -tags e2e -count=1 -timeout 50m -v -run 'TestSingleNodeInit' ./e2e/
+
+testbed: ## create HOSTS test hosts (network, mount, UTS and PID namespaces with sshd and containerd) and leave them running (root)
+	$(GO) run ./e2e/testbedctl up -n $(HOSTS)
+
+cluster: ## a real one-host cluster on this machine: bundle, test host, kforge init, ./kforge-admin.conf (root)
+	$(GO) run ./e2e/testbedctl cluster
+
+testbed-down: ## remove every trace of the testbed (root)
+	$(GO) run ./e2e/testbedctl down
 
 bench: ## benchmarks under bench/
 	$(GO) test -run '^$$' -bench . -benchmem ./bench/
@@ -28,6 +42,7 @@ verify: ## gofmt, go vet and go mod tidy are clean (golden files are checked by 
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 	$(GO) vet -tags integration ./e2e/
+	$(GO) vet -tags e2e ./e2e/...
 	$(GO) mod tidy -diff
 
 ci: verify test integration ## what CI runs: verify, unit tests, then the integration tier

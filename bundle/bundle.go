@@ -32,8 +32,14 @@ const ManifestName = "manifest.json"
 
 // File kinds.
 const (
+	// KindBinary is an executable kforge installs on every host (kubelet, kubectl, CNI
+	// plugins, kforge itself).
 	KindBinary = "binary"
-	KindImage  = "image"
+	// KindImage is an image archive kforge imports into containerd.
+	KindImage = "image"
+	// KindFile travels with the bundle and is verified, but not installed: the
+	// control-plane binaries its images were made from, for example.
+	KindFile = "file"
 )
 
 // Manifest is manifest.json.
@@ -111,8 +117,9 @@ func (m *Manifest) Validate() error {
 			if len(f.Images) == 0 {
 				errs = append(errs, fmt.Errorf("%s: an image archive needs at least one image reference", where))
 			}
+		case KindFile:
 		default:
-			errs = append(errs, fmt.Errorf("%s: kind %q is not %q or %q", where, f.Kind, KindBinary, KindImage))
+			errs = append(errs, fmt.Errorf("%s: kind %q is not %q, %q or %q", where, f.Kind, KindBinary, KindImage, KindFile))
 		}
 	}
 	return errors.Join(errs...)

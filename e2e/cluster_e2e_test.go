@@ -26,27 +26,22 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/kforge/kforge/bootstrap"
-	kbundle "github.com/kforge/kforge/bundle"
+	"github.com/kforge/kforge/e2e/lab"
 	"github.com/kforge/kforge/e2e/testbed"
 	"github.com/kforge/kforge/tokens"
 )
 
 // node is one test host with kforge staged on it.
 type node struct {
-	t      *testing.T
-	h      testbed.Host
-	kforge string // path of the staged kforge binary, visible inside the host
-	config string // path of cluster.toml inside the host
+	t   *testing.T
+	h   testbed.Host
+	lab *lab.Lab
 }
 
 // run runs kforge inside the host and returns its stdout.
 func (n *node) run(ctx context.Context, args ...string) (string, error) {
 	n.t.Helper()
-	out, errOut, err := n.h.Exec(ctx, nil, append([]string{n.kforge}, args...)...)
-	if err != nil {
-		return string(out), fmt.Errorf("kforge %s on %s: %w\nstdout:\n%s\nstderr:\n%s", strings.Join(args, " "), n.h.Name, err, out, errOut)
-	}
-	return string(out), nil
+	return n.lab.Run(ctx, n.h, nil, args...)
 }
 
 // sh runs a shell command inside the host.
@@ -57,63 +52,6 @@ func (n *node) sh(ctx context.Context, script string) string {
 		n.t.Fatalf("%s on %s: %v\n%s%s", script, n.h.Name, err, out, errOut)
 	}
 	return string(out)
-}
-
-// clusterConfig is the cluster.toml the e2e tests use for hosts. The kubelet of a test
-// host must keep its pods in the host's own cgroup subtree, and CoreDNS forwards to an
-// address inside the lab where nothing answers, so no query leaves it.
-func clusterConfig(bundleDir string, hosts ...testbed.Host) string {
-	var b strings.Builder
-	fmt.Fprintf(&b, "version = \"kforge/v1alpha1\"\nbundle = %q\n\n", bundleDir)
-	b.WriteString("[addons.dns]\nupstreams = [\"10.77.0.1\"]\n\n")
-	b.WriteString("[addons.cni]\nflannel_backend = \"host-gw\"\n\n")
-	for i, h := range hosts {
-		role := "worker"
-		if i == 0 {
-			role = "control-plane"
-		}
-		fmt.Fprintf(&b, "[[hosts]]\nname = %q\naddress = %q\nroles = [%q]\n\n", h.Name, h.Address, role)
-	}
-	return b.String()
-}
-
-// stageBundle makes a bundle the hosts can read: the cached build, hard-linked, plus the
-// kforge binary under test, with a manifest of its own.
-func stageBundle(t *testing.T, built string, tb *testbed.Testbed) (dir, kforge string) {
-	t.Helper()
-	src, err := kbundle.Load(built)
-	if err != nil {
-		t.Fatalf("the test bundle is not a kforge bundle: %v", err)
-	}
-	dir = filepath.Join(tb.Dir(), "e2e", "bundle")
-	os.RemoveAll(dir)
-	var files []kbundle.File
-	for _, f := range src.Manifest.Files {
-		dst := filepath.Join(dir, filepath.FromSlash(f.Path))
-		if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.Link(filepath.Join(built, filepath.FromSlash(f.Path)), dst); err != nil {
-			t.Fatalf("staging %s: %v", f.Path, err)
-		}
-		files = append(files, kbundle.File{Path: f.Path, Kind: f.Kind, Install: f.Install, Images: f.Images})
-	}
-	kforge = filepath.Join(dir, "bin", "kforge")
-	root, err := repoRoot()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command("go", "build", "-o", kforge, ".")
-	cmd.Dir = root
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("building kforge: %v\n%s", err, out)
-	}
-	files = append(files, kbundle.File{Path: "bin/kforge", Kind: kbundle.KindBinary, Install: "/usr/local/bin/kforge"})
-	if _, err := kbundle.Write(dir, src.Manifest.Versions, files); err != nil {
-		t.Fatal(err)
-	}
-	return dir, kforge
 }
 
 func repoRoot() (string, error) {
@@ -128,7 +66,11 @@ func repoRoot() (string, error) {
 // apiserver over the lab network.
 func (n *node) adminClient(ctx context.Context) kubernetes.Interface {
 	n.t.Helper()
-	cfg, err := clientcmd.RESTConfigFromKubeConfig([]byte(n.sh(ctx, "cat /etc/kubernetes/admin.conf")))
+	kc, err := lab.AdminKubeconfig(ctx, n.h)
+	if err != nil {
+		n.t.Fatal(err)
+	}
+	cfg, err := clientcmd.RESTConfigFromKubeConfig(kc)
 	if err != nil {
 		n.t.Fatal(err)
 	}
@@ -258,12 +200,19 @@ func TestSingleNodeInit(t *testing.T) {
 		})
 	}
 	h, _ := tb.Host("h1")
-	bundleDir, kforge := stageBundle(t, built, tb)
-	n := &node{t: t, h: h, kforge: kforge, config: "/root/cluster.toml"}
-	if _, _, err := h.Exec(ctx, strings.NewReader(clusterConfig(bundleDir, h)), "sh", "-c", "cat > "+n.config); err != nil {
+	root, err := repoRoot()
+	if err != nil {
 		t.Fatal(err)
 	}
-	initArgs := []string{"init", "-f", n.config, "--node", h.Name}
+	l, err := lab.Stage(tb, built, root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := &node{t: t, h: h, lab: l}
+	if err := l.WriteConfig(ctx, h, l.ClusterConfig(h)); err != nil {
+		t.Fatal(err)
+	}
+	initArgs := []string{"init", "-f", lab.ConfigPath, "--node", h.Name}
 
 	var timings []string
 	timedInit := func(run int) (string, kubernetes.Interface) {
@@ -381,7 +330,7 @@ func TestSingleNodeInit(t *testing.T) {
 func (n *node) killDuring(ctx context.Context, phase string, args []string) string {
 	n.t.Helper()
 	// The shell prints its pid as the host sees it, then becomes kforge.
-	cmd := n.h.Command(ctx, "sh", "-c", `echo $$; exec "$0" "$@"`, n.kforge)
+	cmd := n.h.Command(ctx, "sh", "-c", `echo $$; exec "$0" "$@"`, n.lab.Kforge)
 	cmd.Args = append(cmd.Args, args...)
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
