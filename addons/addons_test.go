@@ -596,7 +596,7 @@ func TestImagesFollowConfig(t *testing.T) {
 			want: []string{
 				"registry.k8s.io/coredns/coredns:v1.12.1",
 				"registry.k8s.io/kube-proxy:v1.34.4",
-				"ghcr.io/flannel-io/flannel:v0.28.0",
+				"ghcr.io/flannel-io/flannel:v0.28.10",
 				"ghcr.io/flannel-io/flannel-cni-plugin:v1.8.0-flannel1",
 			},
 		},

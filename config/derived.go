@@ -13,7 +13,7 @@ import (
 // Images of the add-on and runtime components kforge pins for each Kubernetes minor release.
 // The control-plane images follow KubernetesVersion itself.
 var componentVersions = map[int]struct{ Etcd, Pause, CoreDNS, Flannel, FlannelCNIPlugin string }{
-	34: {Etcd: "3.6.4-0", Pause: "3.10.1", CoreDNS: "v1.12.1", Flannel: "v0.28.0", FlannelCNIPlugin: "v1.8.0-flannel1"},
+	34: {Etcd: "3.6.4-0", Pause: "3.10.1", CoreDNS: "v1.12.1", Flannel: "v0.28.10", FlannelCNIPlugin: "v1.8.0-flannel1"},
 }
 
 // flannelRepository is where flannel publishes its images. It is used when

@@ -121,7 +121,7 @@ func TestImage(t *testing.T) {
 		ImageEtcd:              "mirror.example.com/k8s/etcd:3.6.4-0",
 		ImagePause:             "mirror.example.com/k8s/pause:3.10.1",
 		ImageCoreDNS:           "mirror.example.com/k8s/coredns/coredns:v1.12.1",
-		ImageFlannel:           "mirror.example.com/k8s/flannel-io/flannel:v0.28.0",
+		ImageFlannel:           "mirror.example.com/k8s/flannel-io/flannel:v0.28.10",
 	}
 	for component, want := range tests {
 		if got := c.Image(component); got != want {

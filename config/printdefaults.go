@@ -167,6 +167,8 @@ roles = ["control-plane"]
 # labels = { "topology.kubernetes.io/zone" = "zone-a" }
 # Taints are "key[=value]:Effect" with Effect NoSchedule, PreferNoSchedule or NoExecute.
 # taints = ["dedicated=infra:NoSchedule"]
+# Kubelet flags for this host only; they win over [kubelet] extra_args.
+# kubelet_extra_args = { "cgroup-root" = "/h1" }
 
 [hosts.ssh]
 user = {{q .SSHUser}}

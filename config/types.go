@@ -184,7 +184,10 @@ type Host struct {
 	Labels          map[string]string `toml:"labels,omitempty"`
 	// Taints are "key[=value]:Effect".
 	Taints []string `toml:"taints,omitempty"`
-	SSH    SSH      `toml:"ssh"`
+	// KubeletExtraArgs are kubelet flags for this host only; they win over
+	// kubelet.extra_args.
+	KubeletExtraArgs map[string]string `toml:"kubelet_extra_args,omitempty"`
+	SSH              SSH               `toml:"ssh"`
 }
 
 // SSH says how `kforge up` reaches a host.

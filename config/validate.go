@@ -563,6 +563,7 @@ func (c *Cluster) validateHosts(l *problemList) {
 		validateRoles(l, p, h.Roles)
 		validateLabels(l, p+".labels", h.Labels)
 		validateTaints(l, p+".taints", h.Taints)
+		validateExtraArgs(l, p+".kubelet_extra_args", h.KubeletExtraArgs)
 		validateSSH(l, p+".ssh", h.SSH)
 	}
 }

@@ -46,6 +46,8 @@ type Params struct {
 	CertDir      string // the cluster PKI dir, for the client CA
 	ManifestsDir string // where the static pods live
 	Host         Host
+	// HostExtraArgs are this host's own kubelet flags (hosts[].kubelet_extra_args).
+	HostExtraArgs map[string]string
 }
 
 // Config returns the KubeletConfiguration for a node.
@@ -120,6 +122,7 @@ func Flags(p Params) map[string]string {
 		"hostname-override": p.NodeName,
 	}
 	maps.Copy(flags, p.Cluster.Kubelet.ExtraArgs)
+	maps.Copy(flags, p.HostExtraArgs)
 	return flags
 }
 

@@ -21,11 +21,12 @@ const DefaultKubeletPath = "/usr/local/bin/kubelet"
 
 func kubeletParams(d *Data) kubelet.Params {
 	return kubelet.Params{
-		Cluster:      d.Cluster,
-		NodeName:     d.Node.Name,
-		NodeIP:       d.AdvertiseAddress.String(),
-		CertDir:      d.CertDir,
-		ManifestsDir: d.ManifestsDir,
+		Cluster:       d.Cluster,
+		NodeName:      d.Node.Name,
+		NodeIP:        d.AdvertiseAddress.String(),
+		CertDir:       d.CertDir,
+		ManifestsDir:  d.ManifestsDir,
+		HostExtraArgs: d.Node.KubeletExtraArgs,
 		Host: kubelet.Host{
 			CgroupV1:         d.Facts.Cgroup.IsV1(),
 			CgroupDriver:     d.Facts.CgroupDriver(),

@@ -28,11 +28,13 @@ import (
 	"runtime"
 	"strings"
 	"time"
+
+	kbundle "github.com/kforge/kforge/bundle"
 )
 
 // BuilderVersion is part of the cache key. Raise it whenever this package changes what
 // goes into a bundle (build flags, steps, layout), so that old caches are not reused.
-const BuilderVersion = 1
+const BuilderVersion = 2
 
 // CacheDirEnv names the environment variable that overrides the kforge cache directory.
 const CacheDirEnv = "KFORGE_CACHE_DIR"
@@ -58,6 +60,8 @@ type Options struct {
 
 	// steps replaces the default steps; for tests.
 	steps []Step
+	// coreOnly builds only Kubernetes and etcd; for tests of the build machinery.
+	coreOnly bool
 }
 
 // Bundle is a complete bundle directory.
@@ -114,6 +118,8 @@ type plan struct {
 	steps     []Step
 	key       string
 	goCmd     string
+	// imageRefs maps each image archive to the references it holds.
+	imageRefs map[string][]string
 	log       io.Writer
 }
 
@@ -137,7 +143,7 @@ func Build(ctx context.Context, opts Options) (*Bundle, error) {
 }
 
 func newPlan(opts Options) (*plan, error) {
-	p := &plan{repoRoot: opts.RepoRoot, goCmd: opts.GoCmd, log: opts.Log, steps: opts.steps}
+	p := &plan{repoRoot: opts.RepoRoot, goCmd: opts.GoCmd, log: opts.Log, steps: opts.steps, imageRefs: map[string][]string{}}
 	if p.log == nil {
 		p.log = io.Discard
 	}
@@ -161,7 +167,11 @@ func newPlan(opts Options) (*plan, error) {
 		return nil, err
 	}
 	if p.steps == nil {
-		if p.steps, err = defaultSteps(p.versions); err != nil {
+		build := defaultSteps
+		if opts.coreOnly {
+			build = coreSteps
+		}
+		if p.steps, err = build(p.versions, p.imageRefs); err != nil {
 			return nil, err
 		}
 	}
@@ -307,6 +317,14 @@ func (p *plan) build(ctx context.Context) (*Bundle, error) {
 	}
 	if err := writeManifest(tmp, m); err != nil {
 		return nil, err
+	}
+	var paths []string
+	for _, f := range files {
+		paths = append(paths, f.Path)
+	}
+	versions := map[string]string{"kubernetes": p.versions.Kubernetes, "etcd": p.versions.Etcd}
+	if _, err := kbundle.Write(tmp, versions, productFiles(paths, p.imageRefs)); err != nil {
+		return nil, fmt.Errorf("writing the bundle manifest: %w", err)
 	}
 	if err := os.Chmod(tmp, 0o755); err != nil {
 		return nil, fmt.Errorf("setting the bundle directory's mode: %w", err)

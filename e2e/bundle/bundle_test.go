@@ -91,7 +91,7 @@ func TestBuildWithFakeGo(t *testing.T) {
 	goCmd, goLog := fakeGo(t)
 	cache := t.TempDir()
 	var log bytes.Buffer
-	opts := Options{RepoRoot: root, CacheDir: cache, GoCmd: goCmd, Log: &log}
+	opts := Options{coreOnly: true, RepoRoot: root, CacheDir: cache, GoCmd: goCmd, Log: &log}
 
 	b, err := Build(context.Background(), opts)
 	if err != nil {
@@ -216,7 +216,7 @@ func TestBuildFailureLeavesNoCache(t *testing.T) {
 	cache := t.TempDir()
 	t.Setenv("FAKE_GO_FAIL", "undefined: frobnicate")
 
-	_, err := Build(context.Background(), Options{RepoRoot: root, CacheDir: cache, GoCmd: goCmd})
+	_, err := Build(context.Background(), Options{coreOnly: true, RepoRoot: root, CacheDir: cache, GoCmd: goCmd})
 	if err == nil {
 		t.Fatal("Build() succeeded with a failing go build")
 	}
@@ -269,7 +269,7 @@ func TestBuildCancelled(t *testing.T) {
 			return ctx.Err()
 		},
 	}
-	_, err := Build(ctx, Options{RepoRoot: root, CacheDir: cache, steps: []Step{step}})
+	_, err := Build(ctx, Options{coreOnly: true, RepoRoot: root, CacheDir: cache, steps: []Step{step}})
 	if !errors.Is(err, context.Canceled) {
 		t.Fatalf("Build() error = %v, want context.Canceled", err)
 	}
@@ -286,7 +286,7 @@ func TestBuildMissingOutput(t *testing.T) {
 			return os.WriteFile(env.Out("bin/a"), nil, 0o755)
 		},
 	}
-	_, err := Build(context.Background(), Options{RepoRoot: root, CacheDir: cache, steps: []Step{step}})
+	_, err := Build(context.Background(), Options{coreOnly: true, RepoRoot: root, CacheDir: cache, steps: []Step{step}})
 	if err == nil || !strings.Contains(err.Error(), "did not produce bin/b") {
 		t.Fatalf("Build() error = %v, want it to say bin/b is missing", err)
 	}
@@ -316,7 +316,7 @@ func TestBuildRepairsCache(t *testing.T) {
 			root := fakeRepo(t, testKbuildMod, testEtcdMod)
 			cache := t.TempDir()
 			var runs int
-			opts := Options{RepoRoot: root, CacheDir: cache, steps: []Step{fakeStep("one", &runs)}}
+			opts := Options{coreOnly: true, RepoRoot: root, CacheDir: cache, steps: []Step{fakeStep("one", &runs)}}
 			b, err := Build(context.Background(), opts)
 			if err != nil {
 				t.Fatal(err)
@@ -345,7 +345,7 @@ func TestBuildRemovesInterruptedBuilds(t *testing.T) {
 	root := fakeRepo(t, testKbuildMod, testEtcdMod)
 	cache := t.TempDir()
 	var runs int
-	opts := Options{RepoRoot: root, CacheDir: cache, steps: []Step{fakeStep("one", &runs)}}
+	opts := Options{coreOnly: true, RepoRoot: root, CacheDir: cache, steps: []Step{fakeStep("one", &runs)}}
 	p, err := newPlan(opts)
 	if err != nil {
 		t.Fatal(err)
@@ -368,7 +368,7 @@ func TestBuildRemovesInterruptedBuilds(t *testing.T) {
 
 func TestKey(t *testing.T) {
 	root := fakeRepo(t, testKbuildMod, testEtcdMod)
-	steps, err := defaultSteps(Versions{Kubernetes: "v1.34.4", Etcd: "v3.6.4"})
+	steps, err := coreSteps(Versions{Kubernetes: "v1.34.4", Etcd: "v3.6.4"}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -13,8 +13,14 @@ import (
 	"strings"
 )
 
-// ManifestFile is the name of the bundle's inventory, in the bundle directory.
-const ManifestFile = "manifest.json"
+// ManifestFile is the name of the builder's record of a bundle: cache key, builder
+// version, platform and every file. The bundle's own manifest, which kforge reads, is
+// ProductManifestFile.
+const ManifestFile = "build.json"
+
+// ProductManifestFile is the manifest in kforge's bundle format (package bundle at the
+// repository root).
+const ProductManifestFile = "manifest.json"
 
 // Manifest is the inventory of a bundle: what it was built from and every file in it.
 type Manifest struct {
@@ -50,7 +56,7 @@ func scanFiles(dir string) ([]FileEntry, error) {
 		}
 		rel = filepath.ToSlash(rel)
 		switch {
-		case d.IsDir() || rel == ManifestFile:
+		case d.IsDir() || rel == ManifestFile || rel == ProductManifestFile:
 			return nil
 		case !d.Type().IsRegular():
 			return fmt.Errorf("%s is not a regular file", p)
@@ -83,7 +89,7 @@ func hashFile(p string) (sum string, size int64, err error) {
 	return hex.EncodeToString(h.Sum(nil)), size, nil
 }
 
-// writeManifest writes m to dir/manifest.json and syncs it.
+// writeManifest writes m to dir/build.json and syncs it.
 func writeManifest(dir string, m *Manifest) error {
 	data, err := json.MarshalIndent(m, "", "  ")
 	if err != nil {
@@ -108,7 +114,7 @@ func writeManifest(dir string, m *Manifest) error {
 	return nil
 }
 
-// readManifest reads dir/manifest.json.
+// readManifest reads dir/build.json.
 func readManifest(dir string) (*Manifest, error) {
 	p := filepath.Join(dir, ManifestFile)
 	data, err := os.ReadFile(p)

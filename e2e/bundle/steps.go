@@ -227,8 +227,22 @@ func readVersions(repoRoot string) (Versions, error) {
 	return v, nil
 }
 
-// defaultSteps are the steps of a bundle with versions v.
-func defaultSteps(v Versions) ([]Step, error) {
+// defaultSteps are the steps of a bundle with versions v. refs receives the image
+// reference of each image archive.
+func defaultSteps(v Versions, refs map[string][]string) ([]Step, error) {
+	core, err := coreSteps(v, refs)
+	if err != nil {
+		return nil, err
+	}
+	im, err := imagesStep(refs)
+	if err != nil {
+		return nil, err
+	}
+	return append(core, corednsStep(), flannelStep(), cniStep(), pauseStep(), im), nil
+}
+
+// coreSteps build the Kubernetes and etcd binaries only.
+func coreSteps(v Versions, _ map[string][]string) ([]Step, error) {
 	k, err := kubernetesStep(v.Kubernetes)
 	if err != nil {
 		return nil, err

@@ -77,7 +77,9 @@ func (l *Lab) ClusterConfig(hosts ...testbed.Host) string {
 		if i == 0 {
 			role = "control-plane"
 		}
-		fmt.Fprintf(&b, "[[hosts]]\nname = %q\naddress = %q\nroles = [%q]\n\n", h.Name, h.Address, role)
+		// A test host's kubelet keeps its pods in the host's own cgroup subtree.
+		fmt.Fprintf(&b, "[[hosts]]\nname = %q\naddress = %q\nroles = [%q]\nkubelet_extra_args = { \"cgroup-root\" = \"/%s\" }\n\n",
+			h.Name, h.Address, role, h.Name)
 	}
 	return b.String()
 }
