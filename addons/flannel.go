@@ -229,10 +229,14 @@ func flannelDaemonSetObject(c *config.Cluster, labels map[string]string) *appsv1
 						// flanneld reads /etc/kube-flannel/net-conf.json and writes
 						// /run/flannel/subnet.env, its defaults.
 						Command: []string{flanneldBinary},
-						Args:    []string{"--ip-masq", "--kube-subnet-mgr"},
+						// The node's own address picks the interface for inter-host
+						// traffic: right on hosts with several interfaces, and on hosts
+						// with no default route to guess from.
+						Args: []string{"--ip-masq", "--kube-subnet-mgr", "--iface=$(HOST_IP)"},
 						Env: []corev1.EnvVar{
 							fieldEnv("POD_NAME", "metadata.name"),
 							fieldEnv("POD_NAMESPACE", "metadata.namespace"),
+							fieldEnv("HOST_IP", "status.hostIP"),
 							{Name: "EVENT_QUEUE_DEPTH", Value: flannelEventQueue},
 						},
 						Resources: corev1.ResourceRequirements{Requests: corev1.ResourceList{

@@ -293,7 +293,7 @@ func TestSingleNodeInit(t *testing.T) {
 		if _, err := n.run(ctx, "reset"); err != nil {
 			t.Fatal(err)
 		}
-		if left := n.sh(ctx, "ls /etc/kubernetes/pki /var/lib/etcd 2>/dev/null | wc -l"); strings.TrimSpace(left) != "0" {
+		if left := n.sh(ctx, "ls -A /etc/kubernetes/pki /var/lib/etcd /etc/kubernetes/manifests 2>/dev/null | grep -v ':$' | grep -c . || true"); strings.TrimSpace(left) != "0" {
 			t.Fatalf("reset left files behind: %s", left)
 		}
 		timedInit(run)

@@ -110,7 +110,7 @@ func cleanupNode(ctx context.Context, d *Data) error {
 		if _, err := os.Lstat(d.Path(p)); errors.Is(err, fs.ErrNotExist) {
 			continue
 		}
-		step("remove "+p, func() error { return os.RemoveAll(d.Path(p)) })
+		step("remove "+p, func() error { return removeContents(d.Path(p)) })
 	}
 
 	for _, link := range []string{"cni0", "flannel.1", "kube-ipvs0"} {
@@ -138,6 +138,30 @@ func cleanupNode(ctx context.Context, d *Data) error {
 			}
 			return nil
 		})
+	}
+	return errors.Join(errs...)
+}
+
+// removeContents removes a file, or everything inside a directory but the directory
+// itself: a directory may be a mount point (a dedicated etcd disk, a bind mount), which
+// cannot be removed and must stay for the next init.
+func removeContents(p string) error {
+	st, err := os.Lstat(p)
+	if err != nil {
+		return err
+	}
+	if !st.IsDir() {
+		return os.Remove(p)
+	}
+	entries, err := os.ReadDir(p)
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, e := range entries {
+		if err := os.RemoveAll(filepath.Join(p, e.Name())); err != nil {
+			errs = append(errs, err)
+		}
 	}
 	return errors.Join(errs...)
 }

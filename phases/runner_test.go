@@ -6,6 +6,8 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -146,5 +148,27 @@ COMMIT
 	}
 	if n != 5 {
 		t.Errorf("removed %d lines, want 5", n)
+	}
+}
+
+func TestRemoveContentsKeepsTheDirectory(t *testing.T) {
+	dir := t.TempDir()
+	os.MkdirAll(filepath.Join(dir, "member", "snap"), 0o700)
+	os.WriteFile(filepath.Join(dir, "member", "snap", "db"), []byte("x"), 0o600)
+	os.WriteFile(filepath.Join(dir, "file"), []byte("x"), 0o600)
+	if err := removeContents(dir); err != nil {
+		t.Fatal(err)
+	}
+	entries, err := os.ReadDir(dir)
+	if err != nil || len(entries) != 0 {
+		t.Fatalf("after removeContents: %v entries, %v", len(entries), err)
+	}
+	f := filepath.Join(dir, "single")
+	os.WriteFile(f, []byte("x"), 0o600)
+	if err := removeContents(f); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(f); err == nil {
+		t.Fatal("removeContents left a file")
 	}
 }

@@ -198,7 +198,7 @@ func hostNetworkOK(ctx context.Context, host string, index int, addr netip.Prefi
 }
 
 // createHostNetwork makes the host's network namespace with eth0 on the bridge and its
-// address, and no route but the connected one. Leftovers of an earlier attempt go first.
+// address, the connected route and a route for ServiceCIDR, but no default route. Leftovers of an earlier attempt go first.
 func createHostNetwork(ctx context.Context, host string, index int, addr netip.Prefix) error {
 	if err := removeHostNetwork(ctx, host, index); err != nil {
 		return err
@@ -213,10 +213,15 @@ func createHostNetwork(ctx context.Context, host string, index int, addr netip.P
 	if _, err := run(ctx, []byte(root), "ip", "-batch", "-"); err != nil {
 		return fmt.Errorf("creating the network of host %s: %w", host, err)
 	}
+	// The service CIDR gets a route through the bridge, as a default route would give it
+	// on a real host: the kernel must find a route before kube-proxy's DNAT rewrites a
+	// ClusterIP. Anything that is not rewritten ends at the bridge's FORWARD drop.
+	gw := addr.Masked().Addr().Next()
 	inside := strings.Join([]string{
 		"link set dev lo up",
 		"addr add " + addr.String() + " dev eth0",
 		"link set dev eth0 up",
+		"route add " + ServiceCIDR.String() + " via " + gw.String() + " dev eth0",
 	}, "\n") + "\n"
 	if _, err := run(ctx, []byte(inside), "ip", "-n", ns, "-batch", "-"); err != nil {
 		return fmt.Errorf("configuring the network of host %s: %w", host, err)
