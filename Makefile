@@ -45,7 +45,7 @@ verify: ## gofmt, go vet and go mod tidy are clean (golden files are checked by 
 	$(GO) vet -tags e2e ./e2e/...
 	$(GO) mod tidy -diff
 
-ci: verify test integration ## what CI runs: verify, unit tests, then the integration tier
+ci: verify test integration e2e ## what CI runs: verify, unit tests, the integration tier, the e2e tier
 
 clean: ## remove build output (the bundle cache stays; see README)
 	rm -rf bin

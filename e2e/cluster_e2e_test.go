@@ -296,6 +296,11 @@ func TestSingleNodeInit(t *testing.T) {
 		if left := n.sh(ctx, "ls -A /etc/kubernetes/pki /var/lib/etcd /etc/kubernetes/manifests 2>/dev/null | grep -v ':$' | grep -c . || true"); strings.TrimSpace(left) != "0" {
 			t.Fatalf("reset left files behind: %s", left)
 		}
+		// The host's own mount of /var/lib/kubelet (the testbed's bind mount; on a real
+		// host perhaps a dedicated disk) survives reset.
+		if n := n.sh(ctx, "awk '$5 == \"/var/lib/kubelet\"' /proc/self/mountinfo | wc -l"); strings.TrimSpace(n) == "0" {
+			t.Fatal("reset unmounted the host's own /var/lib/kubelet mount")
+		}
 		timedInit(run)
 	}
 

@@ -211,25 +211,39 @@ func dropChains(save []byte, owned func(string) bool) ([]byte, int) {
 	return out.Bytes(), removed
 }
 
-// mountsUnder lists the mount points at or below dir, deepest first.
+// mountsUnder lists what reset unmounts for dir, deepest first: every mount strictly
+// below it (pod volumes), and the mounts stacked on dir itself except the lowest (the
+// kubelet bind-mounts its root dir onto itself). The lowest mount at dir is never
+// touched: it may be a dedicated disk or a bind mount the host depends on.
 func mountsUnder(dir string) []string {
 	b, err := os.ReadFile("/proc/self/mountinfo")
 	if err != nil {
 		return nil
 	}
-	var out []string
-	for _, line := range strings.Split(string(b), "\n") {
+	return mountsToUnmount(string(b), dir)
+}
+
+func mountsToUnmount(mountinfo, dir string) []string {
+	var below []string
+	atDir := 0
+	for _, line := range strings.Split(mountinfo, "\n") {
 		f := strings.Fields(line)
 		if len(f) < 5 {
 			continue
 		}
-		mp := unescapeMount(f[4])
-		if mp == dir || strings.HasPrefix(mp, dir+"/") {
-			out = append(out, mp)
+		switch mp := unescapeMount(f[4]); {
+		case mp == dir:
+			atDir++
+		case strings.HasPrefix(mp, dir+"/"):
+			below = append(below, mp)
 		}
 	}
-	slices.SortFunc(out, func(a, b string) int { return len(b) - len(a) })
-	return slices.Compact(out)
+	slices.SortFunc(below, func(a, b string) int { return len(b) - len(a) })
+	out := slices.Compact(below)
+	for i := 1; i < atDir; i++ {
+		out = append(out, dir)
+	}
+	return out
 }
 
 // unescapeMount decodes the octal escapes (\040 for a space) of /proc/self/mountinfo.

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"os"
@@ -170,5 +171,33 @@ func TestRemoveContentsKeepsTheDirectory(t *testing.T) {
 	}
 	if _, err := os.Stat(f); err == nil {
 		t.Fatal("removeContents left a file")
+	}
+}
+
+func TestMountsToUnmount(t *testing.T) {
+	line := func(id int, mp string) string {
+		return fmt.Sprintf("%d 1 0:1 / %s rw shared:1 - tmpfs tmpfs rw", id, mp)
+	}
+	tests := []struct {
+		name string
+		mnts []string
+		want []string
+	}{
+		{name: "the dir itself is a mount: kept", mnts: []string{line(1, "/"), line(2, "/var/lib/kubelet")}},
+		{name: "pod volumes below go, deepest first",
+			mnts: []string{line(2, "/var/lib/kubelet"), line(3, "/var/lib/kubelet/pods/a/volumes/x"), line(4, "/var/lib/kubelet/pods/a")},
+			want: []string{"/var/lib/kubelet/pods/a/volumes/x", "/var/lib/kubelet/pods/a"}},
+		{name: "the kubelet's self-bind on top goes, the lowest stays",
+			mnts: []string{line(2, "/var/lib/kubelet"), line(3, "/var/lib/kubelet")},
+			want: []string{"/var/lib/kubelet"}},
+		{name: "a sibling with the same prefix is not below", mnts: []string{line(2, "/var/lib/kubelet-other")}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got := mountsToUnmount(strings.Join(tc.mnts, "\n"), "/var/lib/kubelet")
+			if diff := cmp.Diff(tc.want, got); diff != "" {
+				t.Errorf("mountsToUnmount (-want +got):\n%s", diff)
+			}
+		})
 	}
 }
