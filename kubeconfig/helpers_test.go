@@ -1,6 +1,8 @@
 package kubeconfig
 
 import (
+	"github.com/kforge/kforge/internal/testutil"
+
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -10,12 +12,8 @@ import (
 	"crypto/x509/pkix"
 	"encoding/pem"
 	"math/big"
-	"os"
-	"path/filepath"
 	"testing"
 	"time"
-
-	"github.com/google/go-cmp/cmp"
 )
 
 // testNow is the clock every test certificate is valid around.
@@ -129,24 +127,8 @@ func (ca *testCA) issue(t *testing.T, o leafOpts) (certPEM, keyPEM []byte) {
 		pem.EncodeToMemory(&pem.Block{Type: keyType, Bytes: keyDER})
 }
 
-// checkGolden compares got with testdata/name, or rewrites the file when UPDATE_GOLDEN=1.
+// checkGolden compares got with testdata/name (UPDATE_GOLDEN=1 rewrites it).
 func checkGolden(t *testing.T, name string, got []byte) {
 	t.Helper()
-	path := filepath.Join("testdata", name)
-	if os.Getenv("UPDATE_GOLDEN") == "1" {
-		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(path, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("reading golden file (run with UPDATE_GOLDEN=1 to create it): %v", err)
-	}
-	if diff := cmp.Diff(string(want), string(got)); diff != "" {
-		t.Errorf("%s differs from the golden file (-want +got; UPDATE_GOLDEN=1 rewrites it):\n%s", path, diff)
-	}
+	testutil.Golden(t, name, got)
 }
