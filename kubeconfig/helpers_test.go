@@ -1,8 +1,6 @@
 package kubeconfig
 
 import (
-	"github.com/kforge/kforge/internal/testutil"
-
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -14,6 +12,8 @@ import (
 	"math/big"
 	"testing"
 	"time"
+
+	"github.com/kforge/kforge/internal/testutil"
 )
 
 // testNow is the clock every test certificate is valid around.

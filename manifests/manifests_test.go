@@ -1,8 +1,6 @@
 package manifests
 
 import (
-	"github.com/kforge/kforge/internal/testutil"
-
 	"path/filepath"
 	"strings"
 	"testing"
@@ -12,6 +10,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/resource"
 
 	"github.com/kforge/kforge/config"
+	"github.com/kforge/kforge/internal/testutil"
 )
 
 // quantityEqual compares quantities by value; their cached string form may differ.
