@@ -181,8 +181,8 @@ func (o *initOptions) run(ctx context.Context, wf *phases.Workflow, only string)
 		return printPlan(d)
 	}
 	if only == "" {
-		d.Out.Plain("\nkforge init finished in %s: the control-plane files for %q are in %s.",
-			time.Since(start).Round(time.Millisecond), d.Node.Name, filepath.Dir(d.ManifestsDir))
+		d.Out.Plain("\nkforge init finished in %s: %q is the first control-plane node of cluster %q.\nUse the cluster with: kubectl --kubeconfig %s get nodes",
+			time.Since(start).Round(time.Millisecond), d.Node.Name, d.Cluster.Name, filepath.Join(d.KubeconfigDir, "admin.conf"))
 	}
 	return nil
 }

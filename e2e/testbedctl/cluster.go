@@ -60,6 +60,11 @@ func newCluster(g *globalOptions) *cobra.Command {
 			}
 			kubectl := b.Path("kubectl")
 			abs, _ := filepath.Abs(kubeconfigOut)
+			fmt.Fprintln(g.out, "[cluster] waiting for the node to be Ready")
+			if out, err := exec.CommandContext(ctx, kubectl, "--kubeconfig", abs, "wait", "--for=condition=Ready",
+				"node/"+h.Name, "--timeout=180s").CombinedOutput(); err != nil {
+				return fmt.Errorf("node %s did not become Ready: %w: %s", h.Name, err, out)
+			}
 			out, _ := exec.CommandContext(ctx, kubectl, "--kubeconfig", abs, "get", "nodes", "-o", "wide").CombinedOutput()
 			fmt.Fprintf(g.out, "\n%s\n[cluster] ready in %s. Try:\n\n  %s --kubeconfig %s get pods -A\n\n", strings.TrimSpace(string(out)),
 				time.Since(start).Round(time.Second), kubectl, abs)
