@@ -110,6 +110,19 @@ func pairState(cp, kp string) (haveCert, haveKey bool, err error) {
 	return haveCert, haveKey, nil
 }
 
+// readPair reads and parses an existing certificate and its key.
+func readPair(certPath, keyPath string) (*x509.Certificate, crypto.Signer, error) {
+	cert, err := readCert(certPath)
+	if err != nil {
+		return nil, nil, err
+	}
+	key, err := readKey(keyPath)
+	if err != nil {
+		return nil, nil, err
+	}
+	return cert, key, nil
+}
+
 func (s Spec) ensureCA(dir string, p Params) (Outcome, error) {
 	cp, kp := s.CertPath(dir), s.KeyPath(dir)
 	haveCert, haveKey, err := pairState(cp, kp)
@@ -119,11 +132,7 @@ func (s Spec) ensureCA(dir string, p Params) (Outcome, error) {
 	now := p.now()
 	switch {
 	case haveCert && haveKey:
-		cert, err := readCert(cp)
-		if err != nil {
-			return 0, err
-		}
-		key, err := readKey(kp)
+		cert, key, err := readPair(cp, kp)
 		if err != nil {
 			return 0, err
 		}
@@ -201,11 +210,7 @@ func (s Spec) ensureLeaf(dir string, p Params) (Outcome, error) {
 	now := p.now()
 	switch {
 	case haveCert && haveKey:
-		cert, err := readCert(cp)
-		if err != nil {
-			return 0, err
-		}
-		key, err := readKey(kp)
+		cert, key, err := readPair(cp, kp)
 		if err != nil {
 			return 0, err
 		}
