@@ -3,7 +3,6 @@ package phases
 import (
 	"context"
 	"fmt"
-	"os"
 	"path/filepath"
 
 	"github.com/kforge/kforge/internal/fileutil"
@@ -84,10 +83,4 @@ func writeManifest(d *Data, phase string, c manifests.Component) error {
 		d.Out.Phase(phase, "%s static pod manifest for %s: %s", res, c.Name, shown)
 	}
 	return nil
-}
-
-// fileExists is a small helper for phases that decide on the presence of a file.
-func fileExists(path string) bool {
-	_, err := os.Stat(path)
-	return err == nil
 }

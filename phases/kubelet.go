@@ -121,7 +121,10 @@ func kubeletFinalizePhase() Phase {
 			} else if err != nil {
 				return fmt.Errorf("checking %s: %w", kubelet.ClientCertPath, err)
 			}
-			spec := kubeletSpecFor(d)
+			spec, err := kubeletKubeconfigSpec(d)
+			if err != nil {
+				return err
+			}
 			caPEM, err := os.ReadFile(filepath.Join(d.Path(d.CertDir), "ca.crt"))
 			if err != nil {
 				return fmt.Errorf("reading the cluster CA: %w", err)
@@ -146,13 +149,13 @@ func kubeletFinalizePhase() Phase {
 	}
 }
 
-func kubeletSpecFor(d *Data) kubeconfig.Spec {
+func kubeletKubeconfigSpec(d *Data) (kubeconfig.Spec, error) {
 	for _, s := range kubeconfig.Specs(d.Node.Name) {
 		if s.FileName == kubelet.KubeconfigName {
-			return s
+			return s, nil
 		}
 	}
-	panic("kubeconfig.Specs has no kubelet.conf")
+	return kubeconfig.Spec{}, fmt.Errorf("no kubeconfig spec for %s", kubelet.KubeconfigName)
 }
 
 // embeddedClientCert reads the client certificate and key embedded in kubelet.conf.
