@@ -66,6 +66,7 @@ bootstrap contract, so kubectl and stock kubeadm work against a kforge cluster.`
 		newConfigCommand(o),
 		newResetCommand(o),
 		newSuperviseCommand(o),
+		newTokenCommand(o),
 	)
 	return root
 }
