@@ -137,12 +137,17 @@ func waitForClusterInfoSignature(ctx context.Context, d *Data, phase string, cs 
 			}
 			return apiclient.Permanent(err)
 		}
-		return bootstrap.VerifyClusterInfoJWS(cm, tok)
+		if err := bootstrap.VerifyClusterInfoJWS(cm, tok); err != nil {
+			return err
+		}
+		// Said here, where the check ran, so that a dry run (which checks nothing) does
+		// not claim it.
+		d.Out.Phase(phase, "cluster-info is signed with token %s and the signature verifies", tok.ID)
+		return nil
 	})
 	if err != nil {
 		return fmt.Errorf("waiting for the signature of cluster-info (the controller-manager signs it when run with --controllers=*,bootstrapsigner,tokencleaner): %w", err)
 	}
-	d.Out.Phase(phase, "cluster-info is signed with token %s and the signature verifies", tok.ID)
 	return nil
 }
 
