@@ -1,16 +1,15 @@
 package bundle
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
+
+	kbundle "github.com/kforge/kforge/bundle"
 )
 
 // ManifestFile is the name of the builder's record of a bundle: cache key, builder
@@ -61,7 +60,7 @@ func scanFiles(dir string) ([]FileEntry, error) {
 		case !d.Type().IsRegular():
 			return fmt.Errorf("%s is not a regular file", p)
 		}
-		sum, size, err := hashFile(p)
+		sum, size, err := kbundle.HashFile(p)
 		if err != nil {
 			return err
 		}
@@ -73,20 +72,6 @@ func scanFiles(dir string) ([]FileEntry, error) {
 	}
 	slices.SortFunc(files, func(a, b FileEntry) int { return strings.Compare(a.Path, b.Path) })
 	return files, nil
-}
-
-func hashFile(p string) (sum string, size int64, err error) {
-	f, err := os.Open(p)
-	if err != nil {
-		return "", 0, err
-	}
-	defer f.Close()
-	h := sha256.New()
-	size, err = io.Copy(h, f)
-	if err != nil {
-		return "", 0, fmt.Errorf("reading %s: %w", p, err)
-	}
-	return hex.EncodeToString(h.Sum(nil)), size, nil
 }
 
 // writeManifest writes m to dir/build.json and syncs it.

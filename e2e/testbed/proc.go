@@ -176,14 +176,18 @@ func processesIn(ns string, ino uint64) []int {
 
 // rssKiB returns a process's resident set size in KiB.
 func rssKiB(pid int) int64 {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	return procKiB(fmt.Sprintf("/proc/%d/status", pid), "VmRSS:")
+}
+
+// procKiB reads the "<field> N kB" line of a /proc file, 0 if it is not there.
+func procKiB(path, field string) int64 {
+	b, err := os.ReadFile(path)
 	if err != nil {
 		return 0
 	}
 	for _, line := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
-			f := strings.Fields(v)
-			if len(f) > 0 {
+		if v, ok := strings.CutPrefix(line, field); ok {
+			if f := strings.Fields(v); len(f) > 0 {
 				n, _ := strconv.ParseInt(f[0], 10, 64)
 				return n
 			}
