@@ -1,6 +1,7 @@
 package bootstrap
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"slices"
@@ -194,7 +195,36 @@ func KubeadmConfig(c *config.Cluster, certDir string) (*corev1.ConfigMap, error)
 	if err != nil {
 		return nil, err
 	}
-	return configMap(NamespaceSystem, KubeadmConfigName, ClusterConfigurationKey, data), nil
+	kf, err := config.Encode(c)
+	if err != nil {
+		return nil, err
+	}
+	cm := configMap(NamespaceSystem, KubeadmConfigName, ClusterConfigurationKey, data)
+	cm.Data[KforgeConfigKey] = string(kf)
+	return cm, nil
+}
+
+// KforgeConfigKey is the key of kubeadm-config under which kforge keeps the whole cluster
+// configuration (cluster.toml), beside the ClusterConfiguration a stock kubeadm reads. The
+// joining nodes' RBAC already lets them read it, and kubeadm ignores it.
+const KforgeConfigKey = "kforge.toml"
+
+// ErrNoKforgeConfig means kubeadm-config holds no kforge configuration: the cluster was not
+// made by kforge (or by a kforge before it stored one).
+var ErrNoKforgeConfig = errors.New("kubeadm-config holds no kforge configuration")
+
+// ClusterFromKubeadmConfig reads the cluster configuration kforge stored in the
+// kubeadm-config ConfigMap.
+func ClusterFromKubeadmConfig(cm *corev1.ConfigMap) (*config.Cluster, error) {
+	text, ok := cm.Data[KforgeConfigKey]
+	if !ok {
+		return nil, fmt.Errorf("ConfigMap %s/%s: %w (key %s)", cm.Namespace, cm.Name, ErrNoKforgeConfig, KforgeConfigKey)
+	}
+	c, err := config.Decode([]byte(text), cm.Namespace+"/"+cm.Name+"["+KforgeConfigKey+"]")
+	if err != nil {
+		return nil, fmt.Errorf("reading the cluster configuration stored in the cluster: %w", err)
+	}
+	return c, nil
 }
 
 // Kubelet configuration API, which the kubelet-config ConfigMap must hold.

@@ -1,6 +1,7 @@
 package bootstrap
 
 import (
+	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -149,5 +150,24 @@ func TestKubeletConfig(t *testing.T) {
 				t.Errorf("ConfigMap is %s/%s, want kube-system/kubelet-config", cm.Namespace, cm.Name)
 			}
 		})
+	}
+}
+
+func TestKforgeConfigRoundTrip(t *testing.T) {
+	c := testCluster(func(c *config.Cluster) { c.Addons.DNS.Upstreams = []string{"10.0.0.1"} })
+	cm, err := KubeadmConfig(c, "/etc/kubernetes/pki")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := ClusterFromKubeadmConfig(cm)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(c, got); diff != "" {
+		t.Errorf("stored cluster configuration (-want +got):\n%s", diff)
+	}
+	delete(cm.Data, KforgeConfigKey)
+	if _, err := ClusterFromKubeadmConfig(cm); !errors.Is(err, ErrNoKforgeConfig) {
+		t.Errorf("without the key: err = %v, want ErrNoKforgeConfig", err)
 	}
 }

@@ -110,19 +110,33 @@ changes nothing that is already right.`,
 	_ = c.RegisterFlagCompletionFunc("skip-phases", func(*cobra.Command, []string, string) ([]string, cobra.ShellCompDirective) {
 		return wf.Paths(), cobra.ShellCompDirectiveNoFileComp
 	})
-	c.AddCommand(newPhaseCommand(root, wf))
+	c.AddCommand(newPhaseCommand(wf, func() phaseRunner { return &initOptions{root: root} }))
 	return c
 }
 
-// newPhaseCommand generates `init phase <name> [<sub>]` from the workflow's tree. A parent
-// runs all of its sub-phases, and has an "all" child that does the same.
-func newPhaseCommand(root *rootOptions, wf *phases.Workflow) *cobra.Command {
+// phaseRunner is the options of a workflow command: its flags, and a run of the workflow or
+// of one phase of it, with the command's positional arguments.
+type phaseRunner interface {
+	addFlags(fs *pflag.FlagSet, whole bool)
+	runPhases(ctx context.Context, wf *phases.Workflow, only string, args []string) error
+}
+
+func (o *initOptions) runPhases(ctx context.Context, wf *phases.Workflow, only string, args []string) error {
+	if len(args) > 0 {
+		return fmt.Errorf("unexpected arguments %q", args)
+	}
+	return o.run(ctx, wf, only)
+}
+
+// newPhaseCommand generates `<workflow> phase <name> [<sub>]` from the workflow's tree. A
+// parent runs all of its sub-phases, and has an "all" child that does the same.
+func newPhaseCommand(wf *phases.Workflow, newRunner func() phaseRunner) *cobra.Command {
 	pc := &cobra.Command{
 		Use:   "phase <name>",
 		Short: "Run one phase of the " + wf.Name + " workflow",
 		Long: "Run one phase of the " + wf.Name + " workflow. A phase with sub-phases runs all of them.\n" +
 			"A slash path (\"certs/apiserver\") works too.\n\nPhases:\n\n" + wf.Describe(),
-		Args: cobra.MaximumNArgs(1),
+		Args: cobra.ArbitraryArgs,
 	}
 	byPath := map[string]*cobra.Command{"": pc}
 	for _, f := range wf.Flatten() {
@@ -130,15 +144,15 @@ func newPhaseCommand(root *rootOptions, wf *phases.Workflow) *cobra.Command {
 		if i := strings.LastIndex(f.Path, "/"); i >= 0 {
 			parentPath = f.Path[:i]
 		}
-		c := phaseLeafCommand(root, wf, f.Path, f.Phase.Name, f.Phase.Short)
+		c := phaseLeafCommand(wf, newRunner(), f.Path, f.Phase.Name, f.Phase.Short)
 		byPath[parentPath].AddCommand(c)
 		byPath[f.Path] = c
 		if len(f.Phase.Phases) > 0 {
-			c.AddCommand(phaseLeafCommand(root, wf, f.Path, "all", "Run every sub-phase of "+f.Path))
+			c.AddCommand(phaseLeafCommand(wf, newRunner(), f.Path, "all", "Run every sub-phase of "+f.Path))
 		}
 	}
 	// The slash form, "init phase certs/apiserver", for scripts.
-	o := &initOptions{root: root}
+	o := newRunner()
 	o.addFlags(pc.Flags(), false)
 	pc.RunE = func(cmd *cobra.Command, args []string) error {
 		if len(args) == 0 {
@@ -147,19 +161,17 @@ func newPhaseCommand(root *rootOptions, wf *phases.Workflow) *cobra.Command {
 		if _, ok := wf.Lookup(args[0]); !ok {
 			return fmt.Errorf("%w %q; valid phases: %s", phases.ErrUnknownPhase, args[0], strings.Join(wf.Paths(), ", "))
 		}
-		return o.run(cmd.Context(), wf, args[0])
+		return o.runPhases(cmd.Context(), wf, args[0], args[1:])
 	}
 	return pc
 }
 
-func phaseLeafCommand(root *rootOptions, wf *phases.Workflow, path, use, short string) *cobra.Command {
-	o := &initOptions{root: root}
+func phaseLeafCommand(wf *phases.Workflow, o phaseRunner, path, use, short string) *cobra.Command {
 	c := &cobra.Command{
 		Use:   use,
 		Short: short,
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			return o.run(cmd.Context(), wf, path)
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return o.runPhases(cmd.Context(), wf, path, args)
 		},
 	}
 	o.addFlags(c.Flags(), false)
@@ -265,40 +277,73 @@ func (o *initOptions) data() (*phases.Data, func(), error) {
 	if o.advertiseAddress != "" && !net.ParseIP(o.advertiseAddress).Equal(adv) {
 		return nil, noop, fmt.Errorf("--advertise-address %s differs from host %q's address %s in the file; set internal_address there instead", o.advertiseAddress, node.Name, adv)
 	}
-	ignore, err := preflight.ParseIgnore(o.ignorePreflight)
+	d, cleanup, err := o.root.buildData(dataSpec{
+		cluster: c, node: node, adv: adv, dryRun: o.dryRun, ignorePreflight: o.ignorePreflight,
+		certDir: o.certDir, kubeconfigDir: o.kubeconfigDir, manifestsDir: o.manifestsDir, wait: o.wait,
+		clientKubeconfig: "admin.conf", superAdmin: true,
+	})
 	if err != nil {
 		return nil, noop, err
 	}
-	facts := preflight.DetectHostFacts(o.root.preflight)
-	d := &phases.Data{
-		Facts:             facts,
-		Wait:              o.wait,
-		Cluster:           c,
-		Node:              node,
-		AdvertiseAddress:  adv,
-		CertDir:           o.certDir,
-		KubeconfigDir:     o.kubeconfigDir,
-		ManifestsDir:      o.manifestsDir,
-		KubeletConfigPath: phases.DefaultKubeletConfig,
-		IgnorePreflight:   ignore,
-		PreflightSystem:   o.root.preflight,
-		Out:               phases.NewPrinter(o.root.streams.Out),
-		Log:               o.root.logger(),
-		Now:               time.Now,
-	}
 	if err := o.bootstrapData(d); err != nil {
+		cleanup()
 		return nil, noop, err
 	}
-	if !o.dryRun {
+	return d, cleanup, nil
+}
+
+// dataSpec is what buildData needs to know about one run on this host.
+type dataSpec struct {
+	cluster                              *config.Cluster
+	node                                 *config.Host
+	adv                                  net.IP
+	dryRun                               bool
+	ignorePreflight                      []string
+	certDir, kubeconfigDir, manifestsDir string
+	wait                                 time.Duration
+	// clientKubeconfig is the file in kubeconfigDir the online phases' client is built from.
+	clientKubeconfig string
+	// superAdmin gives the run a super-admin.conf client (init only).
+	superAdmin bool
+}
+
+// buildData builds the phase data of init and join: the real implementations, or on a dry
+// run the recording ones and a scratch root that cleanup removes.
+func (root *rootOptions) buildData(s dataSpec) (*phases.Data, func(), error) {
+	noop := func() {}
+	ignore, err := preflight.ParseIgnore(s.ignorePreflight)
+	if err != nil {
+		return nil, noop, err
+	}
+	d := &phases.Data{
+		Facts:             preflight.DetectHostFacts(root.preflight),
+		Wait:              s.wait,
+		Cluster:           s.cluster,
+		Node:              s.node,
+		AdvertiseAddress:  s.adv,
+		CertDir:           s.certDir,
+		KubeconfigDir:     s.kubeconfigDir,
+		ManifestsDir:      s.manifestsDir,
+		KubeletConfigPath: phases.DefaultKubeletConfig,
+		IgnorePreflight:   ignore,
+		PreflightSystem:   root.preflight,
+		Out:               phases.NewPrinter(root.streams.Out),
+		Log:               root.logger(),
+		Now:               time.Now,
+	}
+	if !s.dryRun {
 		d.Services = service.Detect()
-		d.Ctr = bundle.CtrCommand(strings.TrimPrefix(c.Kubelet.ContainerRuntimeEndpoint, "unix://"))
+		d.Ctr = bundle.CtrCommand(strings.TrimPrefix(s.cluster.Kubelet.ContainerRuntimeEndpoint, "unix://"))
 		d.Waiter = phases.HealthWaiter{}
+		d.Etcd = phases.RealEtcd
 		d.Client = memoClient(func() (kubernetes.Interface, error) {
-			return phases.ClientFromKubeconfig(filepath.Join(d.KubeconfigDir, "admin.conf"))
+			return phases.ClientFromKubeconfig(filepath.Join(d.KubeconfigDir, s.clientKubeconfig))
 		})
-		d.SuperAdminClient = memoClient(func() (kubernetes.Interface, error) {
-			return phases.ClientFromKubeconfig(filepath.Join(d.KubeconfigDir, "super-admin.conf"))
-		})
+		if s.superAdmin {
+			d.SuperAdminClient = memoClient(func() (kubernetes.Interface, error) {
+				return phases.ClientFromKubeconfig(filepath.Join(d.KubeconfigDir, "super-admin.conf"))
+			})
+		}
 		return d, noop, nil
 	}
 	dir, err := os.MkdirTemp("", "kforge-dry-run-")
@@ -313,9 +358,12 @@ func (o *initOptions) data() (*phases.Data, func(), error) {
 		return nil, nil
 	}
 	d.Waiter = phases.DryRunWaiter{}
-	fakeClient := phases.DryRunClient(say, node.Name)
+	d.Etcd = phases.DryRunEtcd(say)
+	fakeClient := phases.DryRunClient(say, s.node.Name)
 	d.Client = func() (kubernetes.Interface, error) { return fakeClient, nil }
-	d.SuperAdminClient = d.Client
+	if s.superAdmin {
+		d.SuperAdminClient = d.Client
+	}
 	d.Out.Plain("[dry-run] writing nothing outside %s", dir)
 	return d, func() { os.RemoveAll(dir) }, nil
 }

@@ -4,9 +4,11 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 
 	"github.com/spf13/cobra"
+	"k8s.io/client-go/kubernetes"
 
 	"github.com/kforge/kforge/config"
 	"github.com/kforge/kforge/phases"
@@ -24,6 +26,7 @@ type resetOptions struct {
 	certDir         string
 	kubeconfigDir   string
 	manifestsDir    string
+	force           bool
 }
 
 func newResetCommand(root *rootOptions) *cobra.Command {
@@ -58,6 +61,7 @@ The reset workflow runs these phases, in order:
 	fs.StringVar(&o.certDir, "cert-dir", phases.DefaultCertDir, "where the certificates live")
 	fs.StringVar(&o.kubeconfigDir, "kubeconfig-dir", phases.DefaultKubeconfigDir, "where the kubeconfig files live")
 	fs.StringVar(&o.manifestsDir, "manifests-dir", phases.DefaultManifestsDir, "where the static pod manifests live")
+	fs.BoolVar(&o.force, "force", false, "reset even where kforge would refuse: remove this host's etcd member although the others would lose quorum, and go on if that fails")
 	return c
 }
 
@@ -98,16 +102,35 @@ func (o *resetOptions) run(ctx context.Context, wf *phases.Workflow) error {
 		Log:             o.root.logger(),
 		Services:        service.Detect(),
 		Act:             phases.RealAct(out, "cleanup-node"),
+		Etcd:            phases.RealEtcd,
+		Force:           o.force,
+		Client:          nodeClient(o.kubeconfigDir),
 	}
 	if o.dryRun {
+		say := func(f string, a ...any) { out.Plain("[dry-run] "+f, a...) }
 		d.Act = phases.DryRunAct(out, "cleanup-node")
-		d.Services = &service.DryRun{Say: func(f string, a ...any) { out.Plain("[dry-run] "+f, a...) }}
+		d.Services = &service.DryRun{Say: say}
+		d.Etcd = phases.DryRunEtcd(say)
+		fake := phases.DryRunClient(say, node.Name)
+		d.Client = func() (kubernetes.Interface, error) { return fake, nil }
 	}
 	if err := wf.Run(ctx, d, "", o.skipPhases); err != nil {
 		return err
 	}
 	if !o.dryRun {
 		out.Plain("\nhost %q is reset; kforge left containerd's config, the installed binaries and the logs in /var/log/kforge.", node.Name)
+	}
+	return nil
+}
+
+// nodeClient returns a client from the most capable kubeconfig on this host, admin.conf on
+// a control-plane host, else kubelet.conf; nil when there is neither.
+func nodeClient(dir string) func() (kubernetes.Interface, error) {
+	for _, f := range []string{"admin.conf", "kubelet.conf"} {
+		p := filepath.Join(dir, f)
+		if _, err := os.Stat(p); err == nil {
+			return memoClient(func() (kubernetes.Interface, error) { return phases.ClientFromKubeconfig(p) })
+		}
 	}
 	return nil
 }

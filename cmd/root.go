@@ -63,6 +63,8 @@ bootstrap contract, so kubectl and stock kubeadm work against a kforge cluster.`
 	root.AddCommand(
 		newVersionCommand(o),
 		newInitCommand(o),
+		newJoinCommand(o),
+		newCertsCommand(o),
 		newConfigCommand(o),
 		newResetCommand(o),
 		newSuperviseCommand(o),

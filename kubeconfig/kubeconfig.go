@@ -167,6 +167,30 @@ func BuildWithCertFile(clusterName, server string, caPEM []byte, user, certKeyFi
 	return out, nil
 }
 
+// BootstrapUser is the user name in bootstrap-kubelet.conf, as kubeadm writes it.
+const BootstrapUser = "tls-bootstrap-token-user"
+
+// BuildWithToken returns a kubeconfig whose user authenticates with a bearer token: the
+// bootstrap-kubelet.conf a joining kubelet requests its client certificate with.
+func BuildWithToken(clusterName, server string, caPEM []byte, user, token string) ([]byte, error) {
+	if clusterName == "" || user == "" || token == "" {
+		return nil, errors.New("building kubeconfig: cluster name, user and token are all needed")
+	}
+	cfg, err := clusterConfig(clusterName, server, caPEM)
+	if err != nil {
+		return nil, fmt.Errorf("building kubeconfig for %s: %w", user, err)
+	}
+	ctx := ContextName(user, clusterName)
+	cfg.AuthInfos[user] = &clientcmdapi.AuthInfo{Token: token}
+	cfg.Contexts[ctx] = &clientcmdapi.Context{Cluster: clusterName, AuthInfo: user}
+	cfg.CurrentContext = ctx
+	out, err := clientcmd.Write(*cfg)
+	if err != nil {
+		return nil, fmt.Errorf("encoding kubeconfig for %s: %w", user, err)
+	}
+	return out, nil
+}
+
 // ClusterOnly returns a kubeconfig with one cluster (server, CA embedded) and no users or
 // contexts: the content of cluster-info and the trust anchor of discovery. clusterName may be
 // empty, as kubeadm writes it in cluster-info.

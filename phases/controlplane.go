@@ -63,18 +63,25 @@ func writeManifest(d *Data, phase string, c manifests.Component) error {
 	if err != nil {
 		return err
 	}
+	_, err = writeManifestWith(d, phase, c, params)
+	return err
+}
+
+// writeManifestWith renders c's manifest from params and writes it, reporting whether the
+// file changed.
+func writeManifestWith(d *Data, phase string, c manifests.Component, params manifests.Params) (fileutil.Result, error) {
 	pod, err := c.Build(params)
 	if err != nil {
-		return fmt.Errorf("building the %s manifest: %w", c.Name, err)
+		return 0, fmt.Errorf("building the %s manifest: %w", c.Name, err)
 	}
 	data, err := manifests.Render(pod)
 	if err != nil {
-		return fmt.Errorf("rendering the %s manifest: %w", c.Name, err)
+		return 0, fmt.Errorf("rendering the %s manifest: %w", c.Name, err)
 	}
 	shown := filepath.Join(d.ManifestsDir, manifests.FileName(c.Name))
 	res, err := fileutil.WriteAtomic(d.Path(shown), data, 0o600, 0o755)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	switch res {
 	case fileutil.Unchanged:
@@ -82,5 +89,5 @@ func writeManifest(d *Data, phase string, c manifests.Component) error {
 	default:
 		d.Out.Phase(phase, "%s static pod manifest for %s: %s", res, c.Name, shown)
 	}
-	return nil
+	return res, nil
 }

@@ -67,6 +67,10 @@ type Data struct {
 	// Act carries out destructive steps (reset): a dry run prints them instead.
 	Act Act
 
+	// Etcd connects to the cluster's etcd members (etcd-join, reset's remove-etcd-member);
+	// a dry run swaps in DryRunEtcd.
+	Etcd func(d *Data, endpoints []string) (EtcdCluster, error)
+
 	// Ctr runs containerd's client for image imports; a dry run records instead.
 	Ctr bundle.Ctr
 
@@ -74,6 +78,12 @@ type Data struct {
 	Waiter Waiter
 	// BootstrapData carries the join token, the certificate key and the super-admin client.
 	BootstrapData
+	// Join is what discovery found, for the join workflow (PrepareJoin sets it).
+	Join JoinData
+
+	// Force lets reset go on where it would refuse (removing an etcd member that would lose
+	// quorum).
+	Force bool
 
 	// Wait is how long the online phases wait for the cluster (control plane, JWS, nodes).
 	Wait time.Duration

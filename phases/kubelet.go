@@ -61,43 +61,46 @@ func kubeletStartPhase() Phase {
 	return Phase{
 		Name:  "kubelet-start",
 		Short: "Write the kubelet configuration and flags, then (re)start the kubelet",
-		Run: func(ctx context.Context, d *Data) error {
-			cfg, err := KubeletConfigYAML(d)
-			if err != nil {
-				return err
-			}
-			changed := false
-			for _, f := range []struct {
-				path string
-				data []byte
-			}{
-				{kubelet.ConfigPath, cfg},
-				{kubelet.FlagsEnvPath, kubelet.FlagsEnv(kubeletParams(d))},
-			} {
-				res, err := fileutil.WriteAtomic(d.Path(f.path), f.data, 0o644, 0o755)
-				if err != nil {
-					return err
-				}
-				if res != fileutil.Unchanged {
-					changed = true
-					d.Out.Phase("kubelet-start", "%s %s", res, f.path)
-				}
-			}
-			active, err := d.Services.Active(ctx, "kubelet")
-			if err != nil {
-				return err
-			}
-			if active && !changed {
-				d.Out.Phase("kubelet-start", "the kubelet runs with the current configuration (%s); leaving it alone", d.Services.Kind())
-				return nil
-			}
-			d.Out.Phase("kubelet-start", "starting the kubelet through the %s", d.Services.Kind())
-			if err := d.Services.Restart(ctx, kubeletSpec(d)); err != nil {
-				return fmt.Errorf("starting the kubelet: %w", err)
-			}
-			return nil
-		},
+		Run:   func(ctx context.Context, d *Data) error { return startKubelet(ctx, d, false) },
 	}
+}
+
+// startKubelet writes the kubelet's configuration and flags, and (re)starts the kubelet
+// when they changed, when changed says something else did, or when it is not running.
+func startKubelet(ctx context.Context, d *Data, changed bool) error {
+	cfg, err := KubeletConfigYAML(d)
+	if err != nil {
+		return err
+	}
+	for _, f := range []struct {
+		path string
+		data []byte
+	}{
+		{kubelet.ConfigPath, cfg},
+		{kubelet.FlagsEnvPath, kubelet.FlagsEnv(kubeletParams(d))},
+	} {
+		res, err := fileutil.WriteAtomic(d.Path(f.path), f.data, 0o644, 0o755)
+		if err != nil {
+			return err
+		}
+		if res != fileutil.Unchanged {
+			changed = true
+			d.Out.Phase("kubelet-start", "%s %s", res, f.path)
+		}
+	}
+	active, err := d.Services.Active(ctx, "kubelet")
+	if err != nil {
+		return err
+	}
+	if active && !changed {
+		d.Out.Phase("kubelet-start", "the kubelet runs with the current configuration (%s); leaving it alone", d.Services.Kind())
+		return nil
+	}
+	d.Out.Phase("kubelet-start", "starting the kubelet through the %s", d.Services.Kind())
+	if err := d.Services.Restart(ctx, kubeletSpec(d)); err != nil {
+		return fmt.Errorf("starting the kubelet: %w", err)
+	}
+	return nil
 }
 
 // kubeletFinalizePhase points kubelet.conf at the kubelet's own rotating client

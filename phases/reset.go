@@ -37,6 +37,8 @@ func ResetWorkflow() *Workflow {
 					return nil
 				},
 			},
+			removeEtcdMemberPhase(),
+			removeNodePhase(),
 			{
 				Name:  "cleanup-node",
 				Short: "Stop the kubelet and every pod, and remove the cluster's files, mounts, network links and iptables chains",

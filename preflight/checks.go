@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -78,6 +79,10 @@ type InitParams struct {
 	KubeletConfigPath string
 	// System is the host to check; nil means LocalSystem().
 	System System
+	// BundleBinaries names binaries an air-gap bundle installs after preflight (join checks
+	// before it installs anything): their FileExisting checks pass, and the kubelet's
+	// version is the bundle's.
+	BundleBinaries []string
 }
 
 func (p InitParams) withDefaults() InitParams {
@@ -170,13 +175,7 @@ func InitChecks(p InitParams) []Checker {
 		check{"Swap", p.checkSwap},
 		fileContent(sys, "/proc/sys/net/ipv4/ip_forward", "1", "net.ipv4.ip_forward"),
 	}
-	for _, b := range nodeBinaries {
-		checks = append(checks, fileExisting(sys, b, c.KubernetesVersion))
-	}
-	checks = append(checks,
-		check{"KubeletVersion", p.checkKubeletVersion},
-		check{"ContainerRuntime", p.checkContainerRuntime},
-	)
+	checks = append(checks, p.binaryChecks()...)
 	for _, pt := range p.ports() {
 		checks = append(checks, p.portCheck(pt))
 	}
@@ -187,6 +186,52 @@ func InitChecks(p InitParams) []Checker {
 		checks = append(checks, p.etcdDirAvailable(c.Etcd.Local.DataDir))
 	}
 	checks = append(checks,
+		check{"Hostname", p.checkHostname},
+		check{"HTTPProxy", p.checkHTTPProxy},
+	)
+	return checks
+}
+
+// binaryChecks are the FileExisting checks, KubeletVersion and ContainerRuntime.
+func (p InitParams) binaryChecks() []Checker {
+	var checks []Checker
+	for _, b := range p.nodeBinaries() {
+		checks = append(checks, fileExisting(p.System, b, p.Cluster.KubernetesVersion))
+	}
+	if !slices.Contains(p.BundleBinaries, kubelet) {
+		checks = append(checks, check{"KubeletVersion", p.checkKubeletVersion})
+	}
+	return append(checks, check{"ContainerRuntime", p.checkContainerRuntime})
+}
+
+// nodeBinaries are the binaries to look for: those the bundle does not bring.
+func (p InitParams) nodeBinaries() []binary {
+	var out []binary
+	for _, b := range nodeBinaries {
+		if !slices.Contains(p.BundleBinaries, b.name) {
+			out = append(out, b)
+		}
+	}
+	return out
+}
+
+// JoinChecks returns the checks of `kforge join`. A control-plane join checks what init
+// checks; a worker join skips the control plane's ports, manifests, etcd directory and
+// resource minimums.
+func JoinChecks(p InitParams, controlPlane bool) []Checker {
+	p = p.withDefaults()
+	if controlPlane {
+		return InitChecks(p)
+	}
+	checks := []Checker{
+		check{"IsPrivilegedUser", p.checkPrivileged},
+		check{"SystemVerification", systemVerification(p.System, p.Cluster)},
+		check{"Swap", p.checkSwap},
+		fileContent(p.System, "/proc/sys/net/ipv4/ip_forward", "1", "net.ipv4.ip_forward"),
+	}
+	checks = append(checks, p.binaryChecks()...)
+	checks = append(checks,
+		p.portCheck(port{10250, kubelet}),
 		check{"Hostname", p.checkHostname},
 		check{"HTTPProxy", p.checkHTTPProxy},
 	)
@@ -215,7 +260,7 @@ func dashed(path string) string { return strings.ReplaceAll(path, "/", "-") }
 
 func (p InitParams) checkPrivileged(context.Context) (warnings, errs []error) {
 	if uid := p.System.Euid(); uid != 0 {
-		return fail(fmt.Errorf("kforge init must run as root, not as user id %d: run it with sudo or as root", uid))
+		return fail(fmt.Errorf("kforge init and join must run as root, not as user id %d: run it with sudo or as root", uid))
 	}
 	return nil, nil
 }

@@ -67,14 +67,17 @@ func Stage(tb *testbed.Testbed, builtBundle, repoRoot string) (*Lab, error) {
 
 // ClusterConfig is the cluster.toml for hosts, the first one the control plane. CoreDNS
 // forwards to an address inside the lab where nothing answers, so no query leaves it.
-func (l *Lab) ClusterConfig(hosts ...testbed.Host) string {
+func (l *Lab) ClusterConfig(hosts ...testbed.Host) string { return l.ClusterConfigCP(1, hosts...) }
+
+// ClusterConfigCP is ClusterConfig with the first controlPlanes hosts control-plane hosts.
+func (l *Lab) ClusterConfigCP(controlPlanes int, hosts ...testbed.Host) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "version = \"kforge/v1alpha1\"\nbundle = %q\n\n", l.BundleDir)
 	fmt.Fprintf(&b, "[addons.dns]\nupstreams = [%q]\n\n", gateway(l.TB))
 	b.WriteString("[addons.cni]\nflannel_backend = \"host-gw\"\n\n")
 	for i, h := range hosts {
 		role := "worker"
-		if i == 0 {
+		if i < controlPlanes {
 			role = "control-plane"
 		}
 		// A test host's kubelet keeps its pods in the host's own cgroup subtree.

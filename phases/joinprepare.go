@@ -1,0 +1,273 @@
+package phases
+
+import (
+	"context"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"strings"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+
+	"github.com/kforge/kforge/bootstrap"
+	"github.com/kforge/kforge/certs"
+	"github.com/kforge/kforge/config"
+	"github.com/kforge/kforge/discovery"
+	"github.com/kforge/kforge/internal/apiclient"
+	"github.com/kforge/kforge/kubeconfig"
+	"github.com/kforge/kforge/kubelet"
+	"github.com/kforge/kforge/tokens"
+)
+
+// JoinRequest is how the join command was told to find and authenticate the cluster.
+type JoinRequest struct {
+	// Endpoint is the API server to discover from, "host:port".
+	Endpoint string
+	// Token authenticates discovery and the kubelet's TLS bootstrap.
+	Token tokens.Token
+	// CAPins are the accepted CA pins (certs.ParsePin).
+	CAPins [][]byte
+	// UnsafeSkipCAVerification trusts any CA the token signed.
+	UnsafeSkipCAVerification bool
+	// DiscoveryFile is a kubeconfig naming the cluster (file discovery) instead of token
+	// discovery.
+	DiscoveryFile string
+	// Timeout bounds discovery; zero is discovery.DefaultTimeout.
+	Timeout time.Duration
+}
+
+// Discovered is the cluster discovery authenticated.
+type Discovered struct {
+	// Server is the API server URL of cluster-info (or of the discovery file).
+	Server string
+	// CAPEM is the cluster CA bundle.
+	CAPEM []byte
+	// Client reaches Server as the bootstrap token, trusting only CAPEM.
+	Client kubernetes.Interface
+}
+
+// DiscoverCluster runs token (or file) discovery and returns the authenticated cluster and
+// a client that acts as the bootstrap token. It writes nothing.
+func DiscoverCluster(ctx context.Context, req JoinRequest, out *Printer) (*Discovered, error) {
+	var res *discovery.Result
+	var err error
+	if req.DiscoveryFile != "" {
+		out.Phase("discovery", "reading the cluster from %s", req.DiscoveryFile)
+		res, err = discovery.DiscoverFromFile(req.DiscoveryFile)
+	} else {
+		how := "checking the CA against the given pin"
+		if len(req.CAPins) == 0 {
+			how = "WITHOUT checking the CA (--discovery-token-unsafe-skip-ca-verification)"
+		}
+		out.Phase("discovery", "fetching cluster-info from %s with token %s, %s", req.Endpoint, req.Token.ID, how)
+		res, err = discovery.Discover(ctx, discovery.Options{
+			Endpoint:                 req.Endpoint,
+			Token:                    req.Token,
+			CAPins:                   req.CAPins,
+			UnsafeSkipCAVerification: req.UnsafeSkipCAVerification,
+			Timeout:                  req.Timeout,
+		})
+	}
+	if err != nil {
+		return nil, err
+	}
+	if req.Token.IsZero() {
+		return nil, errors.New("no bootstrap token for the kubelet's TLS bootstrap: pass --token")
+	}
+	out.Phase("discovery", "the cluster's API server is %s; its CA is authenticated", res.Server)
+	cs, err := kubernetes.NewForConfig(&rest.Config{
+		Host:            res.Server,
+		BearerToken:     req.Token.String(),
+		TLSClientConfig: rest.TLSClientConfig{CAData: res.CAPEM},
+		UserAgent:       "kforge-join",
+		Timeout:         15 * time.Second,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("building the bootstrap token client: %w", err)
+	}
+	return &Discovered{Server: res.Server, CAPEM: res.CAPEM, Client: cs}, nil
+}
+
+// ClusterConfigFromCluster reads the cluster configuration kforge init stored in
+// kube-system/kubeadm-config, as the bootstrap token.
+func ClusterConfigFromCluster(ctx context.Context, cs kubernetes.Interface) (*config.Cluster, error) {
+	var cm *corev1.ConfigMap
+	err := apiclient.Retry(ctx, func(ctx context.Context) error {
+		got, err := cs.CoreV1().ConfigMaps(bootstrap.NamespaceSystem).Get(ctx, bootstrap.KubeadmConfigName, metav1.GetOptions{})
+		if err != nil {
+			return fmt.Errorf("reading ConfigMap %s/%s: %w", bootstrap.NamespaceSystem, bootstrap.KubeadmConfigName, err)
+		}
+		cm = got
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	c, err := bootstrap.ClusterFromKubeadmConfig(cm)
+	if errors.Is(err, bootstrap.ErrNoKforgeConfig) {
+		return nil, fmt.Errorf("%w: the cluster was not set up by kforge init; pass its configuration with -f cluster.toml", err)
+	}
+	return c, err
+}
+
+// PrepareJoin checks, before any phase runs, that this host may join: that no other Ready
+// node has its name, and, for a control-plane join, that the certificate key opens the
+// shared certificates. It fills d.Join from disc. It writes nothing.
+func PrepareJoin(ctx context.Context, d *Data, disc *Discovered, key bootstrap.CertificateKey) error {
+	j := &d.Join
+	j.Server, j.ClusterCA = disc.Server, disc.CAPEM
+	if err := checkExistingCA(d, disc.CAPEM); err != nil {
+		return err
+	}
+	j.AlreadyJoined = joinedHere(d, disc.CAPEM)
+	if err := checkNodeName(ctx, d, disc.Client); err != nil {
+		return err
+	}
+	if !j.ControlPlane {
+		return nil
+	}
+	return fetchSharedCerts(ctx, d, disc.Client, key)
+}
+
+// checkExistingCA refuses a host that holds another cluster's CA.
+func checkExistingCA(d *Data, caPEM []byte) error {
+	shown := filepath.Join(d.CertDir, "ca.crt")
+	have, err := readFileIfExists(d.Path(shown))
+	if err != nil || have == nil {
+		return err
+	}
+	if strings.TrimSpace(string(have)) != strings.TrimSpace(string(caPEM)) {
+		return fmt.Errorf("%s on this host is not the CA of the cluster being joined: the host belongs to another cluster; run 'kforge reset' first", shown)
+	}
+	return nil
+}
+
+// joinedHere reports whether this host's kubelet already has a client certificate for its
+// node name that the cluster CA signed: an earlier join finished its TLS bootstrap.
+func joinedHere(d *Data, caPEM []byte) bool {
+	path := d.Path(filepath.Join(d.KubeconfigDir, kubelet.KubeconfigName))
+	cfg, err := loadKubeconfig(path)
+	if err != nil {
+		return false
+	}
+	ctx, ok := cfg.Contexts[cfg.CurrentContext]
+	if !ok {
+		return false
+	}
+	user, ok := cfg.AuthInfos[ctx.AuthInfo]
+	if !ok {
+		return false
+	}
+	certPEM := user.ClientCertificateData
+	if len(certPEM) == 0 && user.ClientCertificate != "" {
+		if certPEM, err = readFileIfExists(d.Path(user.ClientCertificate)); err != nil || certPEM == nil {
+			return false
+		}
+	}
+	cert, err := certs.ParseCertPEM(certPEM)
+	if err != nil || cert.Subject.CommonName != kubeconfig.NodeUserPrefix+d.Node.Name {
+		return false
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(caPEM) {
+		return false
+	}
+	_, err = cert.Verify(x509.VerifyOptions{Roots: pool, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}, CurrentTime: d.Now()})
+	return err == nil
+}
+
+// checkNodeName refuses to join as the name of another Ready node.
+func checkNodeName(ctx context.Context, d *Data, cs kubernetes.Interface) error {
+	name := d.Node.Name
+	var node *corev1.Node
+	err := apiclient.Retry(ctx, func(ctx context.Context) error {
+		n, err := cs.CoreV1().Nodes().Get(ctx, name, metav1.GetOptions{})
+		switch {
+		case apierrors.IsNotFound(err):
+			return nil
+		case err != nil:
+			return fmt.Errorf("reading Node %s: %w", name, err)
+		}
+		node = n
+		return nil
+	})
+	if apierrors.IsForbidden(err) {
+		d.Out.Phase("discovery", "WARNING: the token may not read Nodes, so kforge cannot check that the name %q is free", name)
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	switch {
+	case node == nil:
+		d.Out.Phase("discovery", "node name %q is free", name)
+	case d.Join.AlreadyJoined:
+		d.Out.Phase("discovery", "this host already joined as node %q; converging", name)
+	case nodeIsReady(node):
+		return fmt.Errorf("a Ready node named %q is already in the cluster, and this host is not it: "+
+			"join under another name (--node-name, or the host's name in cluster.toml), or remove the old node first "+
+			"(kforge reset on it, then kubectl delete node %s)", name, name)
+	default:
+		d.Out.Phase("discovery", "node %q exists but is not Ready; this host takes its place", name)
+	}
+	return nil
+}
+
+func nodeIsReady(n *corev1.Node) bool {
+	for _, c := range n.Status.Conditions {
+		if c.Type == corev1.NodeReady {
+			return c.Status == corev1.ConditionTrue
+		}
+	}
+	return false
+}
+
+// fetchSharedCerts opens kubeadm-certs with the certificate key. Without a key, the host
+// must already hold every shared file (a re-run after the key expired).
+func fetchSharedCerts(ctx context.Context, d *Data, cs kubernetes.Interface, key bootstrap.CertificateKey) error {
+	files := bootstrap.SharedCertFiles(d.Cluster, d.CertDir)
+	if key.IsZero() {
+		var missing []string
+		for _, f := range files {
+			if b, err := readFileIfExists(d.Path(f.Path)); err != nil || (b == nil && !f.Optional) {
+				missing = append(missing, f.Path)
+			}
+		}
+		if len(missing) > 0 {
+			return fmt.Errorf("a control-plane join needs the shared certificates (%s): pass --certificate-key with the key "+
+				"'kforge init --upload-certs' or 'kforge init phase upload-certs --upload-certs' printed", strings.Join(missing, ", "))
+		}
+		d.Out.Phase("discovery", "no certificate key given; this host already holds the shared certificates")
+		return nil
+	}
+	sec, err := getSecret(ctx, cs, bootstrap.NamespaceSystem, bootstrap.CertsSecretName)
+	if err != nil {
+		return err
+	}
+	if sec == nil {
+		return fmt.Errorf("there is no Secret %s/%s: the shared certificates were never uploaded, or the 2-hour token that owns them "+
+			"expired; run 'kforge init phase upload-certs --upload-certs' on a control-plane host and join with the key it prints",
+			bootstrap.NamespaceSystem, bootstrap.CertsSecretName)
+	}
+	opened, err := bootstrap.OpenCerts(key, sec.Data)
+	if err != nil {
+		return fmt.Errorf("the certificate key does not open Secret %s/%s (%w): use the key printed by the last "+
+			"'kforge init --upload-certs' or 'kforge init phase upload-certs --upload-certs', or upload again to get a new one",
+			bootstrap.NamespaceSystem, bootstrap.CertsSecretName, err)
+	}
+	for _, f := range files {
+		if _, ok := opened[f.Key]; !ok && !f.Optional {
+			return fmt.Errorf("Secret %s/%s has no %s: upload the certificates again with 'kforge init phase upload-certs --upload-certs'",
+				bootstrap.NamespaceSystem, bootstrap.CertsSecretName, f.Key)
+		}
+	}
+	d.Join.SharedCerts = opened
+	d.Out.Phase("discovery", "opened the shared control-plane certificates (%d files) with the certificate key", len(opened))
+	return nil
+}
