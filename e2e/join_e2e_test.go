@@ -252,7 +252,7 @@ func TestJoin(t *testing.T) {
 		return append([]string{"join", "-f", lab.ConfigPath, "--node", name, "--token", token, "--discovery-token-ca-cert-hash", pin}, extra...)
 	}
 	var timings []string
-	cpJoin := func(n *node, members int) {
+	cpJoin := func(n *node, members int, certKey string) {
 		t.Helper()
 		start := time.Now()
 		if _, err := n.run(ctx, joinArgs(n.h.Name, "--certificate-key", certKey)...); err != nil {
@@ -282,8 +282,8 @@ func TestJoin(t *testing.T) {
 		t.Log(timings[len(timings)-1])
 	}
 
-	cpJoin(h2, 2)
-	cpJoin(h3, 3)
+	cpJoin(h2, 2, certKey)
+	cpJoin(h3, 3, certKey)
 	workerJoin(h4)
 
 	t.Run("cluster", func(t *testing.T) {
@@ -417,7 +417,16 @@ func TestJoin(t *testing.T) {
 		waitFor(t, ctx, "etcd with two healthy members", time.Minute, func() error {
 			return etcdHealthy(ctx, etcdVia(t, ctx, h1.h), 2)
 		})
-		cpJoin(h3, 3)
+		// A new certificate key, as an operator refreshes it after the two hours: the old one
+		// no longer opens the certificates.
+		newKey := strings.TrimSpace(h1.sh(ctx, l.Kforge+" certs certificate-key"))
+		if _, err := h1.run(ctx, "init", "phase", "upload-certs", "--upload-certs", "--certificate-key", newKey, "-f", lab.ConfigPath, "--node", "h1"); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := h3.run(ctx, joinArgs("h3", "--certificate-key", certKey, "--dry-run")...); err == nil || !strings.Contains(err.Error(), "certificate key does not open") {
+			t.Fatalf("the old certificate key after a refresh: %v", err)
+		}
+		cpJoin(h3, 3, newKey)
 		waitFor(t, ctx, "h3 Ready again", 3*time.Minute, func() error { return nodeReady(ctx, cs, "h3") })
 	})
 

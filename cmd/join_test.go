@@ -1,0 +1,68 @@
+package cmd
+
+import (
+	"strings"
+	"testing"
+)
+
+// TestJoinRefusesBadInputBeforeDiscovery covers the mistakes join catches without asking
+// the network: every one is an error naming the flag, and none reaches discovery.
+func TestJoinRefusesBadInputBeforeDiscovery(t *testing.T) {
+	t.Setenv(envToken, "")
+	t.Setenv(envCertificateKey, "")
+	pin := "sha256:" + strings.Repeat("ab", 32)
+	tests := []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"no endpoint", []string{"join", "--token", "k4fg3x.q7w8e9r0t1y2u3i4"}, "no API server endpoint"},
+		{"no token", []string{"join", "127.0.0.1:6443", "--discovery-token-ca-cert-hash", pin}, "no bootstrap token"},
+		{"malformed token", []string{"join", "127.0.0.1:6443", "--token", "abc.def"}, "--token"},
+		{"malformed pin", []string{"join", "127.0.0.1:6443", "--token", "k4fg3x.q7w8e9r0t1y2u3i4", "--discovery-token-ca-cert-hash", "md5:00"}, "--discovery-token-ca-cert-hash"},
+		{"no pin and no unsafe flag", []string{"join", "127.0.0.1:6443", "--token", "k4fg3x.q7w8e9r0t1y2u3i4"}, "refusing to trust a cluster CA without a CA pin"},
+		{"malformed certificate key", []string{"join", "127.0.0.1:6443", "--token", "k4fg3x.q7w8e9r0t1y2u3i4", "--discovery-token-ca-cert-hash", pin, "--certificate-key", "xyz"}, "--certificate-key"},
+		{"two endpoints", []string{"join", "127.0.0.1:6443", "127.0.0.2:6443", "--token", "k4fg3x.q7w8e9r0t1y2u3i4"}, "accepts at most 1 arg"},
+		{"missing config file", []string{"join", "-f", "/nonexistent/cluster.toml", "--token", "k4fg3x.q7w8e9r0t1y2u3i4"}, "reading cluster config"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			out, err := run(t, tc.args...)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("kforge %s: err = %v, want one saying %q", strings.Join(tc.args, " "), err, tc.want)
+			}
+			if strings.Contains(out, "q7w8e9r0t1y2u3i4") || strings.Contains(err.Error(), "q7w8e9r0t1y2u3i4") {
+				t.Errorf("the token secret reached the output: %s / %v", out, err)
+			}
+		})
+	}
+}
+
+func TestJoinTokenFromEnvironment(t *testing.T) {
+	t.Setenv(envToken, "k4fg3x.q7w8e9r0t1y2u3i4")
+	o := &joinOptions{}
+	req, err := o.request(nil, []string{"10.0.0.1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if req.Token.ID != "k4fg3x" || req.Endpoint != "10.0.0.1:6443" {
+		t.Errorf("request = token %s endpoint %s, want k4fg3x from %s and port 6443 added", req.Token.ID, req.Endpoint, envToken)
+	}
+}
+
+func TestJoinHelpListsPhases(t *testing.T) {
+	out := mustRun(t, "join", "--help")
+	for _, want := range []string{"download-certs", "etcd-join", "kubelet-wait-bootstrap",
+		"mark-control-plane", "--discovery-token-ca-cert-hash", "--certificate-key", envToken} {
+		if !strings.Contains(out, want) {
+			t.Errorf("join --help lacks %q", want)
+		}
+	}
+	if out := mustRun(t, "join", "phase", "--help"); !strings.Contains(out, "etcd-join") {
+		t.Errorf("join phase --help lacks the phases:\n%s", out)
+	}
+	key := strings.TrimSpace(mustRun(t, "certs", "certificate-key"))
+	if len(key) != 64 || strings.Trim(key, "0123456789abcdef") != "" {
+		t.Errorf("certs certificate-key printed %q, want 64 hex digits", key)
+	}
+}
