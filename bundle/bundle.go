@@ -264,14 +264,23 @@ func Write(dir string, versions map[string]string, files []File) (*Manifest, err
 	if err := m.Validate(); err != nil {
 		return nil, err
 	}
-	b, err := json.MarshalIndent(m, "", "  ")
+	b, err := m.JSON()
 	if err != nil {
 		return nil, err
 	}
-	if _, err := fileutil.WriteAtomic(filepath.Join(dir, ManifestName), append(b, '\n'), 0o644, 0o755); err != nil {
+	if _, err := fileutil.WriteAtomic(filepath.Join(dir, ManifestName), b, 0o644, 0o755); err != nil {
 		return nil, err
 	}
 	return m, nil
+}
+
+// JSON is the manifest as manifest.json holds it.
+func (m *Manifest) JSON() ([]byte, error) {
+	b, err := json.MarshalIndent(m, "", "  ")
+	if err != nil {
+		return nil, fmt.Errorf("encoding the bundle manifest: %w", err)
+	}
+	return append(b, '\n'), nil
 }
 
 // Exists reports whether dir holds a manifest.

@@ -63,10 +63,10 @@ func (o *initOptions) addFlags(fs *pflag.FlagSet, whole bool) {
 	fs.StringVar(&o.kubeconfigDir, "kubeconfig-dir", phases.DefaultKubeconfigDir, "where the kubeconfig files live")
 	fs.StringVar(&o.manifestsDir, "manifests-dir", phases.DefaultManifestsDir, "where the static pod manifests live")
 	fs.StringVar(&o.bundle, "bundle", "", "air-gap bundle directory to install binaries and images from, overrides bundle")
-	fs.StringVar(&o.token, "token", "", "join token to create, id.secret (default: a new random one)")
+	fs.StringVar(&o.token, "token", "", "join token to create, id.secret (default: "+envToken+", else a new random one)")
 	fs.DurationVar(&o.tokenTTL, "token-ttl", 0, "lifetime of the join token (default 24h; 0 keeps the default, a negative value never expires)")
 	fs.BoolVar(&o.uploadCerts, "upload-certs", false, "upload the control-plane certificates, sealed, so that control-plane joins can fetch them")
-	fs.StringVar(&o.certificateKey, "certificate-key", "", "hex key that seals the uploaded certificates (default: a new random one)")
+	fs.StringVar(&o.certificateKey, "certificate-key", "", "hex key that seals the uploaded certificates (default: "+envCertificateKey+", else a new random one)")
 	fs.DurationVar(&o.wait, "timeout", phases.DefaultWait, "how long to wait for the control plane and the cluster")
 	fs.StringVar(&o.kubernetesVersion, "kubernetes-version", "", "Kubernetes release, overrides kubernetes_version (default "+config.DefaultKubernetesVersion+")")
 	fs.StringVar(&o.controlPlaneEndpoint, "control-plane-endpoint", "", "host[:port] in front of every apiserver, overrides control_plane_endpoint")
@@ -370,6 +370,12 @@ func (root *rootOptions) buildData(s dataSpec) (*phases.Data, func(), error) {
 
 // bootstrapData fills the join token and certificate key from the flags.
 func (o *initOptions) bootstrapData(d *phases.Data) error {
+	if o.token == "" {
+		o.token = os.Getenv(envToken)
+	}
+	if o.certificateKey == "" {
+		o.certificateKey = os.Getenv(envCertificateKey)
+	}
 	if o.token != "" {
 		t, err := tokens.Parse(o.token)
 		if err != nil {

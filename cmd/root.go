@@ -65,6 +65,8 @@ bootstrap contract, so kubectl and stock kubeadm work against a kforge cluster.`
 		newInitCommand(o),
 		newJoinCommand(o),
 		newCertsCommand(o),
+		newPreflightCommand(o),
+		newUpCommand(o),
 		newConfigCommand(o),
 		newResetCommand(o),
 		newSuperviseCommand(o),

@@ -87,6 +87,10 @@ type File struct {
 	// Owner is "" (leave the default: the connecting user, or root under
 	// sudo), "uid:gid", "user:group" or "user".
 	Owner string
+	// SHA256, if set, is the source's hex sha256, known in advance (a bundle manifest
+	// lists it), so that Upload need not read the source to compare. The host checks the
+	// bytes it received against it before the destination is replaced.
+	SHA256 string
 	// Progress, if set, is called with the bytes sent so far and the total,
 	// at most a few times per second, and once at the end with sent == total.
 	// It may be called from another goroutine.

@@ -306,9 +306,11 @@ func shellUpload(ctx context.Context, h Host, f File) (UploadResult, error) {
 		return UploadResult{}, fmt.Errorf("uploading %s: %w", f.Dst, err)
 	}
 	defer src.close()
-	sum, err := src.sha256(ctx)
-	if err != nil {
-		return UploadResult{}, fmt.Errorf("uploading %s: %w", f.Dst, err)
+	sum := f.SHA256
+	if sum == "" {
+		if sum, err = src.sha256(ctx); err != nil {
+			return UploadResult{}, fmt.Errorf("uploading %s: %w", f.Dst, err)
+		}
 	}
 	mode := f.mode()
 	cur, err := statFile(ctx, h, f.Dst)

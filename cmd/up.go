@@ -1,0 +1,247 @@
+package cmd
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/kforge/kforge/config"
+	"github.com/kforge/kforge/host"
+	"github.com/kforge/kforge/internal/fileutil"
+	"github.com/kforge/kforge/phases"
+)
+
+// sshOptions are the flags that say how kforge reaches hosts over SSH.
+type sshOptions struct {
+	identity          []string
+	knownHosts        string
+	acceptNewHostKeys bool
+}
+
+func (s *sshOptions) addFlags(c *cobra.Command) {
+	fs := c.Flags()
+	fs.StringSliceVarP(&s.identity, "identity", "i", nil, "private key file(s) for SSH (default: hosts[].ssh.key, else ~/.ssh/id_ed25519 and ~/.ssh/id_rsa; ssh-agent is used when SSH_AUTH_SOCK is set)")
+	fs.StringVar(&s.knownHosts, "known-hosts", "~/.ssh/known_hosts", "known_hosts file the hosts' keys are checked against (hosts[].ssh.known_hosts wins)")
+	fs.BoolVar(&s.acceptNewHostKeys, "accept-new-host-keys", false, "trust and record the key of a host known_hosts does not know yet (a changed key is always refused)")
+}
+
+// connect returns the function that opens a host of the file over SSH.
+func (s *sshOptions) connect(out *phases.Printer) func(ctx context.Context, h *config.Host) (host.Host, error) {
+	return func(ctx context.Context, h *config.Host) (host.Host, error) {
+		cfg := host.SSHConfig{
+			Name:              h.Name,
+			Address:           h.Address,
+			Port:              h.SSH.Port,
+			User:              h.SSH.User,
+			KeyFiles:          s.keys(h),
+			UseAgent:          os.Getenv("SSH_AUTH_SOCK") != "",
+			KnownHostsPath:    s.knownHosts,
+			AcceptNewHostKeys: s.acceptNewHostKeys,
+			OnNewHostKey: func(hostname, fingerprint string) {
+				out.Phase(h.Name, "trusting the new host key %s of %s (--accept-new-host-keys); recorded in %s", fingerprint, hostname, s.knownHosts)
+			},
+		}
+		if h.SSH.KnownHosts != "" {
+			cfg.KnownHostsPath = h.SSH.KnownHosts
+		}
+		if b := h.SSH.Bastion; b != "" {
+			bc, err := bastionConfig(b)
+			if err != nil {
+				return nil, err
+			}
+			cfg.Bastion = bc
+		}
+		return host.Dial(ctx, cfg)
+	}
+}
+
+func (s *sshOptions) keys(h *config.Host) []string {
+	if h.SSH.Key != "" {
+		return []string{h.SSH.Key}
+	}
+	if len(s.identity) > 0 {
+		return s.identity
+	}
+	var out []string
+	home, _ := os.UserHomeDir()
+	for _, k := range []string{"id_ed25519", "id_ecdsa", "id_rsa"} {
+		p := filepath.Join(home, ".ssh", k)
+		if _, err := os.Stat(p); err == nil {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// bastionConfig reads "[user@]host[:port]".
+func bastionConfig(s string) (*host.SSHConfig, error) {
+	c := &host.SSHConfig{Name: "bastion " + s}
+	if i := strings.LastIndex(s, "@"); i >= 0 {
+		c.User, s = s[:i], s[i+1:]
+	}
+	if h, p, err := net.SplitHostPort(s); err == nil {
+		n, err := strconv.Atoi(p)
+		if err != nil {
+			return nil, fmt.Errorf("bastion %q: port %q: %w", s, p, err)
+		}
+		c.Address, c.Port = h, n
+	} else {
+		c.Address = strings.Trim(s, "[]")
+	}
+	return c, nil
+}
+
+type upOptions struct {
+	root            *rootOptions
+	ssh             sshOptions
+	configPath      string
+	concurrency     int
+	dryRun          bool
+	prune           bool
+	output          string
+	kubeconfigOut   string
+	ignorePreflight []string
+	wait            time.Duration
+}
+
+func newUpCommand(root *rootOptions) *cobra.Command {
+	o := &upOptions{root: root}
+	c := &cobra.Command{
+		Use:   "up -f cluster.toml",
+		Short: "Make the hosts of cluster.toml a cluster, over SSH",
+		Long: `Make the hosts of cluster.toml a cluster, over SSH, from this machine.
+
+kforge up connects to every host (host keys checked against known_hosts), asks the
+cluster which hosts are already in it, and leaves those alone. On every other host it
+installs kforge, the cluster.toml and the parts of the bundle the host needs, and runs the
+pre-flight checks; then it runs "kforge init" on the first control-plane host if there is
+no cluster yet, joins the other control-plane hosts one at a time, and the workers in
+parallel, each with its own join token, deleted once the host has joined. It ends by
+writing the admin kubeconfig here and printing a summary.
+
+Run it again and it converges: hosts added to the file are joined; hosts removed from the
+file are reported, and with --prune their Nodes are deleted. A host that fails does not
+stop the others; the summary lists every failure and the exit status is non-zero. The
+cluster's state lives in the cluster, not in a local file.`,
+		Example: `  # bring the cluster up, trusting hosts known_hosts does not know yet
+  kforge up -f cluster.toml --accept-new-host-keys
+
+  # what would happen, without changing anything
+  kforge up -f cluster.toml --dry-run
+
+  # for pipelines
+  kforge up -f cluster.toml --output json`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error { return o.run(cmd.Context()) },
+	}
+	fs := c.Flags()
+	fs.StringVarP(&o.configPath, "config", "f", "", "path of cluster.toml (required)")
+	fs.IntVar(&o.concurrency, "concurrency", host.DefaultConcurrency, "how many hosts are prepared and joined at once")
+	fs.BoolVar(&o.dryRun, "dry-run", false, "connect and read the cluster, print each host's plan, change nothing")
+	fs.BoolVar(&o.prune, "prune", false, "delete the Nodes of worker hosts that are in the cluster but no longer in the file")
+	fs.StringVarP(&o.output, "output", "o", "text", "summary format: text or json")
+	fs.StringVar(&o.kubeconfigOut, "kubeconfig-out", "", "where to write the admin kubeconfig (default ./<cluster>-admin.conf)")
+	fs.StringSliceVar(&o.ignorePreflight, "ignore-preflight-errors", nil, "preflight checks whose errors become warnings on every host")
+	fs.DurationVar(&o.wait, "timeout", phases.DefaultWait, "how long each host's init and join wait for the cluster")
+	o.ssh.addFlags(c)
+	_ = c.MarkFlagRequired("config")
+	return c
+}
+
+func (o *upOptions) run(ctx context.Context) error {
+	if o.output != "text" && o.output != "json" {
+		return fmt.Errorf("--output %q: want text or json", o.output)
+	}
+	c, err := config.Load(o.configPath)
+	if err != nil {
+		return err
+	}
+	if len(c.Hosts) == 0 {
+		return fmt.Errorf("%s has no hosts: add a [[hosts]] table for each machine", o.configPath)
+	}
+	self, err := os.Executable()
+	if err != nil {
+		return fmt.Errorf("finding the kforge binary to install on the hosts: %w", err)
+	}
+	progress := o.root.streams.Out
+	if o.output == "json" {
+		progress = o.root.streams.Err
+	}
+	out := phases.NewPrinter(progress)
+	opts := phases.UpOptions{
+		Cluster:         c,
+		Kforge:          self,
+		Connect:         o.ssh.connect(out),
+		Concurrency:     o.concurrency,
+		DryRun:          o.dryRun,
+		Prune:           o.prune,
+		IgnorePreflight: o.ignorePreflight,
+		Timeout:         o.wait,
+		Out:             out,
+		Log:             o.root.logger(),
+	}
+	if o.root.verbosity > 0 {
+		opts.HostLog = o.root.streams.Err
+	}
+	rep, upErr := phases.Up(ctx, opts)
+	if rep == nil {
+		return upErr
+	}
+	if len(rep.AdminKubeconfig) > 0 && !o.dryRun {
+		path := o.kubeconfigOut
+		if path == "" {
+			path = c.Name + "-admin.conf"
+		}
+		if _, err := fileutil.WriteAtomic(path, rep.AdminKubeconfig, 0o600, 0o700); err != nil {
+			return fmt.Errorf("writing the admin kubeconfig: %w", err)
+		}
+		out.Plain("admin kubeconfig: %s", path)
+		defer out.Plain("Use the cluster with: kubectl --kubeconfig %s get nodes", path)
+	}
+	if err := printUpReport(o.root.streams.Out, rep, o.output); err != nil {
+		return err
+	}
+	failed := rep.Failed()
+	switch {
+	case upErr != nil && failed != nil:
+		return fmt.Errorf("%w\n%w", upErr, failed)
+	case upErr != nil:
+		return upErr
+	case failed != nil:
+		return fmt.Errorf("kforge up failed on some hosts; the others are done, and running it again converges:\n%w", failed)
+	}
+	return nil
+}
+
+func printUpReport(w io.Writer, r *phases.UpReport, format string) error {
+	if format == "json" {
+		b, err := json.MarshalIndent(r, "", "  ")
+		if err != nil {
+			return err
+		}
+		_, err = fmt.Fprintf(w, "%s\n", b)
+		return err
+	}
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "\nHOST\tROLE\tACTION\tRESULT\tDURATION\tUPLOADED")
+	for _, h := range r.Hosts {
+		res := h.Result
+		if h.Error != "" && h.Result != phases.ResultFailed {
+			res += ": " + h.Error
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%.1f MiB\n", h.Host, h.Role, h.Action, res, h.Duration.Round(100*time.Millisecond), float64(h.Uploaded)/(1<<20))
+	}
+	fmt.Fprintf(tw, "\ncluster %q: %d hosts in %.1fs\n", r.Cluster, len(r.Hosts), r.Seconds)
+	return errors.Join(tw.Flush())
+}
