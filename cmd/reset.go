@@ -2,6 +2,7 @@ package cmd
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -27,6 +28,9 @@ type resetOptions struct {
 	kubeconfigDir   string
 	manifestsDir    string
 	force           bool
+	hosts           []string
+	ssh             sshOptions
+	concurrency     int
 }
 
 func newResetCommand(root *rootOptions) *cobra.Command {
@@ -48,13 +52,19 @@ The reset workflow runs these phases, in order:
   kforge reset --dry-run
 
   # reset this host
-  kforge reset`,
+  kforge reset
+
+  # reset hosts of a cluster file over SSH (all of them without --hosts)
+  kforge reset -f cluster.toml --hosts w1,w2`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return o.run(cmd.Context(), wf) },
 	}
 	fs := c.Flags()
-	fs.StringVarP(&o.configPath, "config", "f", "", "path of cluster.toml (for the etcd data dir and the runtime socket); default: the defaults")
-	fs.StringVar(&o.node, "node", "", "which host of the file this is (default: the hostname)")
+	fs.StringVarP(&o.configPath, "config", "f", "", "path of cluster.toml; with --node, the settings for this host; without, reset the file's hosts over SSH")
+	fs.StringVar(&o.node, "node", "", "which host of the file this is: reset this machine (default without -f: the hostname)")
+	fs.StringSliceVar(&o.hosts, "hosts", nil, "with -f and no --node: the hosts to reset over SSH (default: all of the file's)")
+	fs.IntVar(&o.concurrency, "concurrency", 20, "with -f and no --node: how many workers are reset at once")
+	o.ssh.addFlags(c)
 	fs.BoolVar(&o.dryRun, "dry-run", false, "list what would be stopped and removed; change nothing")
 	fs.StringSliceVar(&o.skipPhases, "skip-phases", nil, "phases to skip")
 	fs.StringSliceVar(&o.ignorePreflight, "ignore-preflight-errors", nil, "preflight checks whose errors become warnings: names, or all")
@@ -66,6 +76,12 @@ The reset workflow runs these phases, in order:
 }
 
 func (o *resetOptions) run(ctx context.Context, wf *phases.Workflow) error {
+	if o.configPath != "" && o.node == "" {
+		return o.runRemote(ctx)
+	}
+	if len(o.hosts) > 0 {
+		return errors.New("--hosts resets hosts over SSH: pass -f cluster.toml without --node")
+	}
 	c := config.Default()
 	if o.configPath != "" {
 		var err error
@@ -121,6 +137,46 @@ func (o *resetOptions) run(ctx context.Context, wf *phases.Workflow) error {
 		out.Plain("\nhost %q is reset; kforge left containerd's config, the installed binaries and the logs in /var/log/kforge.", node.Name)
 	}
 	return nil
+}
+
+// runRemote resets hosts of the file over SSH.
+func (o *resetOptions) runRemote(ctx context.Context) error {
+	c, err := config.Load(o.configPath)
+	if err != nil {
+		return err
+	}
+	self, err := os.Executable()
+	if err != nil {
+		return fmt.Errorf("finding the kforge binary to run on the hosts: %w", err)
+	}
+	out := phases.NewPrinter(o.root.streams.Out)
+	opts := phases.ResetHostsOptions{
+		UpOptions: phases.UpOptions{
+			Cluster:     c,
+			Kforge:      self,
+			Connect:     o.ssh.connect(out),
+			Concurrency: o.concurrency,
+			DryRun:      o.dryRun,
+			Out:         out,
+			Log:         o.root.logger(),
+		},
+		Hosts: o.hosts,
+		Force: o.force,
+	}
+	if o.root.verbosity > 0 {
+		opts.HostLog = o.root.streams.Err
+	}
+	rep, err := phases.ResetHosts(ctx, opts)
+	if rep == nil {
+		return err
+	}
+	if perr := printUpReport(o.root.streams.Out, rep, "text"); perr != nil {
+		return perr
+	}
+	if failed := rep.Failed(); failed != nil {
+		return fmt.Errorf("reset failed on some hosts; run it again for those:\n%w", failed)
+	}
+	return err
 }
 
 // nodeClient returns a client from the most capable kubeconfig on this host, admin.conf on

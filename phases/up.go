@@ -117,6 +117,7 @@ type up struct {
 	hosts   map[string]host.Host
 	reports map[string]*HostReport
 	mu      sync.Mutex
+	secMu   sync.RWMutex // guards secrets
 	secrets []string
 	bundle  *bundle.Bundle
 	remote  []byte // cluster.toml as the hosts read it
@@ -149,7 +150,7 @@ func Up(ctx context.Context, o UpOptions) (*UpReport, error) {
 		return nil, err
 	}
 	u.connectAll(ctx)
-	if err := u.findCluster(ctx); err != nil {
+	if err := u.findCluster(ctx, u.c.ControlPlaneHosts()); err != nil {
 		return u.report(start), err
 	}
 	initHost := u.plan()
@@ -160,6 +161,37 @@ func Up(ctx context.Context, o UpOptions) (*UpReport, error) {
 		return u.report(start), err
 	}
 	return u.report(start), nil
+}
+
+// PrepareHosts does for every host of o.Cluster what Up does before a join: connect,
+// install kforge and cluster.toml, run the worker preflight checks and upload the bundle's
+// parts. It asks no cluster and joins nothing; the benchmarks time it.
+func PrepareHosts(ctx context.Context, o UpOptions) (*UpReport, error) {
+	start := time.Now()
+	if o.Concurrency <= 0 {
+		o.Concurrency = host.DefaultConcurrency
+	}
+	u := &up{o: o, c: o.Cluster, hosts: map[string]host.Host{}, reports: map[string]*HostReport{}}
+	defer u.closeAll()
+	for _, h := range u.c.Hosts {
+		u.reports[h.Name] = &HostReport{Host: h.Name, Role: config.RoleWorker, Action: ActionJoinWorker, Result: ResultPlanned}
+	}
+	if err := u.prepareLocal(); err != nil {
+		return nil, err
+	}
+	u.connectAll(ctx)
+	var all []*config.Host
+	for i := range u.c.Hosts {
+		all = append(all, &u.c.Hosts[i])
+	}
+	u.forEach(ctx, all, func(ctx context.Context, h *config.Host) error {
+		if err := u.prepareHost(ctx, h); err != nil {
+			return err
+		}
+		u.done(h.Name, "prepared")
+		return nil
+	})
+	return u.report(start), ctx.Err()
 }
 
 func (u *up) closeAll() {
@@ -206,6 +238,8 @@ func (u *up) fail(name string, err error) {
 }
 
 func (u *up) redact(s string) string {
+	u.secMu.RLock()
+	defer u.secMu.RUnlock()
 	for _, sec := range u.secrets {
 		if sec != "" {
 			s = strings.ReplaceAll(s, sec, "<redacted>")
@@ -214,10 +248,13 @@ func (u *up) redact(s string) string {
 	return s
 }
 
+// addSecret adds a string to redact; longer secrets are replaced first, so that a token
+// is redacted whole before its secret half is.
 func (u *up) addSecret(s string) {
-	u.mu.Lock()
+	u.secMu.Lock()
 	u.secrets = append(u.secrets, s)
-	u.mu.Unlock()
+	sort.Slice(u.secrets, func(i, j int) bool { return len(u.secrets[i]) > len(u.secrets[j]) })
+	u.secMu.Unlock()
 }
 
 // prepareLocal loads the bundle and renders the cluster.toml the hosts get.
@@ -268,8 +305,8 @@ func (u *up) connectAll(ctx context.Context) {
 
 // findCluster reads admin.conf from the first control-plane host that has one and lists the
 // cluster's nodes with it. No admin.conf anywhere means there is no cluster yet.
-func (u *up) findCluster(ctx context.Context) error {
-	for _, h := range u.c.ControlPlaneHosts() {
+func (u *up) findCluster(ctx context.Context, cps []*config.Host) error {
+	for _, h := range cps {
 		conn, ok := u.hosts[h.Name]
 		if !ok {
 			continue

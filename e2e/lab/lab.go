@@ -87,6 +87,9 @@ func (l *Lab) ClusterConfigCP(controlPlanes int, hosts ...testbed.Host) string {
 	return b.String()
 }
 
+// Gateway is the bridge's own address in the lab subnet, where nothing serves DNS.
+func (l *Lab) Gateway() string { return gateway(l.TB) }
+
 // gateway is the bridge's own address in the lab subnet (.1): nothing serves DNS there.
 func gateway(tb *testbed.Testbed) string {
 	s := tb.Subnet()

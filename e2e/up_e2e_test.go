@@ -1,0 +1,374 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/clientcmd"
+
+	"github.com/kforge/kforge/e2e/lab"
+	"github.com/kforge/kforge/e2e/testbed"
+	"github.com/kforge/kforge/phases"
+)
+
+// upConfig is a cluster.toml for kforge up: the lab's settings, the bundle as this machine
+// sees it, and the hosts with their roles.
+func upConfig(l *lab.Lab, name, endpoint string, cps int, hosts ...testbed.Host) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "version = \"kforge/v1alpha1\"\nname = %q\nbundle = %q\n", name, l.BundleDir)
+	if endpoint != "" {
+		fmt.Fprintf(&b, "control_plane_endpoint = %q\n", endpoint)
+	}
+	fmt.Fprintf(&b, "\n[addons.dns]\nupstreams = [%q]\n\n[addons.cni]\nflannel_backend = \"host-gw\"\n\n", l.Gateway())
+	for i, h := range hosts {
+		role := "worker"
+		if i < cps {
+			role = "control-plane"
+		}
+		fmt.Fprintf(&b, "[[hosts]]\nname = %q\naddress = %q\nroles = [%q]\nkubelet_extra_args = { \"cgroup-root\" = \"/%s\" }\n\n",
+			h.Name, h.Address, role, h.Name)
+	}
+	return b.String()
+}
+
+// secretRE matches a bootstrap token or a certificate key as kforge prints them.
+var secretRE = regexp.MustCompile(`\b[a-z0-9]{6}\.[a-z0-9]{16}\b|(?m)^\s*[0-9a-f]{64}\s*$|--certificate-key [0-9a-f]{64}`)
+
+type upRun struct {
+	stdout, stderr string
+	report         phases.UpReport
+	err            error
+	took           time.Duration
+}
+
+// kforgeUp runs kforge up from this machine (the root namespace) with the testbed's SSH key.
+func kforgeUp(t *testing.T, ctx context.Context, l *lab.Lab, cfg, knownHosts string, watch func(line string), extra ...string) upRun {
+	t.Helper()
+	args := append([]string{"up", "-f", cfg, "-i", l.TB.SSHKey(), "--known-hosts", knownHosts, "--output", "json", "-v", "1",
+		"--kubeconfig-out", filepath.Join(filepath.Dir(cfg), "admin.conf")}, extra...)
+	cmd := exec.CommandContext(ctx, l.Kforge, args...)
+	cmd.Dir = filepath.Dir(cfg)
+	var stdout bytes.Buffer
+	cmd.Stdout = &stdout
+	pr, pw := io.Pipe()
+	cmd.Stderr = pw
+	var stderr strings.Builder
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		sc := bufio.NewScanner(pr)
+		for sc.Scan() {
+			stderr.WriteString(sc.Text() + "\n")
+			if watch != nil {
+				watch(sc.Text())
+			}
+		}
+	}()
+	start := time.Now()
+	err := cmd.Run()
+	pw.Close()
+	<-done
+	r := upRun{stdout: stdout.String(), stderr: stderr.String(), err: err, took: time.Since(start)}
+	if jerr := json.Unmarshal(stdout.Bytes(), &r.report); jerr != nil && err == nil {
+		t.Fatalf("kforge up printed no JSON summary: %v\nstdout:\n%s\nstderr:\n%s", jerr, r.stdout, r.stderr)
+	}
+	t.Logf("kforge up -f %s: %s, exit %v", filepath.Base(cfg), r.took.Round(100*time.Millisecond), err)
+	// up's own progress lines ("[h2] ..."), without the hosts' output ("h2: ...").
+	var progress []string
+	for _, line := range strings.Split(r.stderr, "\n") {
+		if strings.HasPrefix(line, "[") {
+			progress = append(progress, line)
+		}
+	}
+	t.Logf("progress:\n%s", strings.Join(progress, "\n"))
+	return r
+}
+
+func (r upRun) host(name string) phases.HostReport {
+	for _, h := range r.report.Hosts {
+		if h.Host == name {
+			return h
+		}
+	}
+	return phases.HostReport{}
+}
+
+func clientFromFile(t *testing.T, path string) kubernetes.Interface {
+	t.Helper()
+	cfg, err := clientcmd.BuildConfigFromFlags("", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Timeout = 15 * time.Second
+	cs, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cs
+}
+
+// upState fingerprints what up and the cluster put on a host.
+func (n *node) upState(ctx context.Context) string {
+	files, containers := n.stateOf(ctx)
+	more := n.sh(ctx, `find /etc/kforge /var/lib/kforge /usr/local/bin -type f -printf '%p %T@ %s\n' 2>/dev/null | sort`)
+	return files + more + "containers:\n" + containers
+}
+
+// killSSH stops a host's sshd and every session it serves, as a host that drops off the
+// network would: the listener through the testbed, then each sshd process of the host by
+// its PID (inside the host's own PID namespace).
+func killSSH(ctx context.Context, h testbed.Host) error {
+	if err := h.StopService(ctx, "sshd"); err != nil {
+		return err
+	}
+	script := `for d in /proc/[0-9]*; do [ "$(cat $d/comm 2>/dev/null)" = sshd ] && kill -9 "${d#/proc/}"; done; true`
+	if out, errOut, err := h.Exec(ctx, nil, "sh", "-c", script); err != nil {
+		return fmt.Errorf("killing sshd sessions on %s: %v %s %s", h.Name, err, out, errOut)
+	}
+	return nil
+}
+
+// TestUp drives whole clusters from this machine over the hosts' real sshd: from nothing,
+// a no-op re-run, a refused unknown host key, growth by one worker, an HA cluster, and a
+// host lost in the middle of a run.
+func TestUp(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("the e2e tier creates hosts from namespaces and needs root; run it with `sudo make e2e`")
+	}
+	ctx := t.Context()
+	built := buildTestBundle(t, ctx)
+	tb, err := testbed.Up(ctx, testbed.Options{Hosts: 8, Out: os.Stderr})
+	if err != nil {
+		t.Fatalf("creating the test hosts: %v", err)
+	}
+	if os.Getenv("KFORGE_E2E_KEEP") == "" {
+		t.Cleanup(func() {
+			if err := tb.Down(context.Background()); err != nil {
+				t.Errorf("removing the testbed: %v", err)
+			}
+		})
+	}
+	root, err := repoRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := lab.Stage(tb, built, root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := map[string]testbed.Host{}
+	nodes := map[string]*node{}
+	for _, h := range tb.Hosts() {
+		hs[h.Name] = h
+		nodes[h.Name] = &node{t: t, h: h, lab: l}
+	}
+	dir := t.TempDir()
+	write := func(name, text string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(text), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	known, err := os.ReadFile(tb.KnownHosts())
+	if err != nil {
+		t.Fatal(err)
+	}
+	knownHosts := write("known_hosts", string(known))
+	var withoutH4 []string
+	for _, line := range strings.Split(string(known), "\n") {
+		if !strings.Contains(line, "h4") && !strings.Contains(line, hs["h4"].Address.String()) {
+			withoutH4 = append(withoutH4, line)
+		}
+	}
+	knownHostsNoH4 := write("known_hosts.no-h4", strings.Join(withoutH4, "\n"))
+
+	basic := write("basic.toml", upConfig(l, "basic", "", 1, hs["h1"], hs["h2"], hs["h3"]))
+	grown := write("grown.toml", upConfig(l, "basic", "", 1, hs["h1"], hs["h2"], hs["h3"], hs["h4"]))
+	ha := write("ha.toml", upConfig(l, "ha", hs["h5"].Address.String()+":6443", 3, hs["h5"], hs["h6"], hs["h7"], hs["h8"]))
+	var timings []string
+
+	// 1. From nothing: one control plane and two workers.
+	upStart := time.Now()
+	first := kforgeUp(t, ctx, l, basic, knownHosts, nil)
+	if first.err != nil {
+		t.Fatalf("kforge up: %v\n%s", first.err, first.stderr)
+	}
+	timings = append(timings, fmt.Sprintf("up from nothing (1 control plane, 2 workers): %s", first.took.Round(100*time.Millisecond)))
+	cs := clientFromFile(t, filepath.Join(dir, "admin.conf"))
+	for _, n := range []string{"h1", "h2", "h3"} {
+		waitFor(t, ctx, n+" Ready", 3*time.Minute, func() error { return nodeReady(ctx, cs, n) })
+	}
+	timings = append(timings, fmt.Sprintf("all three nodes Ready %s after up started", time.Since(upStart).Round(100*time.Millisecond)))
+	t.Run("from nothing", func(t *testing.T) {
+		checkPodNetworking(t, ctx, cs, "h2", "h3")
+		// The test's pods go with their namespace; wait, so that the later fingerprints
+		// see only what kforge runs.
+		waitFor(t, ctx, "the networking test's pods to be gone", 2*time.Minute, func() error {
+			pods, err := cs.CoreV1().Pods("").List(ctx, metav1.ListOptions{})
+			if err != nil {
+				return err
+			}
+			for _, p := range pods.Items {
+				if strings.HasPrefix(p.Namespace, "e2e-") {
+					return fmt.Errorf("pod %s/%s is still there", p.Namespace, p.Name)
+				}
+			}
+			return nil
+		})
+		time.Sleep(2 * time.Second) // containerd removes the tasks just after the pods
+		secrets, err := cs.CoreV1().Secrets("kube-system").List(ctx, metav1.ListOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, s := range secrets.Items {
+			if strings.HasPrefix(s.Name, "bootstrap-token-") {
+				t.Errorf("join token %s outlived the run", s.Name)
+			}
+		}
+		// With -v 1 up prints every line the hosts' kforge printed, the join commands
+		// init shows included: the token and certificate key must be redacted there.
+		all := first.stdout + first.stderr
+		if !strings.Contains(all, "--token <redacted>") {
+			t.Errorf("up's host log does not show init's join command redacted:\n%s", all)
+		}
+		if m := secretRE.FindString(all); m != "" {
+			t.Errorf("up's output holds a secret-looking string %q", m)
+		}
+	})
+
+	t.Run("a second up changes nothing", func(t *testing.T) {
+		before := map[string]string{}
+		for _, n := range []string{"h1", "h2", "h3"} {
+			before[n] = nodes[n].upState(ctx)
+		}
+		again := kforgeUp(t, ctx, l, basic, knownHosts, nil)
+		if again.err != nil {
+			t.Fatalf("second up: %v\n%s", again.err, again.stderr)
+		}
+		for _, n := range []string{"h1", "h2", "h3"} {
+			r := again.host(n)
+			if r.Action != phases.ActionUnchanged || r.Uploaded != 0 {
+				t.Errorf("%s: action %q, %d bytes uploaded; want unchanged and nothing", n, r.Action, r.Uploaded)
+			}
+			if after := nodes[n].upState(ctx); after != before[n] {
+				t.Errorf("the second up changed %s:\nbefore:\n%s\nafter:\n%s", n, before[n], after)
+			}
+		}
+		timings = append(timings, fmt.Sprintf("no-op re-run of up: %s", again.took.Round(time.Millisecond)))
+	})
+
+	t.Run("an unknown host key is refused", func(t *testing.T) {
+		r := kforgeUp(t, ctx, l, grown, knownHostsNoH4, nil)
+		if r.err == nil {
+			t.Fatal("up went on with a host known_hosts does not know")
+		}
+		h4 := r.host("h4")
+		if h4.Result != phases.ResultFailed || !strings.Contains(h4.Error, "unknown ssh host key") || !strings.Contains(h4.Error, "SHA256:") {
+			t.Errorf("h4: %+v, want failed with the unknown key's fingerprint", h4)
+		}
+		if left := nodes["h4"].sh(ctx, "ls -A /etc/kforge /var/lib/kforge /usr/local/bin | grep -v ':$' | grep -c . || true"); strings.TrimSpace(left) != "0" {
+			t.Errorf("something was put on h4: %s", left)
+		}
+		for _, n := range []string{"h1", "h2", "h3"} {
+			if a := r.host(n).Action; a != phases.ActionUnchanged {
+				t.Errorf("%s: action %q, want unchanged", n, a)
+			}
+		}
+	})
+
+	t.Run("growth touches only the new host", func(t *testing.T) {
+		before := map[string]string{}
+		for _, n := range []string{"h1", "h2", "h3"} {
+			before[n] = nodes[n].upState(ctx)
+		}
+		r := kforgeUp(t, ctx, l, grown, knownHosts, nil)
+		if r.err != nil {
+			t.Fatalf("up with h4 added: %v\n%s", r.err, r.stderr)
+		}
+		if a := r.host("h4"); a.Action != phases.ActionJoinWorker || a.Result != phases.ResultOK {
+			t.Errorf("h4: %+v, want a worker join", a)
+		}
+		for _, n := range []string{"h1", "h2", "h3"} {
+			if after := nodes[n].upState(ctx); after != before[n] {
+				t.Errorf("adding h4 changed %s:\nbefore:\n%s\nafter:\n%s", n, before[n], after)
+			}
+		}
+		waitFor(t, ctx, "h4 Ready", 3*time.Minute, func() error { return nodeReady(ctx, cs, "h4") })
+		timings = append(timings, fmt.Sprintf("up adding one worker: %s", r.took.Round(100*time.Millisecond)))
+	})
+
+	t.Run("HA, and a host lost in the middle", func(t *testing.T) {
+		killed := false
+		r := kforgeUp(t, ctx, l, ha, knownHosts, func(line string) {
+			if !killed && strings.HasPrefix(line, "[h8] preflight passed") {
+				killed = true
+				if err := killSSH(ctx, hs["h8"]); err != nil {
+					t.Error(err)
+				}
+				t.Log("stopped h8's sshd and its sessions while up runs")
+			}
+		})
+		if !killed {
+			t.Fatalf("up never reached h8's upload:\n%s", r.stderr)
+		}
+		if r.err == nil {
+			t.Fatalf("up succeeded although h8 was lost:\n%s", r.stderr)
+		}
+		if h8 := r.host("h8"); h8.Result != phases.ResultFailed {
+			t.Errorf("h8: %+v, want failed", h8)
+		}
+		if !strings.Contains(r.stderr, "h8:") {
+			t.Errorf("the error does not name h8:\n%s", r.stderr)
+		}
+		for _, n := range []string{"h5", "h6", "h7"} {
+			if h := r.host(n); h.Result != phases.ResultOK {
+				t.Errorf("%s: %+v, want ok", n, h)
+			}
+		}
+		if err := etcdHealthy(ctx, etcdVia(t, ctx, hs["h6"]), 3); err != nil {
+			t.Errorf("after the HA up: %v", err)
+		}
+		timings = append(timings, fmt.Sprintf("up of an HA cluster (3 control planes, 1 worker lost): %s", r.took.Round(100*time.Millisecond)))
+
+		if err := hs["h8"].StartService(ctx, "sshd"); err != nil {
+			t.Fatal(err)
+		}
+		again := kforgeUp(t, ctx, l, ha, knownHosts, nil)
+		if again.err != nil {
+			t.Fatalf("up after h8 came back: %v\n%s", again.err, again.stderr)
+		}
+		if h8 := again.host("h8"); h8.Action != phases.ActionJoinWorker || h8.Result != phases.ResultOK {
+			t.Errorf("h8: %+v, want joined", h8)
+		}
+		for _, n := range []string{"h5", "h6", "h7"} {
+			if a := again.host(n).Action; a != phases.ActionUnchanged {
+				t.Errorf("%s: action %q on the re-run, want unchanged", n, a)
+			}
+		}
+		hacs := clientFromFile(t, filepath.Join(dir, "admin.conf"))
+		for _, n := range []string{"h5", "h6", "h7", "h8"} {
+			waitFor(t, ctx, n+" Ready", 3*time.Minute, func() error { return nodeReady(ctx, hacs, n) })
+		}
+		timings = append(timings, fmt.Sprintf("up re-run that joins the lost worker: %s", again.took.Round(100*time.Millisecond)))
+	})
+
+	for _, line := range timings {
+		t.Log(line)
+	}
+}
