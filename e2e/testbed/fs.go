@@ -46,8 +46,8 @@ var PrivatePaths = []PrivatePath{
 	{Path: "/opt/cni/bin", Mode: 0o755},
 	{Path: "/opt/containerd", Mode: 0o711}, // containerd's "opt" plugin
 	{Path: "/usr/local/bin", Mode: 0o755},
-	{Path: "/etc/kforge", Mode: 0o755},     // kforge up's cluster.toml
-	{Path: "/var/lib/kforge", Mode: 0o755}, // kforge up's copy of the bundle
+	{Path: "/etc/kforge", Mode: 0o755},             // kforge up's cluster.toml
+	{Path: "/var/lib/kforge", Mode: 0o755},         // kforge up's copy of the bundle
 	{Path: "/usr/libexec/kubernetes", Mode: 0o755}, // the kubelet's volume plugin dir
 	// root's home as a fresh image has it (not the machine's, whose dotfiles and
 	// secrets are none of a host's business); authorized_keys in /root/.ssh.
