@@ -26,14 +26,14 @@ e2e: ## real hosts on the testbed: kubelet, containerd, kforge init/reset (root;
 testbed: ## create HOSTS test hosts (network, mount, UTS and PID namespaces with sshd and containerd) and leave them running (root)
 	$(GO) run ./e2e/testbedctl up -n $(HOSTS)
 
-cluster: ## a real one-host cluster on this machine: bundle, test host, kforge init, ./kforge-admin.conf (root)
+cluster: ## a real 3-node cluster on this machine: bundle, 3 test hosts, kforge up over SSH, ./kforge-admin.conf (root)
 	$(GO) run ./e2e/testbedctl cluster
 
 testbed-down: ## remove every trace of the testbed (root)
 	$(GO) run ./e2e/testbedctl down
 
 bench: ## benchmarks under bench/
-	$(GO) test -run '^$$' -bench . -benchmem ./bench/
+	$(GO) test -run '^$$' -bench . -benchmem -timeout 60m ./bench/
 
 bundle: ## build (or reuse from the cache) the test bundle of Kubernetes and etcd binaries
 	$(GO) run ./e2e/mkbundle

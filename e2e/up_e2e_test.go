@@ -26,26 +26,6 @@ import (
 	"github.com/kforge/kforge/phases"
 )
 
-// upConfig is a cluster.toml for kforge up: the lab's settings, the bundle as this machine
-// sees it, and the hosts with their roles.
-func upConfig(l *lab.Lab, name, endpoint string, cps int, hosts ...testbed.Host) string {
-	var b strings.Builder
-	fmt.Fprintf(&b, "version = \"kforge/v1alpha1\"\nname = %q\nbundle = %q\n", name, l.BundleDir)
-	if endpoint != "" {
-		fmt.Fprintf(&b, "control_plane_endpoint = %q\n", endpoint)
-	}
-	fmt.Fprintf(&b, "\n[addons.dns]\nupstreams = [%q]\n\n[addons.cni]\nflannel_backend = \"host-gw\"\n\n", l.Gateway())
-	for i, h := range hosts {
-		role := "worker"
-		if i < cps {
-			role = "control-plane"
-		}
-		fmt.Fprintf(&b, "[[hosts]]\nname = %q\naddress = %q\nroles = [%q]\nkubelet_extra_args = { \"cgroup-root\" = \"/%s\" }\n\n",
-			h.Name, h.Address, role, h.Name)
-	}
-	return b.String()
-}
-
 // secretRE matches a bootstrap token or a certificate key as kforge prints them.
 var secretRE = regexp.MustCompile(`\b[a-z0-9]{6}\.[a-z0-9]{16}\b|(?m)^\s*[0-9a-f]{64}\s*$|--certificate-key [0-9a-f]{64}`)
 
@@ -198,9 +178,9 @@ func TestUp(t *testing.T) {
 	}
 	knownHostsNoH4 := write("known_hosts.no-h4", strings.Join(withoutH4, "\n"))
 
-	basic := write("basic.toml", upConfig(l, "basic", "", 1, hs["h1"], hs["h2"], hs["h3"]))
-	grown := write("grown.toml", upConfig(l, "basic", "", 1, hs["h1"], hs["h2"], hs["h3"], hs["h4"]))
-	ha := write("ha.toml", upConfig(l, "ha", hs["h5"].Address.String()+":6443", 3, hs["h5"], hs["h6"], hs["h7"], hs["h8"]))
+	basic := write("basic.toml", l.UpConfig("basic", "", 1, hs["h1"], hs["h2"], hs["h3"]))
+	grown := write("grown.toml", l.UpConfig("basic", "", 1, hs["h1"], hs["h2"], hs["h3"], hs["h4"]))
+	ha := write("ha.toml", l.UpConfig("ha", hs["h5"].Address.String()+":6443", 3, hs["h5"], hs["h6"], hs["h7"], hs["h8"]))
 	var timings []string
 
 	// 1. From nothing: one control plane and two workers.

@@ -124,6 +124,8 @@ type up struct {
 	admin   []byte
 	cs      kubernetes.Interface
 	nodes   map[string]*corev1.Node
+	// stale names hosts whose Node exists although the host holds no kubelet.conf.
+	stale map[string]bool
 }
 
 // Up makes the hosts of o.Cluster a cluster: it connects to every host, finds out which
@@ -153,6 +155,7 @@ func Up(ctx context.Context, o UpOptions) (*UpReport, error) {
 	if err := u.findCluster(ctx, u.c.ControlPlaneHosts()); err != nil {
 		return u.report(start), err
 	}
+	u.findStale(ctx)
 	initHost := u.plan()
 	if o.DryRun {
 		return u.report(start), nil
@@ -355,6 +358,41 @@ func (u *up) useAdmin(ctx context.Context, admin []byte) error {
 	return nil
 }
 
+// findStale asks every reachable host that has a Node whether it still holds its
+// kubelet.conf; one that does not was reset, and its Node is stale.
+func (u *up) findStale(ctx context.Context) {
+	u.stale = map[string]bool{}
+	var wg sync.WaitGroup
+	for name, conn := range u.hosts {
+		if u.nodes[name] == nil {
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			res, err := conn.Run(ctx, host.Cmd{Script: "test -f /etc/kubernetes/kubelet.conf && echo joined || echo reset", Display: "check kubelet.conf"})
+			if err == nil && strings.TrimSpace(string(res.Stdout)) == "reset" {
+				u.mu.Lock()
+				u.stale[name] = true
+				u.mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+}
+
+// dropStaleNode deletes the Node of a host that was reset, so that it can join again.
+func (u *up) dropStaleNode(ctx context.Context, name string) error {
+	if !u.stale[name] || u.cs == nil {
+		return nil
+	}
+	err := u.cs.CoreV1().Nodes().Delete(ctx, name, metav1.DeleteOptions{})
+	if err != nil && !apierrors.IsNotFound(err) {
+		return fmt.Errorf("deleting the stale Node %s: %w", name, err)
+	}
+	return nil
+}
+
 // plan decides each host's action and prints it; it returns the host to init, if any.
 func (u *up) plan() string {
 	initHost := ""
@@ -369,6 +407,12 @@ func (u *up) plan() string {
 			continue
 		}
 		switch {
+		case u.nodes[h.Name] != nil && u.stale[h.Name]:
+			u.o.Out.Phase(h.Name, "has a Node in the cluster but no kubelet.conf (it was reset): its Node will be replaced")
+			r.Action = ActionJoinWorker
+			if h.IsControlPlane() {
+				r.Action = ActionJoinControlPlane
+			}
 		case u.nodes[h.Name] != nil:
 			r.Action, r.Result = ActionUnchanged, ResultOK
 			state := "NotReady"
@@ -453,7 +497,7 @@ func (u *up) run(ctx context.Context, initHost string) error {
 			return fmt.Errorf("cannot init the cluster: %s failed", initHost)
 		}
 		h, _ := u.c.HostByName(initHost)
-		args := []string{"init", "-f", RemoteConfig, "--node", initHost, "--token-ttl", upJoinTokenTTL.String()}
+		args := append([]string{"init", "-f", RemoteConfig, "--node", initHost, "--token-ttl", upJoinTokenTTL.String()}, u.hostFlags()...)
 		if len(cpJoins) > 0 {
 			args = append(args, "--upload-certs")
 		}
@@ -502,7 +546,10 @@ func (u *up) run(ctx context.Context, initHost string) error {
 			continue
 		}
 		err := u.timed(h.Name, func() error {
-			return u.kforge(ctx, h, []string{"join", "-f", RemoteConfig, "--node", h.Name, "--discovery-token-ca-cert-hash", pin},
+			if err := u.dropStaleNode(ctx, h.Name); err != nil {
+				return err
+			}
+			return u.kforge(ctx, h, append([]string{"join", "-f", RemoteConfig, "--node", h.Name, "--discovery-token-ca-cert-hash", pin}, u.hostFlags()...),
 				map[string]string{"KFORGE_TOKEN": token.String(), "KFORGE_CERTIFICATE_KEY": key.String()})
 		})
 		if err != nil {
@@ -527,7 +574,10 @@ func (u *up) run(ctx context.Context, initHost string) error {
 		}
 		defer u.deleteToken(context.WithoutCancel(ctx), t.ID)
 		err = u.timed(h.Name, func() error {
-			return u.kforge(ctx, h, []string{"join", "-f", RemoteConfig, "--node", h.Name, "--discovery-token-ca-cert-hash", pin},
+			if err := u.dropStaleNode(ctx, h.Name); err != nil {
+				return err
+			}
+			return u.kforge(ctx, h, append([]string{"join", "-f", RemoteConfig, "--node", h.Name, "--discovery-token-ca-cert-hash", pin}, u.hostFlags()...),
 				map[string]string{"KFORGE_TOKEN": t.String()})
 		})
 		if err != nil {
@@ -540,6 +590,18 @@ func (u *up) run(ctx context.Context, initHost string) error {
 		u.prune(ctx)
 	}
 	return ctx.Err()
+}
+
+// hostFlags are the flags every init and join on a host gets.
+func (u *up) hostFlags() []string {
+	var f []string
+	if u.o.Timeout > 0 {
+		f = append(f, "--timeout", u.o.Timeout.String())
+	}
+	if len(u.o.IgnorePreflight) > 0 {
+		f = append(f, "--ignore-preflight-errors", strings.Join(u.o.IgnorePreflight, ","))
+	}
+	return f
 }
 
 // forEach runs fn for hosts with the concurrency limit; an error marks that host failed.

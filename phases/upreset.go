@@ -63,6 +63,17 @@ func ResetHosts(ctx context.Context, o ResetHostsOptions) (*UpReport, error) {
 	}
 	u.c = &sub
 	u.connectAll(ctx)
+	// A control-plane host that is not being reset serves the admin credentials that
+	// delete the workers' Nodes.
+	for _, h := range whole {
+		if _, ok := u.hosts[h.Name]; ok || slices.Contains(o.Hosts, h.Name) || len(o.Hosts) == 0 {
+			continue
+		}
+		if conn, err := o.Connect(ctx, h); err == nil {
+			u.hosts[h.Name] = conn
+			break
+		}
+	}
 	if err := u.findCluster(ctx, whole); err != nil {
 		u.o.Out.Phase("reset", "WARNING: %v; Nodes of reset workers are left for kubectl delete node", err)
 	}

@@ -90,6 +90,27 @@ func (l *Lab) ClusterConfigCP(controlPlanes int, hosts ...testbed.Host) string {
 // Gateway is the bridge's own address in the lab subnet, where nothing serves DNS.
 func (l *Lab) Gateway() string { return gateway(l.TB) }
 
+// UpConfig is a cluster.toml for kforge up run from this machine: the lab's settings, the
+// bundle as this machine sees it, the first cps hosts control-plane hosts and the rest
+// workers, and control_plane_endpoint if endpoint is set.
+func (l *Lab) UpConfig(name, endpoint string, cps int, hosts ...testbed.Host) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "version = \"kforge/v1alpha1\"\nname = %q\nbundle = %q\n", name, l.BundleDir)
+	if endpoint != "" {
+		fmt.Fprintf(&b, "control_plane_endpoint = %q\n", endpoint)
+	}
+	fmt.Fprintf(&b, "\n[addons.dns]\nupstreams = [%q]\n\n[addons.cni]\nflannel_backend = \"host-gw\"\n\n", l.Gateway())
+	for i, h := range hosts {
+		role := "worker"
+		if i < cps {
+			role = "control-plane"
+		}
+		fmt.Fprintf(&b, "[[hosts]]\nname = %q\naddress = %q\nroles = [%q]\nkubelet_extra_args = { \"cgroup-root\" = \"/%s\" }\n\n",
+			h.Name, h.Address, role, h.Name)
+	}
+	return b.String()
+}
+
 // gateway is the bridge's own address in the lab subnet (.1): nothing serves DNS there.
 func gateway(tb *testbed.Testbed) string {
 	s := tb.Subnet()

@@ -16,12 +16,14 @@ import (
 )
 
 // newCluster is `testbedctl cluster`: a real cluster on this machine, for people who want
-// to try kforge without spare servers.
+// to try kforge without spare servers. It runs the real thing: kforge up from this machine
+// over SSH to three test hosts.
 func newCluster(g *globalOptions) *cobra.Command {
 	var kubeconfigOut string
+	var hosts int
 	cmd := &cobra.Command{
 		Use:   "cluster",
-		Short: "Build (or reuse) the bundle, create host h1 and run kforge init in it; write the admin kubeconfig",
+		Short: "Build (or reuse) the bundle, create test hosts and run kforge up against them; write the admin kubeconfig",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
@@ -35,7 +37,7 @@ func newCluster(g *globalOptions) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			tb, err := testbed.Up(ctx, testbed.Options{Hosts: 1, StateDir: g.stateDir, Out: g.out, Logger: g.logger()})
+			tb, err := testbed.Up(ctx, testbed.Options{Hosts: hosts, StateDir: g.stateDir, Out: g.out, Logger: g.logger()})
 			if err != nil {
 				return err
 			}
@@ -43,35 +45,37 @@ func newCluster(g *globalOptions) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			h, _ := tb.Host("h1")
-			if err := l.WriteConfig(ctx, h, l.ClusterConfig(h)); err != nil {
+			hs := tb.Hosts()[:hosts]
+			cfg := filepath.Join(tb.Dir(), "cluster.toml")
+			if err := os.WriteFile(cfg, []byte(l.UpConfig("kforge", "", 1, hs...)), 0o600); err != nil {
 				return err
 			}
-			fmt.Fprintf(g.out, "[cluster] running kforge init on %s (%s)\n", h.Name, h.Address)
-			if _, err := l.Run(ctx, h, g.out, "init", "-f", lab.ConfigPath, "--node", h.Name); err != nil {
-				return err
-			}
-			kc, err := lab.AdminKubeconfig(ctx, h)
+			abs, err := filepath.Abs(kubeconfigOut)
 			if err != nil {
 				return err
 			}
-			if err := os.WriteFile(kubeconfigOut, kc, 0o600); err != nil {
-				return fmt.Errorf("writing %s: %w", kubeconfigOut, err)
+			args := []string{"up", "-f", cfg, "-i", tb.SSHKey(), "--known-hosts", tb.KnownHosts(), "--kubeconfig-out", abs}
+			fmt.Fprintf(g.out, "[cluster] %s %s\n", l.Kforge, strings.Join(args, " "))
+			up := exec.CommandContext(ctx, l.Kforge, args...)
+			up.Stdout, up.Stderr = g.out, g.out
+			if err := up.Run(); err != nil {
+				return fmt.Errorf("kforge up: %w", err)
 			}
 			kubectl := b.Path("kubectl")
-			abs, _ := filepath.Abs(kubeconfigOut)
-			fmt.Fprintln(g.out, "[cluster] waiting for the node to be Ready")
+			fmt.Fprintln(g.out, "[cluster] waiting for the nodes to be Ready")
 			if out, err := exec.CommandContext(ctx, kubectl, "--kubeconfig", abs, "wait", "--for=condition=Ready",
-				"node/"+h.Name, "--timeout=180s").CombinedOutput(); err != nil {
-				return fmt.Errorf("node %s did not become Ready: %w: %s", h.Name, err, out)
+				"nodes", "--all", "--timeout=180s").CombinedOutput(); err != nil {
+				return fmt.Errorf("the nodes did not become Ready: %w: %s", err, out)
 			}
 			out, _ := exec.CommandContext(ctx, kubectl, "--kubeconfig", abs, "get", "nodes", "-o", "wide").CombinedOutput()
-			fmt.Fprintf(g.out, "\n%s\n[cluster] ready in %s. Try:\n\n  %s --kubeconfig %s get pods -A\n\n", strings.TrimSpace(string(out)),
-				time.Since(start).Round(time.Second), kubectl, abs)
-			fmt.Fprintf(g.out, "Enter the host with: %s\nRemove everything with: make testbed-down\n", h.EnterCommand())
+			fmt.Fprintf(g.out, "\n%s\n[cluster] ready in %s; the admin kubeconfig is %s. Try:\n\n  %s --kubeconfig %s get pods -A\n\n", strings.TrimSpace(string(out)),
+				time.Since(start).Round(time.Second), abs, kubectl, abs)
+			fmt.Fprintf(g.out, "The cluster file is %s; run kforge up -f on it again and nothing changes.\n", cfg)
+			fmt.Fprintf(g.out, "Enter a host with: %s\nRemove everything with: make testbed-down\n", hs[0].EnterCommand())
 			return nil
 		},
 	}
 	cmd.Flags().StringVar(&kubeconfigOut, "kubeconfig-out", "kforge-admin.conf", "where to write the cluster's admin kubeconfig")
+	cmd.Flags().IntVar(&hosts, "hosts", 3, "how many test hosts: the first is the control plane, the others workers")
 	return cmd
 }
