@@ -248,9 +248,10 @@ func TestJoin(t *testing.T) {
 		})
 	})
 
-	joinArgs := func(name string, extra ...string) []string {
-		return append([]string{"join", "-f", lab.ConfigPath, "--node", name, "--token", token, "--discovery-token-ca-cert-hash", pin}, extra...)
+	joinWith := func(tok, name string, extra ...string) []string {
+		return append([]string{"join", "-f", lab.ConfigPath, "--node", name, "--token", tok, "--discovery-token-ca-cert-hash", pin}, extra...)
 	}
+	joinArgs := func(name string, extra ...string) []string { return joinWith(token, name, extra...) }
 	var timings []string
 	cpJoin := func(n *node, members int, certKey string) {
 		t.Helper()
@@ -269,10 +270,10 @@ func TestJoin(t *testing.T) {
 		timings = append(timings, fmt.Sprintf("control-plane join of %s: etcd member healthy and apiserver ready after %s", n.h.Name, took.Round(100*time.Millisecond)))
 		t.Log(timings[len(timings)-1])
 	}
-	workerJoin := func(n *node) {
+	workerJoin := func(n *node, tok string) {
 		t.Helper()
 		start := time.Now()
-		if _, err := n.run(ctx, joinArgs(n.h.Name)...); err != nil {
+		if _, err := n.run(ctx, joinWith(tok, n.h.Name)...); err != nil {
 			t.Fatal(err)
 		}
 		returned := time.Since(start)
@@ -284,7 +285,7 @@ func TestJoin(t *testing.T) {
 
 	cpJoin(h2, 2, certKey)
 	cpJoin(h3, 3, certKey)
-	workerJoin(h4)
+	workerJoin(h4, token)
 
 	t.Run("cluster", func(t *testing.T) {
 		for _, name := range []string{"h1", "h2", "h3", "h4"} {
@@ -444,7 +445,45 @@ func TestJoin(t *testing.T) {
 			if err := cs.CoreV1().Nodes().Delete(ctx, "h4", metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
 				t.Fatal(err)
 			}
-			workerJoin(h4)
+			// A token of its own, from kforge token create on a control-plane host.
+			out, err = h1.run(ctx, "token", "create", "--ttl", "10m", "--description", "e2e worker re-join", "--print-join-command")
+			if err != nil {
+				t.Fatal(err)
+			}
+			m := tokenRE.FindStringSubmatch(out)
+			if m == nil || !strings.Contains(out, pin) {
+				t.Fatalf("token create --print-join-command printed no join command with the CA pin:\n%s", out)
+			}
+			workerJoin(h4, m[1])
+			if _, err := h1.run(ctx, "token", "delete", m[1]); err != nil {
+				t.Fatal(err)
+			}
+		}
+	})
+
+	t.Run("reset refuses to break etcd quorum", func(t *testing.T) {
+		// With h1 off, h2 and h3 are the healthy two of three members; removing h3 would
+		// leave one healthy member of two.
+		if err := h1.h.PowerOff(ctx); err != nil {
+			t.Fatal(err)
+		}
+		kept := func() string {
+			return h3.sh(ctx, "find /etc/kubernetes -type f -exec sha256sum {} + | sort; ls /var/lib/etcd/member")
+		}
+		before := kept()
+		_, err := h3.run(ctx, "reset")
+		if err == nil || !strings.Contains(err.Error(), "would lose quorum") {
+			t.Fatalf("reset of h3 with h1 down: %v, want a refusal", err)
+		}
+		if after := kept(); after != before {
+			t.Errorf("the refused reset changed h3:\nbefore:\n%s\nafter:\n%s", before, after)
+		}
+		if err := etcdHealthy(ctx, etcdVia(t, ctx, h2.h), 3); err == nil {
+			t.Error("etcd reports three healthy members with h1 off")
+		}
+		ms, err := etcdVia(t, ctx, h2.h).Members(ctx)
+		if err != nil || len(ms) != 3 {
+			t.Errorf("etcd members after the refused reset: %v %v, want all three", ms, err)
 		}
 	})
 

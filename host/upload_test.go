@@ -337,3 +337,28 @@ func assertNoTempFiles(t *testing.T, dir string) {
 		}
 	}
 }
+
+// TestUploadKnownChecksum: a checksum given in advance is trusted for the comparison, and
+// the host checks the received bytes against it before the destination is replaced.
+func TestUploadKnownChecksum(t *testing.T) {
+	h, _ := hostKinds[len(hostKinds)-1].make(t) // the SSH host: the shell upload path
+	dst := filepath.Join(t.TempDir(), "file")
+	content := []byte("bundle part\n")
+	sum := sha256.Sum256(content)
+	f := host.BytesFile(dst, content, 0o644)
+	f.SHA256 = hex.EncodeToString(sum[:])
+	if _, err := h.Upload(testContext(t), f); err != nil {
+		t.Fatalf("Upload with the right checksum: %v", err)
+	}
+	if got, _ := os.ReadFile(dst); string(got) != string(content) {
+		t.Fatalf("content = %q", got)
+	}
+	bad := host.BytesFile(dst, []byte("other content\n"), 0o644)
+	bad.SHA256 = strings.Repeat("0", 64)
+	if _, err := h.Upload(testContext(t), bad); err == nil {
+		t.Fatal("Upload with a wrong checksum succeeded")
+	}
+	if got, _ := os.ReadFile(dst); string(got) != string(content) {
+		t.Errorf("a failed upload replaced the destination: %q", got)
+	}
+}

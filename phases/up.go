@@ -121,6 +121,8 @@ type up struct {
 	secrets []string
 	bundle  *bundle.Bundle
 	remote  []byte // cluster.toml as the hosts read it
+	// kforgeSum is the sha256 of the kforge binary, hashed once for every host.
+	kforgeSum string
 	admin   []byte
 	cs      kubernetes.Interface
 	nodes   map[string]*corev1.Node
@@ -262,6 +264,13 @@ func (u *up) addSecret(s string) {
 
 // prepareLocal loads the bundle and renders the cluster.toml the hosts get.
 func (u *up) prepareLocal() error {
+	if u.o.Kforge != "" {
+		sum, _, err := bundle.HashFile(u.o.Kforge)
+		if err != nil {
+			return fmt.Errorf("reading the kforge binary to install: %w", err)
+		}
+		u.kforgeSum = sum
+	}
 	remote := *u.c
 	if u.c.Bundle != "" {
 		b, err := bundle.Load(u.c.Bundle)
@@ -670,7 +679,7 @@ func (u *up) prepareHost(ctx context.Context, h *config.Host) error {
 		start := time.Now()
 		var sent int64
 		for _, f := range []host.File{
-			{LocalPath: u.o.Kforge, Dst: RemoteKforge, Mode: 0o755},
+			{LocalPath: u.o.Kforge, Dst: RemoteKforge, Mode: 0o755, SHA256: u.kforgeSum},
 			host.BytesFile(RemoteConfig, u.remote, 0o600),
 		} {
 			res, err := conn.Upload(ctx, f)
@@ -949,7 +958,7 @@ func (u *up) uploadCerts(ctx context.Context, key bootstrap.CertificateKey) erro
 func (u *up) ensureKforge(ctx context.Context, h *config.Host) error {
 	conn := u.hosts[h.Name]
 	for _, f := range []host.File{
-		{LocalPath: u.o.Kforge, Dst: RemoteKforge, Mode: 0o755},
+		{LocalPath: u.o.Kforge, Dst: RemoteKforge, Mode: 0o755, SHA256: u.kforgeSum},
 		host.BytesFile(RemoteConfig, u.remote, 0o600),
 	} {
 		if _, err := conn.Upload(ctx, f); err != nil {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -35,9 +36,11 @@ func upCluster(t *testing.T) *config.Cluster {
 // its own reason, and fails without touching anything.
 func TestUpReportsEveryUnreachableHost(t *testing.T) {
 	var out bytes.Buffer
+	kforge := filepath.Join(t.TempDir(), "kforge")
+	writeFile(t, kforge, []byte("#!/bin/sh\n"))
 	rep, err := Up(t.Context(), UpOptions{
 		Cluster: upCluster(t),
-		Kforge:  "/nonexistent/kforge",
+		Kforge:  kforge,
 		Connect: func(_ context.Context, h *config.Host) (host.Host, error) {
 			return nil, errors.New("dial tcp " + h.Address + ":22: connection refused")
 		},
