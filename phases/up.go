@@ -123,9 +123,9 @@ type up struct {
 	remote  []byte // cluster.toml as the hosts read it
 	// kforgeSum is the sha256 of the kforge binary, hashed once for every host.
 	kforgeSum string
-	admin   []byte
-	cs      kubernetes.Interface
-	nodes   map[string]*corev1.Node
+	admin     []byte
+	cs        kubernetes.Interface
+	nodes     map[string]*corev1.Node
 	// stale names hosts whose Node exists although the host holds no kubelet.conf.
 	stale map[string]bool
 }
