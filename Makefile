@@ -21,7 +21,7 @@ integration: ## real etcd + control-plane binaries from generated files, no root
 	$(GO) test -tags integration -count=1 -timeout 45m -v -run Integration ./e2e/
 
 e2e: ## real hosts on the testbed: kubelet, containerd, kforge init/reset (root; builds or reuses the bundle)
-	$(GO) test -tags e2e -count=1 -timeout 50m -v -run 'TestSingleNodeInit|TestJoin' ./e2e/
+	$(GO) test -tags e2e -count=1 -timeout 50m -v -run 'TestSingleNodeInit|TestJoin|TestUp' ./e2e/
 
 testbed: ## create HOSTS test hosts (network, mount, UTS and PID namespaces with sshd and containerd) and leave them running (root)
 	$(GO) run ./e2e/testbedctl up -n $(HOSTS)

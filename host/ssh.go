@@ -366,12 +366,16 @@ func (h *SSHHost) run(ctx context.Context, c Cmd, line string) (Result, error) {
 	}
 
 	var exitErr *ssh.ExitError
+	var missing *ssh.ExitMissingError
 	switch {
 	case err == nil:
 		return out.result(0), nil
 	case errors.As(err, &exitErr):
 		code := exitErr.ExitStatus()
 		return out.result(code), out.exitError(h.cfg.Name, c, code, exitErr.Signal())
+	case errors.As(err, &missing):
+		return Result{}, fmt.Errorf("running %q on %s: the session ended without an exit status: the connection was lost or the host's sshd stopped: %w",
+			c.display(), h.cfg.Name, h.connError(err))
 	default:
 		return Result{}, fmt.Errorf("running %q on %s: %w", c.display(), h.cfg.Name, h.connError(err))
 	}

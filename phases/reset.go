@@ -14,6 +14,7 @@ import (
 	"slices"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/kforge/kforge/cri"
 	"github.com/kforge/kforge/kubeconfig"
@@ -46,6 +47,29 @@ func ResetWorkflow() *Workflow {
 			},
 		},
 	}
+}
+
+// sandboxRemoveTries and sandboxRemoveDelay bound the retries of a sandbox removal: a
+// container the kubelet had just asked for may still be starting, and containerd refuses
+// to remove it until it has started.
+const (
+	sandboxRemoveTries = 20
+	sandboxRemoveDelay = 500 * time.Millisecond
+)
+
+func removeSandbox(ctx context.Context, c *cri.Client, id string) error {
+	var err error
+	for i := 0; i < sandboxRemoveTries; i++ {
+		if err = c.RemoveSandbox(ctx, id); err == nil {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(sandboxRemoveDelay):
+		}
+	}
+	return err
 }
 
 // Act carries out one step of a destructive workflow: a real run does it, a dry run
@@ -84,7 +108,7 @@ func cleanupNode(ctx context.Context, d *Data) error {
 		if sandboxes, err := c.Sandboxes(ctx); err == nil {
 			for _, s := range sandboxes {
 				step(fmt.Sprintf("remove pod %s/%s (sandbox %.12s)", s.Namespace, s.Name, s.ID), func() error {
-					return c.RemoveSandbox(ctx, s.ID)
+					return removeSandbox(ctx, c, s.ID)
 				})
 			}
 		} else {
