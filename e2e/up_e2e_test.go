@@ -37,7 +37,7 @@ type upRun struct {
 }
 
 // kforgeUp runs kforge up from this machine (the root namespace) with the testbed's SSH key.
-func kforgeUp(t *testing.T, ctx context.Context, l *lab.Lab, cfg, knownHosts string, watch func(line string), extra ...string) upRun {
+func kforgeUp(t *testing.T, ctx context.Context, l *lab.Lab, cfg, knownHosts string, watch func(line string, p *os.Process), extra ...string) upRun {
 	t.Helper()
 	args := append([]string{"up", "-f", cfg, "-i", l.TB.SSHKey(), "--known-hosts", knownHosts, "--output", "json", "-v", "1",
 		"--kubeconfig-out", filepath.Join(filepath.Dir(cfg), "admin.conf")}, extra...)
@@ -55,7 +55,7 @@ func kforgeUp(t *testing.T, ctx context.Context, l *lab.Lab, cfg, knownHosts str
 		for sc.Scan() {
 			stderr.WriteString(sc.Text() + "\n")
 			if watch != nil {
-				watch(sc.Text())
+				watch(sc.Text(), cmd.Process)
 			}
 		}
 	}()
@@ -294,9 +294,31 @@ func TestUp(t *testing.T) {
 	})
 
 	t.Run("HA, and a host lost in the middle", func(t *testing.T) {
+		// Ctrl-C once the cluster is initialised, while h6 joins.
+		var interrupted time.Time
+		stopped := kforgeUp(t, ctx, l, ha, knownHosts, func(line string, p *os.Process) {
+			if interrupted.IsZero() && strings.HasPrefix(line, "[h5] initialised the cluster") {
+				interrupted = time.Now()
+				if err := p.Signal(os.Interrupt); err != nil {
+					t.Error(err)
+				}
+			}
+		})
+		if interrupted.IsZero() || stopped.err == nil {
+			t.Fatalf("up was not interrupted after init (exit %v):\n%s", stopped.err, stopped.stderr)
+		}
+		if took := time.Since(interrupted); took > 30*time.Second {
+			t.Errorf("up took %s to stop after Ctrl-C", took)
+		}
+		if h := stopped.host("h5"); h.Result != phases.ResultOK {
+			t.Errorf("h5 after the interrupted run: %+v", h)
+		}
+		timings = append(timings, fmt.Sprintf("up stopped %s after Ctrl-C", time.Since(interrupted).Round(100*time.Millisecond)))
+
+		// The next run converges, except for h8, whose sshd dies in the middle of it.
 		killed := false
-		r := kforgeUp(t, ctx, l, ha, knownHosts, func(line string) {
-			if !killed && strings.HasPrefix(line, "[h8] preflight passed") {
+		r := kforgeUp(t, ctx, l, ha, knownHosts, func(line string, _ *os.Process) {
+			if !killed && strings.HasPrefix(line, "[h8] ") && strings.Contains(line, "preflight passed") {
 				killed = true
 				if err := killSSH(ctx, hs["h8"]); err != nil {
 					t.Error(err)
@@ -321,10 +343,13 @@ func TestUp(t *testing.T) {
 				t.Errorf("%s: %+v, want ok", n, h)
 			}
 		}
+		if a := r.host("h5").Action; a != phases.ActionUnchanged {
+			t.Errorf("h5 on the run after Ctrl-C: action %q, want unchanged", a)
+		}
 		if err := etcdHealthy(ctx, etcdVia(t, ctx, hs["h6"]), 3); err != nil {
 			t.Errorf("after the HA up: %v", err)
 		}
-		timings = append(timings, fmt.Sprintf("up of an HA cluster (3 control planes, 1 worker lost): %s", r.took.Round(100*time.Millisecond)))
+		timings = append(timings, fmt.Sprintf("up of an HA cluster after Ctrl-C (2 control-plane joins, 1 worker lost): %s", r.took.Round(100*time.Millisecond)))
 
 		if err := hs["h8"].StartService(ctx, "sshd"); err != nil {
 			t.Fatal(err)

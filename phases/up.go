@@ -318,6 +318,7 @@ func (u *up) connectAll(ctx context.Context) {
 // findCluster reads admin.conf from the first control-plane host that has one and lists the
 // cluster's nodes with it. No admin.conf anywhere means there is no cluster yet.
 func (u *up) findCluster(ctx context.Context, cps []*config.Host) error {
+	var silent []string
 	for _, h := range cps {
 		conn, ok := u.hosts[h.Name]
 		if !ok {
@@ -331,10 +332,17 @@ func (u *up) findCluster(ctx context.Context, cps []*config.Host) error {
 			continue
 		}
 		if err := u.useAdmin(ctx, res.Stdout); err != nil {
-			return fmt.Errorf("%s has admin.conf, but the cluster does not answer: %w", h.Name, err)
+			u.o.Out.Phase(h.Name, "WARNING: it has admin.conf, but the cluster does not answer through it: %v", err)
+			silent = append(silent, h.Name)
+			continue
 		}
 		u.o.Out.Phase("up", "cluster %q found through %s: %d nodes", u.c.Name, h.Name, len(u.nodes))
 		return nil
+	}
+	if len(silent) > 0 {
+		// An init that stopped half-way, or a control plane that is down: init converges,
+		// so running it again on the first control-plane host brings the cluster back.
+		u.o.Out.Phase("up", "no control-plane host answers (%s); init runs again on the first one", strings.Join(silent, ", "))
 	}
 	return nil
 }
@@ -352,7 +360,7 @@ func (u *up) useAdmin(ctx context.Context, admin []byte) error {
 		return err
 	}
 	var list *corev1.NodeList
-	err = PollCondition(ctx, &Data{Wait: time.Minute}, func(ctx context.Context) error {
+	err = PollCondition(ctx, &Data{Wait: 20 * time.Second}, func(ctx context.Context) error {
 		list, err = cs.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
 		return err
 	})
@@ -365,6 +373,11 @@ func (u *up) useAdmin(ctx context.Context, admin []byte) error {
 		u.nodes[list.Items[i].Name] = &list.Items[i]
 	}
 	return nil
+}
+
+func isControlPlaneNode(n *corev1.Node) bool {
+	_, ok := n.Labels["node-role.kubernetes.io/control-plane"]
+	return ok
 }
 
 // findStale asks every reachable host that has a Node whether it still holds its
@@ -416,6 +429,11 @@ func (u *up) plan() string {
 			continue
 		}
 		switch {
+		case u.nodes[h.Name] != nil && h.IsControlPlane() && !isControlPlaneNode(u.nodes[h.Name]) && !u.stale[h.Name]:
+			// The kubelet registered, but the join stopped before the node was marked: run
+			// the join again, which picks up where it stopped.
+			u.o.Out.Phase(h.Name, "its Node is not marked as a control-plane node yet: its join did not finish")
+			r.Action = ActionJoinControlPlane
 		case u.nodes[h.Name] != nil && u.stale[h.Name]:
 			u.o.Out.Phase(h.Name, "has a Node in the cluster but no kubelet.conf (it was reset): its Node will be replaced")
 			r.Action = ActionJoinWorker
@@ -446,7 +464,7 @@ func (u *up) plan() string {
 			continue
 		}
 		role := config.RoleWorker
-		if _, cp := n.Labels["node-role.kubernetes.io/control-plane"]; cp {
+		if isControlPlaneNode(n) {
 			role = config.RoleControlPlane
 		}
 		u.reports[name] = &HostReport{Host: name, Role: role, Action: ActionUnchanged, Result: ResultNotInFile}
