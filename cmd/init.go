@@ -227,21 +227,9 @@ func (o *initOptions) cluster() (*config.Cluster, error) {
 		}
 	}
 	if len(c.Hosts) == 0 {
-		name := o.node
-		if name == "" {
-			hn, err := os.Hostname()
-			if err != nil {
-				return nil, fmt.Errorf("reading the hostname (pass --node): %w", err)
-			}
-			name = strings.ToLower(hn)
-		}
-		addr := o.advertiseAddress
-		if addr == "" {
-			ip, err := phases.DefaultAdvertiseAddress()
-			if err != nil {
-				return nil, err
-			}
-			addr = ip.String()
+		name, addr, err := thisHost(o.node, o.advertiseAddress, "--node")
+		if err != nil {
+			return nil, err
 		}
 		c.Hosts = []config.Host{{Name: name, Address: addr, Roles: []string{config.RoleControlPlane}}}
 	}
@@ -393,6 +381,27 @@ func (o *initOptions) bootstrapData(d *phases.Data) error {
 		d.CertificateKey = k
 	}
 	return nil
+}
+
+// thisHost returns this machine's node name and address: the flags' values, else the
+// hostname (lower-cased) and the default route's address. flag names the name flag in
+// errors.
+func thisHost(name, addr, flag string) (string, string, error) {
+	if name == "" {
+		hn, err := os.Hostname()
+		if err != nil {
+			return "", "", fmt.Errorf("reading the hostname (pass %s): %w", flag, err)
+		}
+		name = strings.ToLower(hn)
+	}
+	if addr == "" {
+		ip, err := phases.DefaultAdvertiseAddress()
+		if err != nil {
+			return "", "", err
+		}
+		addr = ip.String()
+	}
+	return name, addr, nil
 }
 
 // memoClient builds a client once, on first use.

@@ -268,21 +268,9 @@ func (o *joinOptions) selectNode(c *config.Cluster, fromFile bool) (*config.Host
 		}
 		return phases.SelectNode(c, o.node, local)
 	}
-	name := o.node
-	if name == "" {
-		hn, err := os.Hostname()
-		if err != nil {
-			return nil, fmt.Errorf("reading the hostname (pass --node-name): %w", err)
-		}
-		name = strings.ToLower(hn)
-	}
-	addr := o.advertiseAddress
-	if addr == "" {
-		ip, err := phases.DefaultAdvertiseAddress()
-		if err != nil {
-			return nil, err
-		}
-		addr = ip.String()
+	name, addr, err := thisHost(o.node, o.advertiseAddress, "--node-name")
+	if err != nil {
+		return nil, err
 	}
 	role := config.RoleWorker
 	if o.controlPlane {

@@ -182,32 +182,10 @@ func hostMemoryMiB(h testbed.Host) float64 {
 // TestSingleNodeInit builds or reuses the test bundle, creates one test host and runs
 // kforge init inside it, then checks the cluster, convergence, crash recovery and reset.
 func TestSingleNodeInit(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("the e2e tier creates hosts from namespaces and needs root; run it with `sudo make e2e`")
-	}
 	ctx := t.Context()
-	built := buildTestBundle(t, ctx)
-
-	tb, err := testbed.Up(ctx, testbed.Options{Hosts: 1, Out: os.Stderr})
-	if err != nil {
-		t.Fatalf("creating the test host: %v", err)
-	}
-	if os.Getenv("KFORGE_E2E_KEEP") == "" {
-		t.Cleanup(func() {
-			if err := tb.Down(context.Background()); err != nil {
-				t.Errorf("removing the testbed: %v", err)
-			}
-		})
-	}
+	l := newLab(t, ctx, 1)
+	tb := l.TB
 	h, _ := tb.Host("h1")
-	root, err := repoRoot()
-	if err != nil {
-		t.Fatal(err)
-	}
-	l, err := lab.Stage(tb, built, root)
-	if err != nil {
-		t.Fatal(err)
-	}
 	n := &node{t: t, h: h, lab: l}
 	if err := l.WriteConfig(ctx, h, l.ClusterConfig(h)); err != nil {
 		t.Fatal(err)
@@ -375,4 +353,34 @@ func (n *node) killDuring(ctx context.Context, phase string, args []string) stri
 		n.t.Logf("note: kforge finished before the kill landed in %s", phase)
 	}
 	return killedAt
+}
+
+// newLab skips without root, builds or reuses the test bundle, creates hosts test hosts
+// (removed when the test ends, unless KFORGE_E2E_KEEP is set) and stages kforge for them.
+func newLab(t *testing.T, ctx context.Context, hosts int) *lab.Lab {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("the e2e tier creates hosts from namespaces and needs root; run it with `sudo make e2e`")
+	}
+	built := buildTestBundle(t, ctx)
+	tb, err := testbed.Up(ctx, testbed.Options{Hosts: hosts, Out: os.Stderr})
+	if err != nil {
+		t.Fatalf("creating the test hosts: %v", err)
+	}
+	if os.Getenv("KFORGE_E2E_KEEP") == "" {
+		t.Cleanup(func() {
+			if err := tb.Down(context.Background()); err != nil {
+				t.Errorf("removing the testbed: %v", err)
+			}
+		})
+	}
+	root, err := repoRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := lab.Stage(tb, built, root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l
 }

@@ -119,30 +119,9 @@ func leaseHolder(ctx context.Context, cs kubernetes.Interface, name string) (str
 // networking across hosts, convergence, control-plane failover and reset of a joined
 // control-plane host.
 func TestJoin(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("the e2e tier creates hosts from namespaces and needs root; run it with `sudo make e2e`")
-	}
 	ctx := t.Context()
-	built := buildTestBundle(t, ctx)
-	tb, err := testbed.Up(ctx, testbed.Options{Hosts: 4, Out: os.Stderr})
-	if err != nil {
-		t.Fatalf("creating the test hosts: %v", err)
-	}
-	if os.Getenv("KFORGE_E2E_KEEP") == "" {
-		t.Cleanup(func() {
-			if err := tb.Down(context.Background()); err != nil {
-				t.Errorf("removing the testbed: %v", err)
-			}
-		})
-	}
-	root, err := repoRoot()
-	if err != nil {
-		t.Fatal(err)
-	}
-	l, err := lab.Stage(tb, built, root)
-	if err != nil {
-		t.Fatal(err)
-	}
+	l := newLab(t, ctx, 4)
+	tb := l.TB
 	var hosts []testbed.Host
 	nodes := map[string]*node{}
 	for _, name := range []string{"h1", "h2", "h3", "h4"} {

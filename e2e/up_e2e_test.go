@@ -127,30 +127,9 @@ func killSSH(ctx context.Context, h testbed.Host) error {
 // a no-op re-run, a refused unknown host key, growth by one worker, an HA cluster, and a
 // host lost in the middle of a run.
 func TestUp(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("the e2e tier creates hosts from namespaces and needs root; run it with `sudo make e2e`")
-	}
 	ctx := t.Context()
-	built := buildTestBundle(t, ctx)
-	tb, err := testbed.Up(ctx, testbed.Options{Hosts: 8, Out: os.Stderr})
-	if err != nil {
-		t.Fatalf("creating the test hosts: %v", err)
-	}
-	if os.Getenv("KFORGE_E2E_KEEP") == "" {
-		t.Cleanup(func() {
-			if err := tb.Down(context.Background()); err != nil {
-				t.Errorf("removing the testbed: %v", err)
-			}
-		})
-	}
-	root, err := repoRoot()
-	if err != nil {
-		t.Fatal(err)
-	}
-	l, err := lab.Stage(tb, built, root)
-	if err != nil {
-		t.Fatal(err)
-	}
+	l := newLab(t, ctx, 8)
+	tb := l.TB
 	hs := map[string]testbed.Host{}
 	nodes := map[string]*node{}
 	for _, h := range tb.Hosts() {
