@@ -169,6 +169,15 @@ func (b *Bundle) Files(kind string) []File {
 	return out
 }
 
+// BinaryNames are the base names of the binaries the bundle installs ("kubelet").
+func (b *Bundle) BinaryNames() []string {
+	var out []string
+	for _, f := range b.Files(KindBinary) {
+		out = append(out, path.Base(f.Install))
+	}
+	return out
+}
+
 // InstallResult says what InstallBinary did.
 type InstallResult struct {
 	File      File

@@ -31,18 +31,13 @@ type initOptions struct {
 	configPath       string
 	node             string
 	advertiseAddress string
-	dryRun           bool
-	skipPhases       []string
-	ignorePreflight  []string
-	certDir          string
-	kubeconfigDir    string
-	manifestsDir     string
-	bundle           string
-	token            string
-	tokenTTL         time.Duration
-	uploadCerts      bool
-	certificateKey   string
-	wait             time.Duration
+	hostFlags
+	skipPhases     []string
+	token          string
+	tokenTTL       time.Duration
+	uploadCerts    bool
+	certificateKey string
+	wait           time.Duration
 
 	// Overrides of cluster.toml values, for flag-only single-host use.
 	kubernetesVersion    string
@@ -57,12 +52,7 @@ func (o *initOptions) addFlags(fs *pflag.FlagSet, whole bool) {
 	fs.StringVarP(&o.configPath, "config", "f", "", "path of cluster.toml; without it, a single-host cluster from flags and defaults")
 	fs.StringVar(&o.node, "node", "", "which host of the file this is (default: the host with one of this machine's addresses)")
 	fs.StringVar(&o.advertiseAddress, "advertise-address", "", "address the apiserver and etcd advertise, without a config file (default: the default route's address)")
-	fs.BoolVar(&o.dryRun, "dry-run", false, "write nothing outside a temp dir; print the plan")
-	fs.StringSliceVar(&o.ignorePreflight, "ignore-preflight-errors", nil, "preflight checks whose errors become warnings: names, or all")
-	fs.StringVar(&o.certDir, "cert-dir", phases.DefaultCertDir, "where the certificates live")
-	fs.StringVar(&o.kubeconfigDir, "kubeconfig-dir", phases.DefaultKubeconfigDir, "where the kubeconfig files live")
-	fs.StringVar(&o.manifestsDir, "manifests-dir", phases.DefaultManifestsDir, "where the static pod manifests live")
-	fs.StringVar(&o.bundle, "bundle", "", "air-gap bundle directory to install binaries and images from, overrides bundle")
+	o.hostFlags.addFlags(fs, "")
 	fs.StringVar(&o.token, "token", "", "join token to create, id.secret (default: "+envToken+", else a new random one)")
 	fs.DurationVar(&o.tokenTTL, "token-ttl", 0, "lifetime of the join token (default 24h; 0 keeps the default, a negative value never expires)")
 	fs.BoolVar(&o.uploadCerts, "upload-certs", false, "upload the control-plane certificates, sealed, so that control-plane joins can fetch them")
@@ -112,6 +102,27 @@ changes nothing that is already right.`,
 	})
 	c.AddCommand(newPhaseCommand(wf, func() phaseRunner { return &initOptions{root: root} }))
 	return c
+}
+
+// hostFlags are the flags of init and join that say where this host keeps its files and
+// how the run treats it.
+type hostFlags struct {
+	dryRun          bool
+	ignorePreflight []string
+	certDir         string
+	kubeconfigDir   string
+	manifestsDir    string
+	bundle          string
+}
+
+// addFlags registers the flags; dryRunNote is added to --dry-run's description.
+func (h *hostFlags) addFlags(fs *pflag.FlagSet, dryRunNote string) {
+	fs.BoolVar(&h.dryRun, "dry-run", false, "write nothing outside a temp dir; print the plan"+dryRunNote)
+	fs.StringSliceVar(&h.ignorePreflight, "ignore-preflight-errors", nil, "preflight checks whose errors become warnings: names, or all")
+	fs.StringVar(&h.certDir, "cert-dir", phases.DefaultCertDir, "where the certificates live")
+	fs.StringVar(&h.kubeconfigDir, "kubeconfig-dir", phases.DefaultKubeconfigDir, "where the kubeconfig files live")
+	fs.StringVar(&h.manifestsDir, "manifests-dir", phases.DefaultManifestsDir, "where the static pod manifests live")
+	fs.StringVar(&h.bundle, "bundle", "", "air-gap bundle directory to install binaries and images from, overrides bundle")
 }
 
 // phaseRunner is the options of a workflow command: its flags, and a run of the workflow or
@@ -266,8 +277,7 @@ func (o *initOptions) data() (*phases.Data, func(), error) {
 		return nil, noop, fmt.Errorf("--advertise-address %s differs from host %q's address %s in the file; set internal_address there instead", o.advertiseAddress, node.Name, adv)
 	}
 	d, cleanup, err := o.root.buildData(dataSpec{
-		cluster: c, node: node, adv: adv, dryRun: o.dryRun, ignorePreflight: o.ignorePreflight,
-		certDir: o.certDir, kubeconfigDir: o.kubeconfigDir, manifestsDir: o.manifestsDir, wait: o.wait,
+		cluster: c, node: node, adv: adv, hostFlags: o.hostFlags, wait: o.wait,
 		clientKubeconfig: "admin.conf", superAdmin: true,
 	})
 	if err != nil {
@@ -282,13 +292,11 @@ func (o *initOptions) data() (*phases.Data, func(), error) {
 
 // dataSpec is what buildData needs to know about one run on this host.
 type dataSpec struct {
-	cluster                              *config.Cluster
-	node                                 *config.Host
-	adv                                  net.IP
-	dryRun                               bool
-	ignorePreflight                      []string
-	certDir, kubeconfigDir, manifestsDir string
-	wait                                 time.Duration
+	cluster *config.Cluster
+	node    *config.Host
+	adv     net.IP
+	hostFlags
+	wait time.Duration
 	// clientKubeconfig is the file in kubeconfigDir the online phases' client is built from.
 	clientKubeconfig string
 	// superAdmin gives the run a super-admin.conf client (init only).

@@ -42,14 +42,9 @@ type joinOptions struct {
 	discoveryFile    string
 	discoveryTimeout time.Duration
 	certificateKey   string
-	dryRun           bool
-	skipPhases       []string
-	ignorePreflight  []string
-	certDir          string
-	kubeconfigDir    string
-	manifestsDir     string
-	bundle           string
-	wait             time.Duration
+	hostFlags
+	skipPhases []string
+	wait       time.Duration
 }
 
 func (o *joinOptions) addFlags(fs *pflag.FlagSet, whole bool) {
@@ -64,12 +59,7 @@ func (o *joinOptions) addFlags(fs *pflag.FlagSet, whole bool) {
 	fs.StringVar(&o.discoveryFile, "discovery-file", "", "a kubeconfig naming the cluster's API server and CA, instead of token discovery")
 	fs.DurationVar(&o.discoveryTimeout, "discovery-timeout", discovery.DefaultTimeout, "how long discovery waits for the API server and the token's signature")
 	fs.StringVar(&o.certificateKey, "certificate-key", "", "hex key that opens the uploaded control-plane certificates (or set "+envCertificateKey+")")
-	fs.BoolVar(&o.dryRun, "dry-run", false, "write nothing outside a temp dir; print the plan (discovery still reads the cluster)")
-	fs.StringSliceVar(&o.ignorePreflight, "ignore-preflight-errors", nil, "preflight checks whose errors become warnings: names, or all")
-	fs.StringVar(&o.certDir, "cert-dir", phases.DefaultCertDir, "where the certificates live")
-	fs.StringVar(&o.kubeconfigDir, "kubeconfig-dir", phases.DefaultKubeconfigDir, "where the kubeconfig files live")
-	fs.StringVar(&o.manifestsDir, "manifests-dir", phases.DefaultManifestsDir, "where the static pod manifests live")
-	fs.StringVar(&o.bundle, "bundle", "", "air-gap bundle directory to install binaries and images from, overrides bundle")
+	o.hostFlags.addFlags(fs, " (discovery still reads the cluster)")
 	fs.DurationVar(&o.wait, "timeout", phases.DefaultWait, "how long each wait for the cluster lasts (TLS bootstrap, etcd, control plane)")
 	if whole {
 		fs.StringSliceVar(&o.skipPhases, "skip-phases", nil, "phases to skip, e.g. preflight (see the list above)")
@@ -227,8 +217,7 @@ func (o *joinOptions) runPhases(ctx context.Context, wf *phases.Workflow, only s
 		client = "admin.conf"
 	}
 	d, cleanup, err := o.root.buildData(dataSpec{
-		cluster: c, node: node, adv: adv, dryRun: o.dryRun, ignorePreflight: o.ignorePreflight,
-		certDir: o.certDir, kubeconfigDir: o.kubeconfigDir, manifestsDir: o.manifestsDir, wait: o.wait,
+		cluster: c, node: node, adv: adv, hostFlags: o.hostFlags, wait: o.wait,
 		clientKubeconfig: client,
 	})
 	if err != nil {

@@ -128,15 +128,18 @@ func Build(clusterName, server string, caPEM []byte, user string, certPEM, keyPE
 	case len(keyPEM) == 0:
 		return nil, fmt.Errorf("building kubeconfig for %s: client key is empty", user)
 	}
+	return withUser(clusterName, server, caPEM, user, &clientcmdapi.AuthInfo{ClientCertificateData: certPEM, ClientKeyData: keyPEM})
+}
+
+// withUser returns a kubeconfig with one cluster, the user with auth, and a current context
+// "<user>@<cluster>" joining them.
+func withUser(clusterName, server string, caPEM []byte, user string, auth *clientcmdapi.AuthInfo) ([]byte, error) {
 	cfg, err := clusterConfig(clusterName, server, caPEM)
 	if err != nil {
 		return nil, fmt.Errorf("building kubeconfig for %s: %w", user, err)
 	}
 	ctx := ContextName(user, clusterName)
-	cfg.AuthInfos[user] = &clientcmdapi.AuthInfo{
-		ClientCertificateData: certPEM,
-		ClientKeyData:         keyPEM,
-	}
+	cfg.AuthInfos[user] = auth
 	cfg.Contexts[ctx] = &clientcmdapi.Context{Cluster: clusterName, AuthInfo: user}
 	cfg.CurrentContext = ctx
 	out, err := clientcmd.Write(*cfg)
@@ -152,19 +155,7 @@ func BuildWithCertFile(clusterName, server string, caPEM []byte, user, certKeyFi
 	if clusterName == "" || user == "" || certKeyFile == "" {
 		return nil, errors.New("building kubeconfig: cluster name, user and certificate file are all needed")
 	}
-	cfg, err := clusterConfig(clusterName, server, caPEM)
-	if err != nil {
-		return nil, fmt.Errorf("building kubeconfig for %s: %w", user, err)
-	}
-	ctx := ContextName(user, clusterName)
-	cfg.AuthInfos[user] = &clientcmdapi.AuthInfo{ClientCertificate: certKeyFile, ClientKey: certKeyFile}
-	cfg.Contexts[ctx] = &clientcmdapi.Context{Cluster: clusterName, AuthInfo: user}
-	cfg.CurrentContext = ctx
-	out, err := clientcmd.Write(*cfg)
-	if err != nil {
-		return nil, fmt.Errorf("encoding kubeconfig for %s: %w", user, err)
-	}
-	return out, nil
+	return withUser(clusterName, server, caPEM, user, &clientcmdapi.AuthInfo{ClientCertificate: certKeyFile, ClientKey: certKeyFile})
 }
 
 // BootstrapUser is the user name in bootstrap-kubelet.conf, as kubeadm writes it.
@@ -176,19 +167,7 @@ func BuildWithToken(clusterName, server string, caPEM []byte, user, token string
 	if clusterName == "" || user == "" || token == "" {
 		return nil, errors.New("building kubeconfig: cluster name, user and token are all needed")
 	}
-	cfg, err := clusterConfig(clusterName, server, caPEM)
-	if err != nil {
-		return nil, fmt.Errorf("building kubeconfig for %s: %w", user, err)
-	}
-	ctx := ContextName(user, clusterName)
-	cfg.AuthInfos[user] = &clientcmdapi.AuthInfo{Token: token}
-	cfg.Contexts[ctx] = &clientcmdapi.Context{Cluster: clusterName, AuthInfo: user}
-	cfg.CurrentContext = ctx
-	out, err := clientcmd.Write(*cfg)
-	if err != nil {
-		return nil, fmt.Errorf("encoding kubeconfig for %s: %w", user, err)
-	}
-	return out, nil
+	return withUser(clusterName, server, caPEM, user, &clientcmdapi.AuthInfo{Token: token})
 }
 
 // ClusterOnly returns a kubeconfig with one cluster (server, CA embedded) and no users or

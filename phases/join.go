@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"path/filepath"
 
 	"github.com/kforge/kforge/certs"
 	"github.com/kforge/kforge/kubeconfig"
@@ -109,13 +108,7 @@ func bundleBinaries(d *Data) []string {
 	if err != nil {
 		return nil // the bundle phase reports it
 	}
-	var names []string
-	for _, f := range b.Manifest.Files {
-		if f.Install != "" {
-			names = append(names, filepath.Base(f.Install))
-		}
-	}
-	return names
+	return b.BinaryNames()
 }
 
 // runJoinCerts ensures every certificate of the table and the service-account keys. The CAs

@@ -121,11 +121,14 @@ type up struct {
 	secrets []string
 	bundle  *bundle.Bundle
 	remote  []byte // cluster.toml as the hosts read it
-	// kforgeSum is the sha256 of the kforge binary, hashed once for every host.
-	kforgeSum string
-	admin     []byte
-	cs        kubernetes.Interface
-	nodes     map[string]*corev1.Node
+	// kforgeSum is the sha256 of the kforge binary, hashed once, when the first host needs
+	// it (a run that changes no host never reads the binary).
+	kforgeSum     string
+	kforgeSumErr  error
+	kforgeSumOnce sync.Once
+	admin         []byte
+	cs            kubernetes.Interface
+	nodes         map[string]*corev1.Node
 	// stale names hosts whose Node exists although the host holds no kubelet.conf.
 	stale map[string]bool
 }
@@ -264,13 +267,6 @@ func (u *up) addSecret(s string) {
 
 // prepareLocal loads the bundle and renders the cluster.toml the hosts get.
 func (u *up) prepareLocal() error {
-	if u.o.Kforge != "" {
-		sum, _, err := bundle.HashFile(u.o.Kforge)
-		if err != nil {
-			return fmt.Errorf("reading the kforge binary to install: %w", err)
-		}
-		u.kforgeSum = sum
-	}
 	remote := *u.c
 	if u.c.Bundle != "" {
 		b, err := bundle.Load(u.c.Bundle)
@@ -631,30 +627,47 @@ func (u *up) hostFlags() []string {
 	return f
 }
 
-// forEach runs fn for hosts with the concurrency limit; an error marks that host failed.
+// forEach runs fn for the planned hosts through host.ForEach, with the concurrency limit;
+// an error, or cancellation before the host's turn, marks that host failed.
 func (u *up) forEach(ctx context.Context, hosts []*config.Host, fn func(context.Context, *config.Host) error) {
-	var wg sync.WaitGroup
-	sem := make(chan struct{}, u.o.Concurrency)
+	var conns []host.Host
+	byName := map[string]*config.Host{}
 	for _, h := range hosts {
-		if u.reports[h.Name].Result != ResultPlanned {
-			continue
+		if c := u.hosts[h.Name]; c != nil && u.reports[h.Name].Result == ResultPlanned {
+			conns = append(conns, c)
+			byName[h.Name] = h
 		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			select {
-			case sem <- struct{}{}:
-			case <-ctx.Done():
-				u.fail(h.Name, ctx.Err())
-				return
-			}
-			defer func() { <-sem }()
-			if err := fn(ctx, h); err != nil {
-				u.fail(h.Name, err)
-			}
-		}()
 	}
-	wg.Wait()
+	var mu sync.Mutex
+	started := map[string]bool{}
+	err := host.ForEach(ctx, conns, u.o.Concurrency, func(ctx context.Context, c host.Host) error {
+		mu.Lock()
+		started[c.Name()] = true
+		mu.Unlock()
+		return fn(ctx, byName[c.Name()])
+	})
+	var he *host.HostError
+	for _, e := range unjoin(err) {
+		if errors.As(e, &he) {
+			u.fail(he.Host, he.Err)
+		}
+	}
+	for name := range byName {
+		if !started[name] {
+			u.fail(name, ctx.Err())
+		}
+	}
+}
+
+// unjoin lists the errors errors.Join combined.
+func unjoin(err error) []error {
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		return j.Unwrap()
+	}
+	if err != nil {
+		return []error{err}
+	}
+	return nil
 }
 
 func (u *up) timed(name string, fn func() error) error {
@@ -695,16 +708,9 @@ func (u *up) prepareHost(ctx context.Context, h *config.Host) error {
 		conn := u.hosts[h.Name]
 		r := u.reports[h.Name]
 		start := time.Now()
-		var sent int64
-		for _, f := range []host.File{
-			{LocalPath: u.o.Kforge, Dst: RemoteKforge, Mode: 0o755, SHA256: u.kforgeSum},
-			host.BytesFile(RemoteConfig, u.remote, 0o600),
-		} {
-			res, err := conn.Upload(ctx, f)
-			if err != nil {
-				return err
-			}
-			sent += res.Bytes
+		sent, err := u.ensureKforge(ctx, h)
+		if err != nil {
+			return err
 		}
 		role := config.RoleWorker
 		switch {
@@ -745,13 +751,7 @@ func (u *up) bundleBinaries() []string {
 	if u.bundle == nil {
 		return nil
 	}
-	var out []string
-	for _, f := range u.bundle.Manifest.Files {
-		if f.Kind == bundle.KindBinary {
-			out = append(out, path.Base(f.Install))
-		}
-	}
-	return out
+	return u.bundle.BinaryNames()
 }
 
 // controlPlaneImages are the images only control-plane hosts need.
@@ -962,7 +962,7 @@ func (u *up) uploadCerts(ctx context.Context, key bootstrap.CertificateKey) erro
 		if u.nodes[h.Name] == nil || u.hosts[h.Name] == nil {
 			continue
 		}
-		if err := u.ensureKforge(ctx, h); err != nil {
+		if _, err := u.ensureKforge(ctx, h); err != nil {
 			return err
 		}
 		return u.kforge(ctx, h, []string{"init", "phase", "upload-certs", "--upload-certs", "-f", RemoteConfig, "--node", h.Name},
@@ -971,19 +971,27 @@ func (u *up) uploadCerts(ctx context.Context, key bootstrap.CertificateKey) erro
 	return errors.New("no control-plane host of the file that is in the cluster is reachable")
 }
 
-// ensureKforge installs kforge and cluster.toml on a host that is already in the cluster,
-// for the few commands up runs there. Unchanged files are not sent.
-func (u *up) ensureKforge(ctx context.Context, h *config.Host) error {
-	conn := u.hosts[h.Name]
+// ensureKforge installs kforge and cluster.toml on a host and returns the bytes it sent;
+// unchanged files are not sent.
+func (u *up) ensureKforge(ctx context.Context, h *config.Host) (int64, error) {
+	u.kforgeSumOnce.Do(func() {
+		u.kforgeSum, _, u.kforgeSumErr = bundle.HashFile(u.o.Kforge)
+	})
+	if u.kforgeSumErr != nil {
+		return 0, fmt.Errorf("reading the kforge binary to install: %w", u.kforgeSumErr)
+	}
+	var sent int64
 	for _, f := range []host.File{
 		{LocalPath: u.o.Kforge, Dst: RemoteKforge, Mode: 0o755, SHA256: u.kforgeSum},
 		host.BytesFile(RemoteConfig, u.remote, 0o600),
 	} {
-		if _, err := conn.Upload(ctx, f); err != nil {
-			return err
+		res, err := u.hosts[h.Name].Upload(ctx, f)
+		if err != nil {
+			return sent, err
 		}
+		sent += res.Bytes
 	}
-	return nil
+	return sent, nil
 }
 
 // prune deletes the Nodes of workers that are not in the file.

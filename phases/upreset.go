@@ -29,7 +29,7 @@ type ResetHostsOptions struct {
 func ResetHosts(ctx context.Context, o ResetHostsOptions) (*UpReport, error) {
 	start := time.Now()
 	if o.Concurrency <= 0 {
-		o.Concurrency = 20
+		o.Concurrency = host.DefaultConcurrency
 	}
 	for _, name := range o.Hosts {
 		if _, ok := o.Cluster.HostByName(name); !ok {
@@ -86,7 +86,7 @@ func ResetHosts(ctx context.Context, o ResetHostsOptions) (*UpReport, error) {
 		return u.report(start), nil
 	}
 	reset := func(ctx context.Context, h *config.Host) error {
-		if err := u.ensureKforge(ctx, h); err != nil {
+		if _, err := u.ensureKforge(ctx, h); err != nil {
 			return err
 		}
 		args := []string{"reset", "-f", RemoteConfig, "--node", h.Name}
