@@ -14,6 +14,7 @@ import (
 	"github.com/kforge/kforge/config"
 	ebundle "github.com/kforge/kforge/e2e/bundle"
 	"github.com/kforge/kforge/e2e/testbed"
+	"github.com/kforge/kforge/fleet"
 	"github.com/kforge/kforge/host"
 	"github.com/kforge/kforge/phases"
 )
@@ -55,7 +56,7 @@ func BenchmarkUpFanout(b *testing.B) {
 	}
 
 	hosts := tb.Hosts()
-	prepare := func(hs []testbed.Host) (time.Duration, *phases.UpReport) {
+	prepare := func(hs []testbed.Host) (time.Duration, *fleet.Report) {
 		c := &config.Cluster{Bundle: bun.Dir}
 		for i, h := range hs {
 			role := config.RoleWorker
@@ -69,15 +70,17 @@ func BenchmarkUpFanout(b *testing.B) {
 			b.Fatal(err)
 		}
 		start := time.Now()
-		rep, err := phases.PrepareHosts(ctx, phases.UpOptions{
+		// The prepare-hosts phase of kforge up alone: it connects, detects (no cluster),
+		// plans and prepares every host.
+		d := &phases.Data{Cluster: c, Out: phases.NewPrinter(io.Discard), Log: slog.New(slog.DiscardHandler), Up: phases.UpData{Options: fleet.Options{
 			Cluster: c,
 			Kforge:  kforge,
 			Connect: func(ctx context.Context, h *config.Host) (host.Host, error) {
 				return host.Dial(ctx, host.SSHConfig{Name: h.Name, Address: h.Address, KeyFiles: []string{tb.SSHKey()}, KnownHostsPath: tb.KnownHosts()})
 			},
-			Out: phases.NewPrinter(io.Discard),
-			Log: slog.New(slog.DiscardHandler),
-		})
+		}}}
+		err := phases.UpWorkflow().Run(ctx, d, "prepare-hosts", nil)
+		rep := d.CloseFleet(ctx)
 		took := time.Since(start)
 		if err != nil {
 			b.Fatal(err)
@@ -87,7 +90,7 @@ func BenchmarkUpFanout(b *testing.B) {
 		}
 		return took, rep
 	}
-	uploaded := func(r *phases.UpReport) int64 {
+	uploaded := func(r *fleet.Report) int64 {
 		var n int64
 		for _, h := range r.Hosts {
 			n += h.Uploaded

@@ -12,6 +12,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/kforge/kforge/config"
+	"github.com/kforge/kforge/fleet"
 	"github.com/kforge/kforge/phases"
 	"github.com/kforge/kforge/preflight"
 	"github.com/kforge/kforge/service"
@@ -47,7 +48,11 @@ kforge leaves containerd's config, the installed binaries and its logs in place.
 
 The reset workflow runs these phases, in order:
 
-` + wf.Describe(),
+` + wf.Describe() + `
+With -f cluster.toml and no --node, kforge resets hosts of the file over SSH instead,
+in these phases:
+
+` + phases.ResetHostsWorkflow().Describe(),
 		Example: `  # see what would be removed
   kforge reset --dry-run
 
@@ -64,7 +69,7 @@ The reset workflow runs these phases, in order:
 	fs.StringVar(&o.node, "node", "", "which host of the file this is: reset this machine (default without -f: the hostname)")
 	fs.StringSliceVar(&o.hosts, "hosts", nil, "with -f and no --node: the hosts to reset over SSH (default: all of the file's)")
 	fs.IntVar(&o.concurrency, "concurrency", 20, "with -f and no --node: how many workers are reset at once")
-	o.ssh.addFlags(c)
+	o.ssh.addFlags(fs)
 	fs.BoolVar(&o.dryRun, "dry-run", false, "list what would be stopped and removed; change nothing")
 	fs.StringSliceVar(&o.skipPhases, "skip-phases", nil, "phases to skip")
 	fs.StringSliceVar(&o.ignorePreflight, "ignore-preflight-errors", nil, "preflight checks whose errors become warnings: names, or all")
@@ -145,38 +150,29 @@ func (o *resetOptions) runRemote(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	self, err := os.Executable()
-	if err != nil {
-		return fmt.Errorf("finding the kforge binary to run on the hosts: %w", err)
+	for _, name := range o.hosts {
+		if _, ok := c.HostByName(name); !ok {
+			return fmt.Errorf("--hosts: %q is not a host of the file", name)
+		}
 	}
 	out := phases.NewPrinter(o.root.streams.Out)
-	opts := phases.ResetHostsOptions{
-		UpOptions: phases.UpOptions{
-			Cluster:     c,
-			Kforge:      self,
-			Connect:     o.ssh.connect(out),
-			Concurrency: o.concurrency,
-			DryRun:      o.dryRun,
-			Out:         out,
-			Log:         o.root.logger(),
-		},
-		Hosts: o.hosts,
-		Force: o.force,
-	}
-	if o.root.verbosity > 0 {
-		opts.HostLog = o.root.streams.Err
-	}
-	rep, err := phases.ResetHosts(ctx, opts)
-	if rep == nil {
+	d, err := o.root.fleetData(c, out, &o.ssh, fleet.Options{Concurrency: o.concurrency, Hosts: o.hosts}, o.dryRun)
+	if err != nil {
 		return err
 	}
-	if perr := printUpReport(o.root.streams.Out, rep, "text"); perr != nil {
+	d.Force = o.force
+	runErr := phases.ResetHostsWorkflow().Run(ctx, d, "", o.skipPhases)
+	rep := d.CloseFleet(ctx)
+	if rep == nil {
+		return runErr
+	}
+	if perr := printFleetReport(o.root.streams.Out, rep, "text"); perr != nil {
 		return perr
 	}
 	if failed := rep.Failed(); failed != nil {
 		return fmt.Errorf("reset failed on some hosts; run it again for those:\n%w", failed)
 	}
-	return err
+	return runErr
 }
 
 // nodeClient returns a client from the most capable kubeconfig on this host, admin.conf on

@@ -15,8 +15,10 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/kforge/kforge/config"
+	"github.com/kforge/kforge/fleet"
 	"github.com/kforge/kforge/host"
 	"github.com/kforge/kforge/internal/fileutil"
 	"github.com/kforge/kforge/phases"
@@ -29,8 +31,7 @@ type sshOptions struct {
 	acceptNewHostKeys bool
 }
 
-func (s *sshOptions) addFlags(c *cobra.Command) {
-	fs := c.Flags()
+func (s *sshOptions) addFlags(fs *pflag.FlagSet) {
 	fs.StringSliceVarP(&s.identity, "identity", "i", nil, "private key file(s) for SSH (default: hosts[].ssh.key, else ~/.ssh/id_ed25519 and ~/.ssh/id_rsa; ssh-agent is used when SSH_AUTH_SOCK is set)")
 	fs.StringVar(&s.knownHosts, "known-hosts", "~/.ssh/known_hosts", "known_hosts file the hosts' keys are checked against (hosts[].ssh.known_hosts wins)")
 	fs.BoolVar(&s.acceptNewHostKeys, "accept-new-host-keys", false, "trust and record the key of a host known_hosts does not know yet (a changed key is always refused)")
@@ -113,9 +114,33 @@ type upOptions struct {
 	kubeconfigOut   string
 	ignorePreflight []string
 	wait            time.Duration
+	skipPhases      []string
+}
+
+func (o *upOptions) addFlags(fs *pflag.FlagSet, whole bool) {
+	fs.StringVarP(&o.configPath, "config", "f", "", "path of cluster.toml (required)")
+	fs.IntVar(&o.concurrency, "concurrency", host.DefaultConcurrency, "how many hosts are prepared and joined at once")
+	fs.BoolVar(&o.dryRun, "dry-run", false, "connect and read the cluster, print each host's plan, change nothing")
+	fs.BoolVar(&o.prune, "prune", false, "delete the Nodes of worker hosts that are in the cluster but no longer in the file")
+	fs.StringVarP(&o.output, "output", "o", "text", "summary format: text or json")
+	fs.StringVar(&o.kubeconfigOut, "kubeconfig-out", "", "where to write the admin kubeconfig (default ./<cluster>-admin.conf)")
+	fs.StringSliceVar(&o.ignorePreflight, "ignore-preflight-errors", nil, "preflight checks whose errors become warnings on every host")
+	fs.DurationVar(&o.wait, "timeout", phases.DefaultWait, "how long each host's init and join wait for the cluster")
+	o.ssh.addFlags(fs)
+	if whole {
+		fs.StringSliceVar(&o.skipPhases, "skip-phases", nil, "phases to skip, e.g. join-workers (see the list above)")
+	}
+}
+
+func (o *upOptions) runPhases(ctx context.Context, wf *phases.Workflow, only string, args []string) error {
+	if len(args) > 0 {
+		return fmt.Errorf("unexpected arguments %q", args)
+	}
+	return o.run(ctx, wf, only)
 }
 
 func newUpCommand(root *rootOptions) *cobra.Command {
+	wf := phases.UpWorkflow()
 	o := &upOptions{root: root}
 	c := &cobra.Command{
 		Use:   "up -f cluster.toml",
@@ -130,6 +155,12 @@ no cluster yet, joins the other control-plane hosts one at a time, and the worke
 parallel, each with its own join token, deleted once the host has joined. It ends by
 writing the admin kubeconfig here and printing a summary.
 
+The up workflow runs these phases, in order:
+
+` + wf.Describe() + `
+Run one phase alone with "kforge up phase <name> -f cluster.toml" (it connects, detects
+and plans first), and skip phases with --skip-phases.
+
 Run it again and it converges: hosts added to the file are joined; hosts removed from the
 file are reported, and with --prune their Nodes are deleted. A host that fails does not
 stop the others; the summary lists every failure and the exit status is non-zero. The
@@ -140,26 +171,45 @@ cluster's state lives in the cluster, not in a local file.`,
   # what would happen, without changing anything
   kforge up -f cluster.toml --dry-run
 
+  # install kforge and the bundle on every host that needs them, and stop there
+  kforge up phase prepare-hosts -f cluster.toml
+
+  # everything but the workers
+  kforge up -f cluster.toml --skip-phases join-workers
+
   # for pipelines
   kforge up -f cluster.toml --output json`,
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error { return o.run(cmd.Context()) },
+		RunE: func(cmd *cobra.Command, _ []string) error { return o.run(cmd.Context(), wf, "") },
 	}
-	fs := c.Flags()
-	fs.StringVarP(&o.configPath, "config", "f", "", "path of cluster.toml (required)")
-	fs.IntVar(&o.concurrency, "concurrency", host.DefaultConcurrency, "how many hosts are prepared and joined at once")
-	fs.BoolVar(&o.dryRun, "dry-run", false, "connect and read the cluster, print each host's plan, change nothing")
-	fs.BoolVar(&o.prune, "prune", false, "delete the Nodes of worker hosts that are in the cluster but no longer in the file")
-	fs.StringVarP(&o.output, "output", "o", "text", "summary format: text or json")
-	fs.StringVar(&o.kubeconfigOut, "kubeconfig-out", "", "where to write the admin kubeconfig (default ./<cluster>-admin.conf)")
-	fs.StringSliceVar(&o.ignorePreflight, "ignore-preflight-errors", nil, "preflight checks whose errors become warnings on every host")
-	fs.DurationVar(&o.wait, "timeout", phases.DefaultWait, "how long each host's init and join wait for the cluster")
-	o.ssh.addFlags(c)
+	o.addFlags(c.Flags(), true)
 	_ = c.MarkFlagRequired("config")
+	_ = c.RegisterFlagCompletionFunc("skip-phases", func(*cobra.Command, []string, string) ([]string, cobra.ShellCompDirective) {
+		return wf.Paths(), cobra.ShellCompDirectiveNoFileComp
+	})
+	c.AddCommand(newPhaseCommand(wf, func() phaseRunner { return &upOptions{root: root} }))
 	return c
 }
 
-func (o *upOptions) run(ctx context.Context) error {
+// fleetData builds the Data of a workflow over the hosts of a file: up or reset-hosts.
+func (root *rootOptions) fleetData(c *config.Cluster, out *phases.Printer, ssh *sshOptions, fo fleet.Options, dryRun bool) (*phases.Data, error) {
+	self, err := os.Executable()
+	if err != nil {
+		return nil, fmt.Errorf("finding the kforge binary to install on the hosts: %w", err)
+	}
+	fo.Cluster = c
+	fo.Kforge = self
+	fo.Connect = ssh.connect(out)
+	if root.verbosity > 0 {
+		fo.HostLog = root.streams.Err
+	}
+	return &phases.Data{Cluster: c, Out: out, Log: root.logger(), DryRun: dryRun, Up: phases.UpData{Options: fo}}, nil
+}
+
+func (o *upOptions) run(ctx context.Context, wf *phases.Workflow, only string) error {
+	if o.configPath == "" {
+		return errors.New("-f cluster.toml is required")
+	}
 	if o.output != "text" && o.output != "json" {
 		return fmt.Errorf("--output %q: want text or json", o.output)
 	}
@@ -170,31 +220,22 @@ func (o *upOptions) run(ctx context.Context) error {
 	if len(c.Hosts) == 0 {
 		return fmt.Errorf("%s has no hosts: add a [[hosts]] table for each machine", o.configPath)
 	}
-	self, err := os.Executable()
-	if err != nil {
-		return fmt.Errorf("finding the kforge binary to install on the hosts: %w", err)
-	}
 	progress := o.root.streams.Out
 	if o.output == "json" {
 		progress = o.root.streams.Err
 	}
 	out := phases.NewPrinter(progress)
-	opts := phases.UpOptions{
-		Cluster:         c,
-		Kforge:          self,
-		Connect:         o.ssh.connect(out),
+	d, err := o.root.fleetData(c, out, &o.ssh, fleet.Options{
 		Concurrency:     o.concurrency,
-		DryRun:          o.dryRun,
-		Prune:           o.prune,
 		IgnorePreflight: o.ignorePreflight,
 		Timeout:         o.wait,
-		Out:             out,
-		Log:             o.root.logger(),
+	}, o.dryRun)
+	if err != nil {
+		return err
 	}
-	if o.root.verbosity > 0 {
-		opts.HostLog = o.root.streams.Err
-	}
-	rep, upErr := phases.Up(ctx, opts)
+	d.Up.Prune = o.prune
+	upErr := wf.Run(ctx, d, only, o.skipPhases)
+	rep := d.CloseFleet(ctx)
 	if rep == nil {
 		return upErr
 	}
@@ -209,7 +250,7 @@ func (o *upOptions) run(ctx context.Context) error {
 		out.Plain("admin kubeconfig: %s", path)
 		defer out.Plain("Use the cluster with: kubectl --kubeconfig %s get nodes", path)
 	}
-	if err := printUpReport(o.root.streams.Out, rep, o.output); err != nil {
+	if err := printFleetReport(o.root.streams.Out, rep, o.output); err != nil {
 		return err
 	}
 	failed := rep.Failed()
@@ -224,7 +265,7 @@ func (o *upOptions) run(ctx context.Context) error {
 	return nil
 }
 
-func printUpReport(w io.Writer, r *phases.UpReport, format string) error {
+func printFleetReport(w io.Writer, r *fleet.Report, format string) error {
 	if format == "json" {
 		b, err := json.MarshalIndent(r, "", "  ")
 		if err != nil {
@@ -237,7 +278,7 @@ func printUpReport(w io.Writer, r *phases.UpReport, format string) error {
 	fmt.Fprintln(tw, "\nHOST\tROLE\tACTION\tRESULT\tDURATION\tUPLOADED")
 	for _, h := range r.Hosts {
 		res := h.Result
-		if h.Error != "" && h.Result != phases.ResultFailed {
+		if h.Error != "" && h.Result != fleet.ResultFailed {
 			res += ": " + h.Error
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%.1f MiB\n", h.Host, h.Role, h.Action, res, h.Duration.Round(100*time.Millisecond), float64(h.Uploaded)/(1<<20))

@@ -23,7 +23,7 @@ import (
 
 	"github.com/kforge/kforge/e2e/lab"
 	"github.com/kforge/kforge/e2e/testbed"
-	"github.com/kforge/kforge/phases"
+	"github.com/kforge/kforge/fleet"
 )
 
 // secretRE matches a bootstrap token or a certificate key as kforge prints them.
@@ -31,7 +31,7 @@ var secretRE = regexp.MustCompile(`\b[a-z0-9]{6}\.[a-z0-9]{16}\b|(?m)^\s*[0-9a-f
 
 type upRun struct {
 	stdout, stderr string
-	report         phases.UpReport
+	report         fleet.Report
 	err            error
 	took           time.Duration
 }
@@ -79,13 +79,13 @@ func kforgeUp(t *testing.T, ctx context.Context, l *lab.Lab, cfg, knownHosts str
 	return r
 }
 
-func (r upRun) host(name string) phases.HostReport {
+func (r upRun) host(name string) fleet.HostReport {
 	for _, h := range r.report.Hosts {
 		if h.Host == name {
 			return h
 		}
 	}
-	return phases.HostReport{}
+	return fleet.HostReport{}
 }
 
 func clientFromFile(t *testing.T, path string) kubernetes.Interface {
@@ -222,7 +222,7 @@ func TestUp(t *testing.T) {
 		}
 		for _, n := range []string{"h1", "h2", "h3"} {
 			r := again.host(n)
-			if r.Action != phases.ActionUnchanged || r.Uploaded != 0 {
+			if r.Action != fleet.ActionUnchanged || r.Uploaded != 0 {
 				t.Errorf("%s: action %q, %d bytes uploaded; want unchanged and nothing", n, r.Action, r.Uploaded)
 			}
 			if after := nodes[n].upState(ctx); after != before[n] {
@@ -238,14 +238,14 @@ func TestUp(t *testing.T) {
 			t.Fatal("up went on with a host known_hosts does not know")
 		}
 		h4 := r.host("h4")
-		if h4.Result != phases.ResultFailed || !strings.Contains(h4.Error, "unknown ssh host key") || !strings.Contains(h4.Error, "SHA256:") {
+		if h4.Result != fleet.ResultFailed || !strings.Contains(h4.Error, "unknown ssh host key") || !strings.Contains(h4.Error, "SHA256:") {
 			t.Errorf("h4: %+v, want failed with the unknown key's fingerprint", h4)
 		}
 		if left := nodes["h4"].sh(ctx, "ls -A /etc/kforge /var/lib/kforge /usr/local/bin | grep -v ':$' | grep -c . || true"); strings.TrimSpace(left) != "0" {
 			t.Errorf("something was put on h4: %s", left)
 		}
 		for _, n := range []string{"h1", "h2", "h3"} {
-			if a := r.host(n).Action; a != phases.ActionUnchanged {
+			if a := r.host(n).Action; a != fleet.ActionUnchanged {
 				t.Errorf("%s: action %q, want unchanged", n, a)
 			}
 		}
@@ -260,7 +260,7 @@ func TestUp(t *testing.T) {
 		if r.err != nil {
 			t.Fatalf("up with h4 added: %v\n%s", r.err, r.stderr)
 		}
-		if a := r.host("h4"); a.Action != phases.ActionJoinWorker || a.Result != phases.ResultOK {
+		if a := r.host("h4"); a.Action != fleet.ActionJoinWorker || a.Result != fleet.ResultOK {
 			t.Errorf("h4: %+v, want a worker join", a)
 		}
 		for _, n := range []string{"h1", "h2", "h3"} {
@@ -289,7 +289,7 @@ func TestUp(t *testing.T) {
 		if took := time.Since(interrupted); took > 30*time.Second {
 			t.Errorf("up took %s to stop after Ctrl-C", took)
 		}
-		if h := stopped.host("h5"); h.Result != phases.ResultOK {
+		if h := stopped.host("h5"); h.Result != fleet.ResultOK {
 			t.Errorf("h5 after the interrupted run: %+v", h)
 		}
 		timings = append(timings, fmt.Sprintf("up stopped %s after Ctrl-C", time.Since(interrupted).Round(100*time.Millisecond)))
@@ -311,18 +311,18 @@ func TestUp(t *testing.T) {
 		if r.err == nil {
 			t.Fatalf("up succeeded although h8 was lost:\n%s", r.stderr)
 		}
-		if h8 := r.host("h8"); h8.Result != phases.ResultFailed {
+		if h8 := r.host("h8"); h8.Result != fleet.ResultFailed {
 			t.Errorf("h8: %+v, want failed", h8)
 		}
 		if !strings.Contains(r.stderr, "h8:") {
 			t.Errorf("the error does not name h8:\n%s", r.stderr)
 		}
 		for _, n := range []string{"h5", "h6", "h7"} {
-			if h := r.host(n); h.Result != phases.ResultOK {
+			if h := r.host(n); h.Result != fleet.ResultOK {
 				t.Errorf("%s: %+v, want ok", n, h)
 			}
 		}
-		if a := r.host("h5").Action; a != phases.ActionUnchanged {
+		if a := r.host("h5").Action; a != fleet.ActionUnchanged {
 			t.Errorf("h5 on the run after Ctrl-C: action %q, want unchanged", a)
 		}
 		if err := etcdHealthy(ctx, etcdVia(t, ctx, hs["h6"]), 3); err != nil {
@@ -337,11 +337,11 @@ func TestUp(t *testing.T) {
 		if again.err != nil {
 			t.Fatalf("up after h8 came back: %v\n%s", again.err, again.stderr)
 		}
-		if h8 := again.host("h8"); h8.Action != phases.ActionJoinWorker || h8.Result != phases.ResultOK {
+		if h8 := again.host("h8"); h8.Action != fleet.ActionJoinWorker || h8.Result != fleet.ResultOK {
 			t.Errorf("h8: %+v, want joined", h8)
 		}
 		for _, n := range []string{"h5", "h6", "h7"} {
-			if a := again.host(n).Action; a != phases.ActionUnchanged {
+			if a := again.host(n).Action; a != fleet.ActionUnchanged {
 				t.Errorf("%s: action %q on the re-run, want unchanged", n, a)
 			}
 		}

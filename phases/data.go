@@ -81,6 +81,9 @@ type Data struct {
 	// Join is what discovery found, for the join workflow (PrepareJoin sets it).
 	Join JoinData
 
+	// Up is the fleet of hosts the up and reset-hosts workflows drive over SSH.
+	Up UpData
+
 	// Force lets reset go on where it would refuse (removing an etcd member that would lose
 	// quorum).
 	Force bool

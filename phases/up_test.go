@@ -3,18 +3,27 @@ package phases
 import (
 	"bytes"
 	"context"
-	"errors"
+	"fmt"
 	"log/slog"
 	"path/filepath"
+	"regexp"
+	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/kubernetes/fake"
 
-	"github.com/kforge/kforge/bundle"
 	"github.com/kforge/kforge/config"
+	"github.com/kforge/kforge/fleet"
 	"github.com/kforge/kforge/host"
+	"github.com/kforge/kforge/internal/testutil"
+	"github.com/kforge/kforge/kubeconfig"
+	"github.com/kforge/kforge/tokens"
 )
 
 func upCluster(t *testing.T) *config.Cluster {
@@ -32,29 +41,197 @@ func upCluster(t *testing.T) *config.Cluster {
 	return c
 }
 
+// upLab is a fleet of fake hosts and a fake cluster: cp1 serves admin.conf once it has
+// run init (or from the start, when the cluster exists).
+type upLab struct {
+	t       *testing.T
+	c       *config.Cluster
+	hosts   map[string]*testutil.FakeHost
+	journal *testutil.Journal
+	cs      *fake.Clientset
+	admin   []byte
+	// initialised is true once cp1 has an admin.conf.
+	initialised bool
+	out         bytes.Buffer
+}
+
+func newUpLab(t *testing.T, initialised bool, nodes ...*corev1.Node) *upLab {
+	t.Helper()
+	l := &upLab{t: t, c: upCluster(t), hosts: map[string]*testutil.FakeHost{}, journal: &testutil.Journal{}, initialised: initialised}
+	var objs []runtime.Object
+	for _, n := range nodes {
+		objs = append(objs, n)
+	}
+	l.cs = fake.NewClientset(objs...)
+	admin, err := kubeconfig.Build("kubernetes", "https://192.0.2.10:6443", testutil.CAPEM(t), "kubernetes-admin", []byte("cert"), []byte("key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.admin = admin
+	for _, h := range l.c.Hosts {
+		fh := &testutil.FakeHost{HostName: h.Name, Journal: l.journal}
+		fh.Rules = []testutil.Rule{
+			{Match: regexp.MustCompile(`^read admin\.conf$`), Reply: func(string) (string, error) {
+				if h.Name == "cp1" && l.initialised {
+					return string(l.admin), nil
+				}
+				return "", nil
+			}},
+			{Match: regexp.MustCompile(`^kforge init `), Reply: func(string) (string, error) {
+				l.initialised = true
+				return "[init] done\n", nil
+			}},
+			testutil.On(`^check kubelet\.conf$`, "joined\n"),
+		}
+		l.hosts[h.Name] = fh
+	}
+	return l
+}
+
+func (l *upLab) data(dryRun bool) *Data {
+	kforge := filepath.Join(l.t.TempDir(), "kforge")
+	writeFile(l.t, kforge, []byte("#!/bin/sh\n"))
+	return &Data{
+		Cluster: l.c,
+		Out:     NewPrinter(&l.out),
+		Log:     slog.New(slog.DiscardHandler),
+		DryRun:  dryRun,
+		Up: UpData{Options: fleet.Options{
+			Cluster: l.c,
+			Kforge:  kforge,
+			Connect: func(_ context.Context, h *config.Host) (host.Host, error) {
+				fh, ok := l.hosts[h.Name]
+				if !ok {
+					return nil, fmt.Errorf("dial tcp %s:22: connection refused", h.Address)
+				}
+				return fh, nil
+			},
+			Client:       func([]byte) (kubernetes.Interface, error) { return l.cs, nil },
+			PollInterval: time.Millisecond,
+		}},
+	}
+}
+
+// run runs the up workflow (or one phase of it) and returns the report.
+func (l *upLab) run(d *Data, only string, skip ...string) (*fleet.Report, error) {
+	err := UpWorkflow().Run(l.t.Context(), d, only, skip)
+	return d.CloseFleet(l.t.Context()), err
+}
+
+// kforgeRuns lists the kforge commands every host ran, as "<host>: <verb>", in order.
+func (l *upLab) kforgeRuns() []string {
+	var out []string
+	for _, e := range l.journal.Events() {
+		host, cmd, _ := strings.Cut(e, ": ")
+		if strings.HasPrefix(cmd, "kforge ") {
+			out = append(out, host+": "+strings.Fields(cmd)[1])
+		}
+	}
+	return out
+}
+
+func cpNode(name string) *corev1.Node {
+	n := readyNode(name, true)
+	n.Labels = map[string]string{"node-role.kubernetes.io/control-plane": ""}
+	return &n
+}
+
+func workerNode(name string) *corev1.Node {
+	n := readyNode(name, true)
+	return &n
+}
+
+// TestUpFreshCluster: init on the first control plane after every host is prepared, then
+// the other control plane, then the workers, each with its own token that is gone
+// afterwards; secrets only ever on stdin.
+func TestUpFreshCluster(t *testing.T) {
+	l := newUpLab(t, false)
+	rep, err := l.run(l.data(false), "")
+	if err != nil {
+		t.Fatalf("up: %v\n%s", err, l.out.String())
+	}
+	runs := l.kforgeRuns()
+	last := func(verb string) int {
+		i := -1
+		for j, r := range runs {
+			if strings.HasSuffix(r, ": "+verb) {
+				i = j
+			}
+		}
+		return i
+	}
+	initAt := slices.Index(runs, "cp1: init")
+	cpJoinAt := slices.Index(runs, "cp2: join")
+	if initAt < 0 || cpJoinAt < 0 {
+		t.Fatalf("kforge runs %v: want init on cp1 and a join on cp2", runs)
+	}
+	if p := last("preflight"); p > initAt {
+		t.Errorf("kforge runs %v: a preflight ran after init", runs)
+	}
+	for _, w := range []string{"w1: join", "w2: join"} {
+		if i := slices.Index(runs, w); i < cpJoinAt {
+			t.Errorf("kforge runs %v: %q is not after the control-plane join", runs, w)
+		}
+	}
+	for _, h := range rep.Hosts {
+		if h.Result != fleet.ResultOK {
+			t.Errorf("%s: %+v, want ok", h.Host, h)
+		}
+	}
+	secs, err := l.cs.CoreV1().Secrets(tokens.SecretNamespace).List(t.Context(), metav1.ListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(secs.Items) != 0 {
+		t.Errorf("%d token Secrets left after up, want the workers' tokens deleted", len(secs.Items))
+	}
+	tokenRE := regexp.MustCompile(`[a-z0-9]{6}\.[a-z0-9]{16}`)
+	for name, fh := range l.hosts {
+		for i, cmd := range fh.Ran() {
+			if tokenRE.MatchString(cmd) {
+				t.Errorf("%s ran %q: a token on a command line", name, cmd)
+			}
+			if strings.HasPrefix(cmd, "kforge join") && !tokenRE.MatchString(fh.Stdin()[i]) {
+				t.Errorf("%s: %q got no token on stdin", name, cmd)
+			}
+		}
+	}
+	if tokenRE.MatchString(l.out.String()) {
+		t.Errorf("a token reached the output:\n%s", l.out.String())
+	}
+}
+
+// TestUpRerunChangesNothing: with every host in the cluster, up runs no kforge anywhere.
+func TestUpRerunChangesNothing(t *testing.T) {
+	l := newUpLab(t, true, cpNode("cp1"), cpNode("cp2"), workerNode("w1"), workerNode("w2"))
+	rep, err := l.run(l.data(false), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if runs := l.kforgeRuns(); len(runs) != 0 {
+		t.Errorf("kforge ran %v on a cluster that matches the file", runs)
+	}
+	for _, h := range rep.Hosts {
+		if h.Action != fleet.ActionUnchanged || h.Result != fleet.ResultOK || h.Uploaded != 0 {
+			t.Errorf("%s: %+v, want unchanged, ok, nothing uploaded", h.Host, h)
+		}
+	}
+}
+
 // TestUpReportsEveryUnreachableHost: one run names every host it cannot reach, each with
 // its own reason, and fails without touching anything.
 func TestUpReportsEveryUnreachableHost(t *testing.T) {
-	var out bytes.Buffer
-	kforge := filepath.Join(t.TempDir(), "kforge")
-	writeFile(t, kforge, []byte("#!/bin/sh\n"))
-	rep, err := Up(t.Context(), UpOptions{
-		Cluster: upCluster(t),
-		Kforge:  kforge,
-		Connect: func(_ context.Context, h *config.Host) (host.Host, error) {
-			return nil, errors.New("dial tcp " + h.Address + ":22: connection refused")
-		},
-		Out: NewPrinter(&out),
-		Log: slog.New(slog.DiscardHandler),
-	})
+	l := newUpLab(t, false)
+	l.hosts = map[string]*testutil.FakeHost{}
+	rep, err := l.run(l.data(false), "")
 	if err == nil {
-		t.Fatal("Up succeeded with every host unreachable")
+		t.Fatal("up succeeded with every host unreachable")
 	}
 	if len(rep.Hosts) != 4 {
 		t.Fatalf("report has %d hosts, want 4: %+v", len(rep.Hosts), rep.Hosts)
 	}
 	for _, h := range rep.Hosts {
-		if h.Result != ResultFailed || !strings.Contains(h.Error, "unreachable") || !strings.Contains(h.Error, ":22: connection refused") {
+		if h.Result != fleet.ResultFailed || !strings.Contains(h.Error, "unreachable") || !strings.Contains(h.Error, ":22: connection refused") {
 			t.Errorf("%s: %+v, want failed as unreachable with its own reason", h.Host, h)
 		}
 	}
@@ -63,84 +240,109 @@ func TestUpReportsEveryUnreachableHost(t *testing.T) {
 	}
 }
 
-func TestUpPlan(t *testing.T) {
-	ready := func(name string, labels map[string]string) *corev1.Node {
-		n := readyNode(name, true)
-		n.Labels = labels
-		return &n
+// TestUpInitFailureSkipsTheRest: nothing joins a cluster whose init failed.
+func TestUpInitFailureSkipsTheRest(t *testing.T) {
+	l := newUpLab(t, false)
+	l.hosts["cp1"].Rules = append([]testutil.Rule{testutil.Fail(`^kforge init `, "etcd did not start")}, l.hosts["cp1"].Rules...)
+	rep, err := l.run(l.data(false), "")
+	if err == nil || !strings.Contains(err.Error(), `phase "init"`) {
+		t.Fatalf("up error = %v, want the init phase's", err)
 	}
-	var out bytes.Buffer
-	u := &up{o: UpOptions{Out: NewPrinter(&out)}, c: upCluster(t), reports: map[string]*HostReport{}}
-	for _, h := range u.c.Hosts {
-		u.reports[h.Name] = &HostReport{Host: h.Name}
-	}
-	// A fresh cluster: init on the first control plane, joins for the rest.
-	if got := u.plan(); got != "cp1" {
-		t.Errorf("init host = %q, want cp1", got)
-	}
-	want := map[string]string{"cp1": ActionInit, "cp2": ActionJoinControlPlane, "w1": ActionJoinWorker, "w2": ActionJoinWorker}
-	for n, a := range want {
-		if u.reports[n].Action != a {
-			t.Errorf("%s: action %q, want %q", n, u.reports[n].Action, a)
+	for _, h := range rep.Hosts {
+		want := fleet.ResultSkipped
+		if h.Host == "cp1" {
+			want = fleet.ResultFailed
+		}
+		if h.Result != want {
+			t.Errorf("%s: %+v, want %s", h.Host, h, want)
 		}
 	}
-	// An existing cluster with cp1 and w1, and a worker w9 no longer in the file.
-	u = &up{o: UpOptions{Out: NewPrinter(&out)}, c: upCluster(t), reports: map[string]*HostReport{}}
-	for _, h := range u.c.Hosts {
-		u.reports[h.Name] = &HostReport{Host: h.Name}
-	}
-	u.nodes = map[string]*corev1.Node{"cp1": ready("cp1", map[string]string{"node-role.kubernetes.io/control-plane": ""}), "w1": ready("w1", nil), "w9": ready("w9", nil)}
-	u.cs = fake.NewClientset()
-	if got := u.plan(); got != "" {
-		t.Errorf("init host = %q for an existing cluster, want none", got)
-	}
-	want = map[string]string{"cp1": ActionUnchanged, "cp2": ActionJoinControlPlane, "w1": ActionUnchanged, "w2": ActionJoinWorker, "w9": ActionUnchanged}
-	for n, a := range want {
-		if u.reports[n].Action != a {
-			t.Errorf("%s: action %q, want %q", n, u.reports[n].Action, a)
-		}
-	}
-	if u.reports["w9"].Result != ResultNotInFile || !strings.Contains(out.String(), "not in the file: w9") {
-		t.Errorf("w9 is not reported as missing from the file: %+v\n%s", u.reports["w9"], out.String())
+	if runs := l.kforgeRuns(); slices.ContainsFunc(runs, func(r string) bool { return strings.HasSuffix(r, ": join") }) {
+		t.Errorf("kforge runs %v: a host joined although init failed", runs)
 	}
 }
 
-func TestUpBundleFilesPerRole(t *testing.T) {
-	u := &up{bundle: &bundle.Bundle{Manifest: bundle.Manifest{Files: []bundle.File{
-		{Path: "bin/kubelet", Kind: bundle.KindBinary, Install: "/usr/local/bin/kubelet"},
-		{Path: "bin/kube-apiserver", Kind: bundle.KindFile},
-		{Path: "images/apiserver.tar", Kind: bundle.KindImage, Images: []string{"registry.k8s.io/kube-apiserver:v1.34.4"}},
-		{Path: "images/etcd.tar", Kind: bundle.KindImage, Images: []string{"registry.k8s.io/etcd:3.6.4-0"}},
-		{Path: "images/proxy.tar", Kind: bundle.KindImage, Images: []string{"registry.k8s.io/kube-proxy:v1.34.4"}},
-	}}}}
-	c := upCluster(t)
-	paths := func(h *config.Host) string {
-		var p []string
-		for _, f := range u.bundleFiles(h) {
-			p = append(p, f.Path)
+// TestUpGrowthAndStaleNode: a new worker joins, a reset worker's stale Node is replaced,
+// and the hosts in the cluster are left alone.
+func TestUpGrowthAndStaleNode(t *testing.T) {
+	l := newUpLab(t, true, cpNode("cp1"), cpNode("cp2"), workerNode("w1"))
+	l.hosts["w1"].Rules = append([]testutil.Rule{testutil.On(`^check kubelet\.conf$`, "reset\n")}, l.hosts["w1"].Rules...)
+	rep, err := l.run(l.data(false), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := l.kforgeRuns(), []string{"w1: preflight", "w2: preflight"}; !slices.Equal(got[:2], want) && !slices.Equal(got[:2], []string{want[1], want[0]}) {
+		t.Errorf("kforge runs %v, want the two workers' preflights first", got)
+	}
+	for _, name := range []string{"w1", "w2"} {
+		if h := hostReport(rep, name); h.Action != fleet.ActionJoinWorker || h.Result != fleet.ResultOK {
+			t.Errorf("%s: %+v, want a worker join", name, h)
 		}
-		return strings.Join(p, " ")
 	}
-	if got, want := paths(&c.Hosts[0]), "bin/kubelet images/apiserver.tar images/etcd.tar images/proxy.tar"; got != want {
-		t.Errorf("control plane gets %q, want %q", got, want)
-	}
-	if got, want := paths(&c.Hosts[2]), "bin/kubelet images/proxy.tar"; got != want {
-		t.Errorf("worker gets %q, want %q", got, want)
+	if _, err := l.cs.CoreV1().Nodes().Get(t.Context(), "w1", metav1.GetOptions{}); err == nil {
+		t.Error("w1's stale Node is still there")
 	}
 }
 
-func TestUpRedactsHostOutput(t *testing.T) {
-	var log bytes.Buffer
-	u := &up{o: UpOptions{HostLog: &log}}
-	u.addSecret("q7w8e9r0t1y2u3i4")
-	u.addSecret("k4fg3x.q7w8e9r0t1y2u3i4")
-	w := &lineWriter{u: u, host: "cp1"}
-	w.Write([]byte("kforge join 10.0.0.1:6443 --token k4fg3x.q7w8e9r0t1y2u3i4 \\\n    --discovery"))
-	w.flush()
-	if strings.Contains(log.String(), "q7w8e9r0t1y2u3i4") {
-		t.Errorf("a secret reached the host log:\n%s", log.String())
-	}
-	if !strings.Contains(log.String(), "cp1: kforge join 10.0.0.1:6443 --token <redacted>") || !strings.Contains(w.tail(5), "--discovery") {
-		t.Errorf("host log = %q, tail = %q", log.String(), w.tail(5))
-	}
+// TestUpSkipAndSinglePhase: --skip-phases join-workers leaves the workers out, and
+// `up phase prepare-hosts` prepares the hosts and does nothing else.
+func TestUpSkipAndSinglePhase(t *testing.T) {
+	t.Run("skip join-workers", func(t *testing.T) {
+		l := newUpLab(t, false)
+		rep, err := l.run(l.data(false), "", "join-workers")
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, name := range []string{"w1", "w2"} {
+			if h := hostReport(rep, name); h.Result != fleet.ResultSkipped {
+				t.Errorf("%s: %+v, want skipped", name, h)
+			}
+			if slices.Contains(l.kforgeRuns(), name+": join") {
+				t.Errorf("%s joined although join-workers was skipped", name)
+			}
+		}
+		if h := hostReport(rep, "cp2"); h.Result != fleet.ResultOK {
+			t.Errorf("cp2: %+v, want joined", h)
+		}
+	})
+	t.Run("phase prepare-hosts", func(t *testing.T) {
+		l := newUpLab(t, false)
+		if _, err := l.run(l.data(false), "prepare-hosts"); err != nil {
+			t.Fatal(err)
+		}
+		runs := l.kforgeRuns()
+		if len(runs) != 4 || slices.ContainsFunc(runs, func(r string) bool { return !strings.HasSuffix(r, ": preflight") }) {
+			t.Errorf("kforge runs %v, want a preflight on each of the 4 hosts and nothing else", runs)
+		}
+		if _, ok := l.hosts["w1"].File(fleet.RemoteConfig); !ok {
+			t.Errorf("w1 has no %s", fleet.RemoteConfig)
+		}
+	})
 }
+
+// TestUpDryRun: the plan of a run that adds a worker to a cluster, and no change.
+func TestUpDryRun(t *testing.T) {
+	l := newUpLab(t, true, cpNode("cp1"), cpNode("cp2"), workerNode("w1"), workerNode("gone"))
+	rep, err := l.run(l.data(true), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if runs := l.kforgeRuns(); len(runs) != 0 {
+		t.Errorf("a dry run ran kforge: %v", runs)
+	}
+	if h := hostReport(rep, "w2"); h.Result != fleet.ResultPlanned || h.Action != fleet.ActionJoinWorker {
+		t.Errorf("w2: %+v, want a planned worker join", h)
+	}
+	out := regexp.MustCompile(`[0-9.]+(µs|ms|s)\b`).ReplaceAllString(l.out.String(), "<duration>")
+	testutil.Golden(t, "up-dry-run.golden", []byte(out))
+}
+
+func hostReport(r *fleet.Report, name string) fleet.HostReport {
+	for _, h := range r.Hosts {
+		if h.Host == name {
+			return h
+		}
+	}
+	return fleet.HostReport{}
+}
+

@@ -1,0 +1,17 @@
+package phases
+
+import "context"
+
+// upPlanPhase decides each host's action (fleet.MakePlan) and prints it.
+//
+// Reads Data.Up's observed and Data.Up.Prune; sets Data.Up's plan.
+func upPlanPhase() Phase {
+	return Phase{
+		Name:  "plan",
+		Short: "Decide each host's action: init, join, or leave it alone; print the plan",
+		Run: func(ctx context.Context, d *Data) error {
+			_, err := d.upPlan(ctx)
+			return err
+		},
+	}
+}
