@@ -91,9 +91,30 @@ func voter(id uint64, name string) Member {
 // durations makes reported durations comparable.
 var durations = regexp.MustCompile(`after [0-9.]+[µnm]?s`)
 
+// checkErr fails the test unless err is nil and want empty, or err says exactly want.
+func checkErr(t *testing.T, what string, err error, want string) {
+	t.Helper()
+	if want == "" && err != nil {
+		t.Fatalf("%s: %v", what, err)
+	}
+	if want != "" && (err == nil || err.Error() != want) {
+		t.Fatalf("%s error = %v, want %q", what, err, want)
+	}
+}
+
 func TestJoin(t *testing.T) {
 	p := JoinParams{Name: "cp2", PeerURL: "https://10.0.0.2:2380"}
 	notYet := fmt.Errorf("promoting etcd member 9: %w", ErrNotCaughtUp)
+	// added is what adding cp2 as a learner does; promoted is what follows in a cluster of
+	// cp1 and cp2 when nothing goes wrong.
+	added := []string{"add learner https://10.0.0.2:2380", "report: added etcd member cp2 (9) as a learner after D"}
+	promoted := []string{
+		"configure cp1=https://10.0.0.1:2380,cp2=https://10.0.0.2:2380 voter=false",
+		"started",
+		"promote 9",
+		"report: promoted etcd member cp2 to a voting member after D",
+		"report: etcd has 2 members, 2 healthy voting members",
+	}
 	otherLearner := fmt.Errorf("adding https://10.0.0.2:2380 as an etcd learner: %w", ErrOtherLearner)
 	tests := []struct {
 		name    string
@@ -106,15 +127,7 @@ func TestJoin(t *testing.T) {
 		{
 			name:    "fresh join: learner, started, promoted",
 			cluster: fakeCluster{members: []Member{voter(1, "cp1")}},
-			want: []string{
-				"add learner https://10.0.0.2:2380",
-				"report: added etcd member cp2 (9) as a learner after D",
-				"configure cp1=https://10.0.0.1:2380,cp2=https://10.0.0.2:2380 voter=false",
-				"started",
-				"promote 9",
-				"report: promoted etcd member cp2 to a voting member after D",
-				"report: etcd has 2 members, 2 healthy voting members",
-			},
+			want:    slices.Concat(added, promoted),
 		},
 		{
 			name:    "re-run when already a voter: nothing to add or promote",
@@ -130,31 +143,19 @@ func TestJoin(t *testing.T) {
 			name: "re-run after the learner was added: started and promoted, not added again",
 			cluster: fakeCluster{members: []Member{voter(1, "cp1"),
 				{ID: 9, PeerURLs: []string{"https://10.0.0.2:2380"}, Learner: true}}},
-			want: []string{
+			want: append([]string{
 				"report: etcd already has a member for https://10.0.0.2:2380 ((not started) 9 https://10.0.0.2:2380 learner)",
-				"configure cp1=https://10.0.0.1:2380,cp2=https://10.0.0.2:2380 voter=false",
-				"started",
-				"promote 9",
-				"report: promoted etcd member cp2 to a voting member after D",
-				"report: etcd has 2 members, 2 healthy voting members",
-			},
+			}, promoted...),
 		},
 		{
 			name:    "another learner pending, then admitted",
 			cluster: fakeCluster{members: []Member{voter(1, "cp1")}, addErrs: []error{otherLearner, otherLearner}},
-			want: []string{
+			want: slices.Concat([]string{
 				"add learner https://10.0.0.2:2380",
 				"report: another control-plane host is joining etcd; waiting for it to finish",
 				"wait for etcd to admit cp2 as a learner",
 				"add learner https://10.0.0.2:2380",
-				"add learner https://10.0.0.2:2380",
-				"report: added etcd member cp2 (9) as a learner after D",
-				"configure cp1=https://10.0.0.1:2380,cp2=https://10.0.0.2:2380 voter=false",
-				"started",
-				"promote 9",
-				"report: promoted etcd member cp2 to a voting member after D",
-				"report: etcd has 2 members, 2 healthy voting members",
-			},
+			}, added, promoted),
 		},
 		{
 			name:       "another learner pending, and a dry run's wait does not try again",
@@ -198,15 +199,7 @@ func TestJoin(t *testing.T) {
 			name: "the answer to a promotion is lost: the member list shows it voting",
 			cluster: fakeCluster{members: []Member{voter(1, "cp1")}, promoteErrs: []error{errors.New("connection reset")},
 				promotedAnyway: true},
-			want: []string{
-				"add learner https://10.0.0.2:2380",
-				"report: added etcd member cp2 (9) as a learner after D",
-				"configure cp1=https://10.0.0.1:2380,cp2=https://10.0.0.2:2380 voter=false",
-				"started",
-				"promote 9",
-				"report: promoted etcd member cp2 to a voting member after D",
-				"report: etcd has 2 members, 2 healthy voting members",
-			},
+			want: slices.Concat(added, promoted),
 		},
 		{
 			name:    "a promotion that fails and did not happen",
@@ -281,12 +274,7 @@ func TestJoin(t *testing.T) {
 				},
 			}
 			err := Join(t.Context(), &c, slices.Clone(c.members), p, h)
-			if tc.wantErr == "" && err != nil {
-				t.Fatalf("Join: %v", err)
-			}
-			if tc.wantErr != "" && (err == nil || err.Error() != tc.wantErr) {
-				t.Fatalf("Join error = %v, want %q", err, tc.wantErr)
-			}
+			checkErr(t, "Join", err, tc.wantErr)
 			if diff := cmp.Diff(tc.want, log); diff != "" {
 				t.Errorf("Join steps (-want +got):\n%s", diff)
 			}
@@ -365,12 +353,7 @@ func TestLeave(t *testing.T) {
 			c := tc.cluster
 			c.log = &log
 			got, err := Leave(t.Context(), &c, slices.Clone(c.members), self.PeerURLs[0])
-			if tc.wantErr == "" && err != nil {
-				t.Fatalf("Leave: %v", err)
-			}
-			if tc.wantErr != "" && (err == nil || err.Error() != tc.wantErr) {
-				t.Fatalf("Leave error = %v, want %q", err, tc.wantErr)
-			}
+			checkErr(t, "Leave", err, tc.wantErr)
 			if tc.is != nil && !errors.Is(err, tc.is) {
 				t.Errorf("Leave error = %v, want one wrapping %v", err, tc.is)
 			}
