@@ -4,10 +4,14 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/url"
 	"path"
+	"slices"
 	"strconv"
+	"strings"
 
 	corev1 "k8s.io/api/core/v1"
+	"sigs.k8s.io/yaml"
 
 	"github.com/kforge/kforge/config"
 )
@@ -89,4 +93,66 @@ func etcd(p Params) (*corev1.Pod, error) {
 			EtcdClientURLsAnnotation: clientURL,
 		},
 	})
+}
+
+// EtcdMember is what a local etcd static pod says about its member.
+type EtcdMember struct {
+	// Name is its --name.
+	Name string
+	// PeerURL is the first of its --initial-advertise-peer-urls.
+	PeerURL string
+	// ClientURL is the first of its advertised client URLs (EtcdClientURLsAnnotation).
+	ClientURL string
+	// Peers are the client URLs of the members named in its --initial-cluster.
+	Peers []string
+}
+
+// Endpoints are the client URLs through which the member's cluster can be reached: its own,
+// then its peers'.
+func (m EtcdMember) Endpoints() []string {
+	out := []string{m.ClientURL}
+	for _, p := range m.Peers {
+		if !slices.Contains(out, p) {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// ParseEtcdMember reads the member of an etcd static pod manifest (as Etcd builds it).
+func ParseEtcdMember(manifest []byte) (EtcdMember, error) {
+	var pod corev1.Pod
+	if err := yaml.Unmarshal(manifest, &pod); err != nil {
+		return EtcdMember{}, err
+	}
+	if len(pod.Spec.Containers) == 0 {
+		return EtcdMember{}, errors.New("it has no container")
+	}
+	m := EtcdMember{ClientURL: strings.Split(pod.Annotations[EtcdClientURLsAnnotation], ",")[0]}
+	for _, arg := range pod.Spec.Containers[0].Command {
+		k, v, ok := strings.Cut(strings.TrimPrefix(arg, "--"), "=")
+		if !ok {
+			continue
+		}
+		switch k {
+		case "name":
+			m.Name = v
+		case "initial-advertise-peer-urls":
+			m.PeerURL = strings.Split(v, ",")[0]
+		case "initial-cluster":
+			for _, kv := range strings.Split(v, ",") {
+				_, peer, _ := strings.Cut(kv, "=")
+				if u, err := url.Parse(peer); err == nil && u.Hostname() != "" {
+					c := "https://" + net.JoinHostPort(u.Hostname(), strconv.Itoa(EtcdClientPort))
+					if !slices.Contains(m.Peers, c) {
+						m.Peers = append(m.Peers, c)
+					}
+				}
+			}
+		}
+	}
+	if m.PeerURL == "" {
+		return EtcdMember{}, errors.New("it has no --initial-advertise-peer-urls")
+	}
+	return m, nil
 }

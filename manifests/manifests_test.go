@@ -520,3 +520,60 @@ func TestParseErrors(t *testing.T) {
 		})
 	}
 }
+
+func TestParseEtcdMember(t *testing.T) {
+	render := func(p Params) string {
+		t.Helper()
+		b, err := Render(mustBuild(t, Etcd, p))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(b)
+	}
+	tests := []struct {
+		name          string
+		manifest      string
+		want          EtcdMember
+		wantEndpoints []string
+		wantErr       string
+	}{
+		{
+			name:     "the first member",
+			manifest: render(defaultParams()),
+			want: EtcdMember{Name: "cp1", PeerURL: "https://10.0.0.10:2380", ClientURL: "https://10.0.0.10:2379",
+				Peers: []string{"https://10.0.0.10:2379"}},
+			wantEndpoints: []string{"https://10.0.0.10:2379"},
+		},
+		{
+			name:     "a joined member names its peers",
+			manifest: render(joinParams()),
+			want: EtcdMember{Name: "cp2", PeerURL: "https://[fd00::11]:2380", ClientURL: "https://[fd00::11]:2379",
+				Peers: []string{"https://[fd00::10]:2379", "https://[fd00::11]:2379"}},
+			wantEndpoints: []string{"https://[fd00::11]:2379", "https://[fd00::10]:2379"},
+		},
+		{name: "not yaml", manifest: "a: [", wantErr: "error converting YAML to JSON"},
+		{name: "no container", manifest: "apiVersion: v1\nkind: Pod\n", wantErr: "it has no container"},
+		{name: "no peer URL", manifest: "apiVersion: v1\nkind: Pod\nspec:\n  containers:\n  - name: etcd\n    command: [etcd, --name=cp1]\n",
+			wantErr: "it has no --initial-advertise-peer-urls"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := ParseEtcdMember([]byte(tc.manifest))
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("ParseEtcdMember error = %v, want one containing %q", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(tc.want, got); diff != "" {
+				t.Errorf("ParseEtcdMember (-want +got):\n%s", diff)
+			}
+			if diff := cmp.Diff(tc.wantEndpoints, got.Endpoints()); diff != "" {
+				t.Errorf("Endpoints (-want +got):\n%s", diff)
+			}
+		})
+	}
+}

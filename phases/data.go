@@ -10,6 +10,7 @@ import (
 
 	"github.com/kforge/kforge/bundle"
 	"github.com/kforge/kforge/config"
+	"github.com/kforge/kforge/etcd"
 	"github.com/kforge/kforge/preflight"
 	"github.com/kforge/kforge/service"
 )
@@ -69,7 +70,7 @@ type Data struct {
 
 	// Etcd connects to the cluster's etcd members (etcd-join, reset's remove-etcd-member);
 	// a dry run swaps in DryRunEtcd.
-	Etcd func(d *Data, endpoints []string) (EtcdCluster, error)
+	Etcd func(d *Data, endpoints []string) (etcd.Cluster, error)
 
 	// Ctr runs containerd's client for image imports; a dry run records instead.
 	Ctr bundle.Ctr

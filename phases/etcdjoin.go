@@ -7,7 +7,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
@@ -35,20 +34,8 @@ func etcdJoinPhase() Phase {
 	}
 }
 
-// EtcdCluster is the membership API of the cluster's etcd, as *etcd.Client implements it.
-// A dry run swaps in one that reports changes instead of making them.
-type EtcdCluster interface {
-	Members(ctx context.Context) ([]etcd.Member, error)
-	AddLearner(ctx context.Context, peerURL string) (etcd.Member, []etcd.Member, error)
-	Promote(ctx context.Context, id uint64) error
-	Remove(ctx context.Context, id uint64) error
-	Healthy(ctx context.Context, clientURL string) error
-	HealthyMembers(ctx context.Context, members []etcd.Member) ([]etcd.Member, []error)
-	Close() error
-}
-
 // RealEtcd connects to the members at endpoints with apiserver-etcd-client's credentials.
-func RealEtcd(d *Data, endpoints []string) (EtcdCluster, error) {
+func RealEtcd(d *Data, endpoints []string) (etcd.Cluster, error) {
 	dir := d.Path(d.CertDir)
 	tlsConfig, err := etcd.TLSConfig(filepath.Join(dir, "etcd", "ca.crt"),
 		filepath.Join(dir, "apiserver-etcd-client.crt"), filepath.Join(dir, "apiserver-etcd-client.key"))
@@ -108,124 +95,47 @@ func runEtcdJoin(ctx context.Context, d *Data) error {
 		return err
 	}
 	defer cli.Close()
-
-	name, peerURL := d.Node.Name, etcd.PeerURL(d.AdvertiseAddress.String())
-	selfURL := etcd.ClientURL(d.AdvertiseAddress.String())
-	var members []etcd.Member
-	var self *etcd.Member
-	if err := apiclient.Retry(ctx, func(ctx context.Context) error {
-		members, err = cli.Members(ctx)
-		return err
-	}); err != nil {
+	members, err := listEtcdMembers(ctx, cli)
+	if err != nil {
 		return err
 	}
-	for i := range members {
-		if members[i].HasPeerURL(peerURL) {
-			self = &members[i]
-		}
-		if members[i].Name == name && !members[i].HasPeerURL(peerURL) {
-			return fmt.Errorf("etcd already has a member named %s with peer URL %s, not %s: remove it first "+
-				"(kforge reset on that host, or etcdctl member remove %x)", name, strings.Join(members[i].PeerURLs, ","), peerURL, members[i].ID)
-		}
-	}
-
-	if self == nil {
-		if err := checkEtcdQuorum(ctx, d, phase, cli, members); err != nil {
-			return err
-		}
-		start := time.Now()
-		add := func(ctx context.Context) error {
-			m, all, err := cli.AddLearner(ctx, peerURL)
+	name := d.Node.Name
+	report := func(format string, args ...any) { d.Out.Phase(phase, format, args...) }
+	return etcd.Join(ctx, cli, members, etcd.JoinParams{Name: name, PeerURL: etcd.PeerURL(d.AdvertiseAddress.String())}, etcd.JoinHooks{
+		Report: report,
+		Wait: func(ctx context.Context, what string, check func(context.Context) error) error {
+			return waitUntil(ctx, d, what, check)
+		},
+		Configure: func(initialCluster string, voter bool) error {
+			if voter && manifestExists(d, manifests.NameEtcd) {
+				report("using existing %s: this host is a voting member", filepath.Join(d.ManifestsDir, manifests.FileName(manifests.NameEtcd)))
+				return nil
+			}
+			return writeEtcdJoinManifest(d, phase, initialCluster)
+		},
+		Started: func(ctx context.Context) error {
+			report("waiting up to %s for the local etcd member to start and catch up", d.Wait)
+			selfURL := etcd.ClientURL(d.AdvertiseAddress.String())
+			err := waitUntil(ctx, d, "etcd member "+name+" to answer", func(ctx context.Context) error {
+				return cli.Healthy(ctx, selfURL)
+			})
 			if err != nil {
-				if !errors.Is(err, etcd.ErrOtherLearner) {
-					err = apiclient.Permanent(err)
-				}
-				return err
+				return fmt.Errorf("the local etcd member did not start: %w%s", err, logTail(d, manifests.NameEtcd))
 			}
-			self, members = &m, all
 			return nil
-		}
-		err := add(ctx)
-		if errors.Is(err, etcd.ErrOtherLearner) {
-			d.Out.Phase(phase, "another control-plane host is joining etcd; waiting for it to finish")
-			err = waitUntil(ctx, d, "etcd to admit "+name+" as a learner", add)
-		}
-		if err != nil {
-			return err
-		}
-		if self == nil {
-			return errors.New("etcd did not admit this host as a learner")
-		}
-		d.Out.Phase(phase, "added etcd member %s (%x) as a learner after %s", name, self.ID, time.Since(start).Round(time.Millisecond))
-	} else {
-		d.Out.Phase(phase, "etcd already has a member for %s (%s)", peerURL, self)
-	}
-
-	if self.Started() && !self.Learner && manifestExists(d, manifests.NameEtcd) {
-		d.Out.Phase(phase, "using existing %s: this host is a voting member", filepath.Join(d.ManifestsDir, manifests.FileName(manifests.NameEtcd)))
-	} else if err := writeEtcdJoinManifest(d, phase, etcd.InitialCluster(members, name, peerURL)); err != nil {
-		return err
-	}
-
-	start := time.Now()
-	d.Out.Phase(phase, "waiting up to %s for the local etcd member to start and catch up", d.Wait)
-	err = waitUntil(ctx, d, "etcd member "+name+" to answer", func(ctx context.Context) error {
-		return cli.Healthy(ctx, selfURL)
+		},
 	})
-	if err != nil {
-		return fmt.Errorf("the local etcd member did not start: %w%s", err, logTail(d, manifests.NameEtcd))
-	}
-	if self.Learner {
-		promote := func(ctx context.Context) error {
-			err := cli.Promote(ctx, self.ID)
-			if err == nil || errors.Is(err, etcd.ErrNotCaughtUp) {
-				return err
-			}
-			// The member may have been promoted by an earlier run whose answer was lost.
-			if ms, lerr := cli.Members(ctx); lerr == nil {
-				for _, m := range ms {
-					if m.ID == self.ID && !m.Learner {
-						return nil
-					}
-				}
-			}
-			return apiclient.Permanent(err)
-		}
-		err := promote(ctx)
-		if errors.Is(err, etcd.ErrNotCaughtUp) {
-			err = waitUntil(ctx, d, "etcd member "+name+" to catch up and be promoted", promote)
-		}
-		if err != nil {
-			return err
-		}
-		d.Out.Phase(phase, "promoted etcd member %s to a voting member after %s", name, time.Since(start).Round(time.Millisecond))
-	}
-	members, err = cli.Members(ctx)
-	if err != nil {
-		return err
-	}
-	healthy, _ := cli.HealthyMembers(ctx, members)
-	d.Out.Phase(phase, "etcd has %d members, %d healthy voting members", len(members), len(healthy))
-	return nil
 }
 
-// checkEtcdQuorum refuses to change membership of a cluster that cannot commit.
-func checkEtcdQuorum(ctx context.Context, d *Data, phase string, cli EtcdCluster, members []etcd.Member) error {
-	healthy, errs := cli.HealthyMembers(ctx, members)
-	voters := 0
-	for _, m := range members {
-		if !m.Learner {
-			voters++
-		}
-	}
-	if len(healthy) < etcd.Quorum(voters) {
-		return fmt.Errorf("etcd cannot commit a membership change: %d of %d voting members are healthy, %d needed: %w",
-			len(healthy), voters, etcd.Quorum(voters), errors.Join(errs...))
-	}
-	for _, e := range errs {
-		d.Out.Phase(phase, "WARNING: %v", e)
-	}
-	return nil
+// listEtcdMembers lists the members, riding out a brief failure.
+func listEtcdMembers(ctx context.Context, cli etcd.Cluster) ([]etcd.Member, error) {
+	var members []etcd.Member
+	err := apiclient.Retry(ctx, func(ctx context.Context) error {
+		var err error
+		members, err = cli.Members(ctx)
+		return err
+	})
+	return members, err
 }
 
 func writeEtcdJoinManifest(d *Data, phase, initialCluster string) error {

@@ -4,11 +4,8 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"log/slog"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
@@ -118,86 +115,5 @@ func TestWorkflowFlattenAndDescribe(t *testing.T) {
 	wantText := "  a    do a\n  b    group b\n    x  do x\n    y  do y\n  c    skipped by rule\n    z  do z\n  d    do d\n"
 	if diff := cmp.Diff(wantText, wf.Describe()); diff != "" {
 		t.Errorf("Describe (-want +got):\n%s", diff)
-	}
-}
-
-func TestDropChains(t *testing.T) {
-	save := `*nat
-:PREROUTING ACCEPT [0:0]
-:POSTROUTING ACCEPT [0:0]
-:KUBE-SERVICES - [0:0]
-:FLANNEL-POSTRTG - [0:0]
-:DOCKER - [0:0]
--A PREROUTING -m comment --comment "kubernetes service portals" -j KUBE-SERVICES
--A POSTROUTING -m comment --comment "flanneld masq" -j FLANNEL-POSTRTG
--A POSTROUTING -s 172.17.0.0/16 -j MASQUERADE
--A KUBE-SERVICES -d 10.96.0.1/32 -j KUBE-SVC-X
--A DOCKER -i docker0 -j RETURN
-COMMIT
-`
-	want := `*nat
-:PREROUTING ACCEPT [0:0]
-:POSTROUTING ACCEPT [0:0]
-:DOCKER - [0:0]
--A POSTROUTING -s 172.17.0.0/16 -j MASQUERADE
--A DOCKER -i docker0 -j RETURN
-COMMIT
-`
-	got, n := dropChains([]byte(save), ownedChain)
-	if diff := cmp.Diff(want, string(got)); diff != "" {
-		t.Errorf("dropChains (-want +got):\n%s", diff)
-	}
-	if n != 5 {
-		t.Errorf("removed %d lines, want 5", n)
-	}
-}
-
-func TestRemoveContentsKeepsTheDirectory(t *testing.T) {
-	dir := t.TempDir()
-	os.MkdirAll(filepath.Join(dir, "member", "snap"), 0o700)
-	os.WriteFile(filepath.Join(dir, "member", "snap", "db"), []byte("x"), 0o600)
-	os.WriteFile(filepath.Join(dir, "file"), []byte("x"), 0o600)
-	if err := removeContents(dir); err != nil {
-		t.Fatal(err)
-	}
-	entries, err := os.ReadDir(dir)
-	if err != nil || len(entries) != 0 {
-		t.Fatalf("after removeContents: %v entries, %v", len(entries), err)
-	}
-	f := filepath.Join(dir, "single")
-	os.WriteFile(f, []byte("x"), 0o600)
-	if err := removeContents(f); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := os.Stat(f); err == nil {
-		t.Fatal("removeContents left a file")
-	}
-}
-
-func TestMountsToUnmount(t *testing.T) {
-	line := func(id int, mp string) string {
-		return fmt.Sprintf("%d 1 0:1 / %s rw shared:1 - tmpfs tmpfs rw", id, mp)
-	}
-	tests := []struct {
-		name string
-		mnts []string
-		want []string
-	}{
-		{name: "the dir itself is a mount: kept", mnts: []string{line(1, "/"), line(2, "/var/lib/kubelet")}},
-		{name: "pod volumes below go, deepest first",
-			mnts: []string{line(2, "/var/lib/kubelet"), line(3, "/var/lib/kubelet/pods/a/volumes/x"), line(4, "/var/lib/kubelet/pods/a")},
-			want: []string{"/var/lib/kubelet/pods/a/volumes/x", "/var/lib/kubelet/pods/a"}},
-		{name: "the kubelet's self-bind on top goes, the lowest stays",
-			mnts: []string{line(2, "/var/lib/kubelet"), line(3, "/var/lib/kubelet")},
-			want: []string{"/var/lib/kubelet"}},
-		{name: "a sibling with the same prefix is not below", mnts: []string{line(2, "/var/lib/kubelet-other")}},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			got := mountsToUnmount(strings.Join(tc.mnts, "\n"), "/var/lib/kubelet")
-			if diff := cmp.Diff(tc.want, got); diff != "" {
-				t.Errorf("mountsToUnmount (-want +got):\n%s", diff)
-			}
-		})
 	}
 }

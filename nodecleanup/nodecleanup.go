@@ -1,0 +1,253 @@
+// Package nodecleanup undoes what init and join did to a host: it removes the pods through
+// the container runtime, takes down the kubelet's mounts, removes the cluster's files, and
+// deletes the network links and iptables chains of kube-proxy and flannel. It yields each
+// destructive step as a value, so that its caller decides whether to do it or only report
+// it (a dry run); it knows nothing of the terminal.
+package nodecleanup
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"iter"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/kforge/kforge/cri"
+	"github.com/kforge/kforge/kubeconfig"
+	"github.com/kforge/kforge/manifests"
+)
+
+// KubeletDir is the kubelet's root directory: its pods' volumes are mounted below it.
+const KubeletDir = "/var/lib/kubelet"
+
+// Step is one destructive step of a cleanup.
+type Step struct {
+	// Desc says what the step does, in the imperative: "unmount /var/lib/kubelet/pods/x".
+	Desc string
+	// Do does it.
+	Do func() error
+}
+
+// Dirs are where init and join wrote the cluster's files.
+type Dirs struct {
+	ManifestsDir, KubeconfigDir, CertDir string
+	// EtcdDataDir is the local etcd member's data directory; empty when etcd is external.
+	EtcdDataDir string
+}
+
+// Node is the host to clean up.
+type Node struct {
+	Dirs
+	// RuntimeEndpoint is the container runtime's CRI socket.
+	RuntimeEndpoint string
+	// At maps a path to where it is on this host: the path itself, or the path under a dry
+	// run's temporary root.
+	At func(path string) string
+	// Warn reports a problem that leaves something in place without failing the cleanup.
+	Warn func(err error)
+}
+
+// Steps yields the steps that clean up n, in order: remove every pod, unmount what is
+// mounted below KubeletDir, remove the contents of Paths that exist, delete the network
+// links of the CNI plugins and kube-proxy, and remove the iptables rules and chains of
+// kube-proxy and flannel. Each step is worked out when its turn comes, after the steps
+// before it have been done.
+func Steps(ctx context.Context, n Node) iter.Seq[Step] {
+	return func(yield func(Step) bool) {
+		for _, steps := range []iter.Seq[Step]{
+			sandboxSteps(ctx, n.RuntimeEndpoint, n.Warn),
+			unmountSteps(n.At(KubeletDir)),
+			removeSteps(Paths(n.Dirs), n.At),
+			linkSteps(ctx),
+			iptablesSteps(ctx),
+		} {
+			for s := range steps {
+				if !yield(s) {
+					return
+				}
+			}
+		}
+	}
+}
+
+// Paths lists the files and directories reset removes: the control plane's static pod
+// manifests, the kubeconfig files, the certificates, the kubelet's, CNI's, flannel's and
+// kube-proxy's state, and the local etcd member's data.
+func Paths(d Dirs) []string {
+	var paths []string
+	for _, c := range []string{manifests.NameEtcd, manifests.NameAPIServer, manifests.NameControllerManager, manifests.NameScheduler} {
+		paths = append(paths, filepath.Join(d.ManifestsDir, manifests.FileName(c)))
+	}
+	for _, f := range []string{kubeconfig.AdminFileName, kubeconfig.SuperAdminFileName, kubeconfig.KubeletFileName,
+		kubeconfig.ControllerManagerFileName, kubeconfig.SchedulerFileName, kubeconfig.BootstrapKubeletFileName} {
+		paths = append(paths, filepath.Join(d.KubeconfigDir, f))
+	}
+	paths = append(paths, d.CertDir, KubeletDir, "/var/lib/cni", "/etc/cni/net.d", "/run/flannel", "/var/lib/kube-proxy")
+	if d.EtcdDataDir != "" {
+		paths = append(paths, d.EtcdDataDir)
+	}
+	return paths
+}
+
+// sandboxSteps removes every pod sandbox the runtime at endpoint has. A runtime that does
+// not answer is reported through warn, and its pods are left alone.
+func sandboxSteps(ctx context.Context, endpoint string, warn func(error)) iter.Seq[Step] {
+	return func(yield func(Step) bool) {
+		c, err := cri.Dial(endpoint)
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		sandboxes, err := c.Sandboxes(ctx)
+		if err != nil {
+			warn(fmt.Errorf("cannot list pods (%w); is containerd running? Pods were left alone", err))
+			return
+		}
+		for _, s := range sandboxes {
+			if !yield(Step{Desc: fmt.Sprintf("remove pod %s/%s (sandbox %.12s)", s.Namespace, s.Name, s.ID),
+				Do: func() error { return removeSandbox(ctx, c, s.ID) }}) {
+				return
+			}
+		}
+	}
+}
+
+// sandboxRemoveTries and sandboxRemoveDelay bound the retries of a sandbox removal: a
+// container the kubelet had just asked for may still be starting, and containerd refuses
+// to remove it until it has started.
+const (
+	sandboxRemoveTries = 20
+	sandboxRemoveDelay = 500 * time.Millisecond
+)
+
+// sandboxRemover is the part of *cri.Client that removes a sandbox.
+type sandboxRemover interface {
+	RemoveSandbox(ctx context.Context, id string) error
+}
+
+func removeSandbox(ctx context.Context, c sandboxRemover, id string) error {
+	var err error
+	for i := 0; i < sandboxRemoveTries; i++ {
+		if err = c.RemoveSandbox(ctx, id); err == nil {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(sandboxRemoveDelay):
+		}
+	}
+	return err
+}
+
+// unmountSteps unmounts what mountsUnder lists for dir.
+func unmountSteps(dir string) iter.Seq[Step] {
+	return func(yield func(Step) bool) {
+		for _, m := range mountsUnder(dir) {
+			if !yield(Step{Desc: "unmount " + m, Do: func() error { return syscall.Unmount(m, syscall.MNT_DETACH) }}) {
+				return
+			}
+		}
+	}
+}
+
+// removeSteps removes the contents of each of paths that exists (at maps it to where it
+// is on this host).
+func removeSteps(paths []string, at func(string) string) iter.Seq[Step] {
+	return func(yield func(Step) bool) {
+		for _, p := range paths {
+			if _, err := os.Lstat(at(p)); errors.Is(err, fs.ErrNotExist) {
+				continue
+			}
+			if !yield(Step{Desc: "remove " + p, Do: func() error { return removeContents(at(p)) }}) {
+				return
+			}
+		}
+	}
+}
+
+// removeContents removes a file, or everything inside a directory but the directory
+// itself: a directory may be a mount point (a dedicated etcd disk, a bind mount), which
+// cannot be removed and must stay for the next init.
+func removeContents(p string) error {
+	st, err := os.Lstat(p)
+	if err != nil {
+		return err
+	}
+	if !st.IsDir() {
+		return os.Remove(p)
+	}
+	entries, err := os.ReadDir(p)
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, e := range entries {
+		if err := os.RemoveAll(filepath.Join(p, e.Name())); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// linkSteps deletes the network links of flannel, the bridge CNI plugin and kube-proxy's
+// IPVS mode that exist.
+func linkSteps(ctx context.Context) iter.Seq[Step] {
+	return func(yield func(Step) bool) {
+		for _, link := range []string{"cni0", "flannel.1", "kube-ipvs0"} {
+			if _, err := net.InterfaceByName(link); err != nil {
+				continue
+			}
+			if !yield(Step{Desc: "delete network link " + link, Do: func() error { return run(ctx, "ip", "link", "delete", link) }}) {
+				return
+			}
+		}
+	}
+}
+
+func run(ctx context.Context, name string, args ...string) error {
+	out, err := exec.CommandContext(ctx, name, args...).CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("%s %s: %w: %s", name, strings.Join(args, " "), err, bytes.TrimSpace(out))
+	}
+	return nil
+}
+
+// iptablesSteps removes the rules and chains of kube-proxy and flannel (ownedChain) from
+// the IPv4 and the IPv6 tables, each with one iptables-restore of what iptables-save
+// printed without them. A table whose tools are missing or fail to save is left alone.
+func iptablesSteps(ctx context.Context) iter.Seq[Step] {
+	return func(yield func(Step) bool) {
+		for _, tool := range []string{"iptables", "ip6tables"} {
+			if _, err := exec.LookPath(tool + "-save"); err != nil {
+				continue
+			}
+			save, err := exec.CommandContext(ctx, tool+"-save").Output()
+			if err != nil {
+				continue
+			}
+			kept, removed := dropChains(save, ownedChain)
+			if removed == 0 {
+				continue
+			}
+			if !yield(Step{Desc: fmt.Sprintf("remove %d %s rules and chains of kube-proxy and flannel", removed, tool), Do: func() error {
+				cmd := exec.CommandContext(ctx, tool+"-restore")
+				cmd.Stdin = bytes.NewReader(kept)
+				if out, err := cmd.CombinedOutput(); err != nil {
+					return fmt.Errorf("%s-restore: %w: %s", tool, err, out)
+				}
+				return nil
+			}}) {
+				return
+			}
+		}
+	}
+}
