@@ -35,34 +35,30 @@ func currentContext(cfg *clientcmdapi.Config) (*clientcmdapi.Context, error) {
 
 // currentCluster returns the name and the entry of the cluster cfg's current context names.
 func currentCluster(cfg *clientcmdapi.Config) (string, *clientcmdapi.Cluster, error) {
-	ctx, err := currentContext(cfg)
-	if err != nil {
-		return "", nil, err
-	}
-	if ctx.Cluster == "" {
-		return "", nil, contextError(fmt.Sprintf("current context %q names no cluster", cfg.CurrentContext))
-	}
-	c, ok := cfg.Clusters[ctx.Cluster]
-	if !ok {
-		return "", nil, fmt.Errorf("context %q names cluster %q, which is not defined", cfg.CurrentContext, ctx.Cluster)
-	}
-	return ctx.Cluster, c, nil
+	return current(cfg, "cluster", func(c *clientcmdapi.Context) string { return c.Cluster }, cfg.Clusters)
 }
 
 // CurrentUser returns the name and the entry of the user cfg's current context names.
 func CurrentUser(cfg *clientcmdapi.Config) (string, *clientcmdapi.AuthInfo, error) {
+	return current(cfg, "user", func(c *clientcmdapi.Context) string { return c.AuthInfo }, cfg.AuthInfos)
+}
+
+// current returns the name and the entry of entries that cfg's current context names
+// (name picks it); kind is "cluster" or "user", for errors.
+func current[T any](cfg *clientcmdapi.Config, kind string, name func(*clientcmdapi.Context) string, entries map[string]*T) (string, *T, error) {
 	ctx, err := currentContext(cfg)
 	if err != nil {
 		return "", nil, err
 	}
-	if ctx.AuthInfo == "" {
-		return "", nil, contextError(fmt.Sprintf("current context %q names no user", cfg.CurrentContext))
+	n := name(ctx)
+	if n == "" {
+		return "", nil, contextError(fmt.Sprintf("current context %q names no %s", cfg.CurrentContext, kind))
 	}
-	u, ok := cfg.AuthInfos[ctx.AuthInfo]
+	e, ok := entries[n]
 	if !ok {
-		return "", nil, fmt.Errorf("context %q names user %q, which is not defined", cfg.CurrentContext, ctx.AuthInfo)
+		return "", nil, fmt.Errorf("context %q names %s %q, which is not defined", cfg.CurrentContext, kind, n)
 	}
-	return ctx.AuthInfo, u, nil
+	return n, e, nil
 }
 
 // Cluster is the cluster a kubeconfig's current context names.

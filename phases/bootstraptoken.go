@@ -90,15 +90,19 @@ func ensureJoinToken(ctx context.Context, d *Data, phase string, cs kubernetes.I
 		d.Out.Phase(phase, "using existing bootstrap token %s (%s)", tok.ID, describeExpiry(spec.Expires))
 		return nil
 	}
-	reportTokenWrite(d, phase, tok.ID, out)
+	reportOutcome(d, phase, tokenSecretName(tok.ID), out)
 	d.Out.Phase(phase, "bootstrap token %s %s", tok.ID, describeExpiry(spec.Expires))
 	return nil
 }
 
-// reportTokenWrite says what the token store did to token id's Secret, in the words
-// ensureObject uses for every other object.
-func reportTokenWrite(d *Data, phase, id string, out apiclient.Outcome) {
-	what := "Secret " + tokens.SecretNamespace + "/" + tokens.SecretName(id)
+// tokenSecretName names token id's Secret for messages, as apiclient.Describe would.
+func tokenSecretName(id string) string {
+	return "Secret " + tokens.SecretNamespace + "/" + tokens.SecretName(id)
+}
+
+// reportOutcome says what a write did to the object what ("Secret kube-system/x"): the
+// token store's writes, here, in the words ensureObject uses for every other object.
+func reportOutcome(d *Data, phase, what string, out apiclient.Outcome) {
 	d.Log.Debug("converged API object", "object", what, "outcome", out.String())
 	switch out {
 	case apiclient.Created:

@@ -148,7 +148,7 @@ func newCertsOwner(ctx context.Context, d *Data, phase string, cs kubernetes.Int
 	if err != nil {
 		return nil, "", time.Time{}, err
 	}
-	reportTokenWrite(d, phase, t.ID, out)
+	reportOutcome(d, phase, tokenSecretName(t.ID), out)
 	return got, t.ID, spec.Expires, nil
 }
 
