@@ -7,9 +7,12 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"time"
 
 	"github.com/spf13/cobra"
+	"k8s.io/client-go/kubernetes"
 
+	"github.com/kforge/kforge/phases"
 	"github.com/kforge/kforge/preflight"
 )
 
@@ -25,6 +28,10 @@ type rootOptions struct {
 	verbosity int
 	// preflight is how preflight checks read the machine; tests swap in a fake.
 	preflight preflight.System
+	// apiClient builds an API client from a kubeconfig file; tests swap in a fake clientset.
+	apiClient func(kubeconfig string) (kubernetes.Interface, error)
+	// now is the clock of commands that compute expiries; tests pin it.
+	now func() time.Time
 }
 
 // logger returns the diagnostics logger: warnings by default, -v 1 info, -v 2 debug.
@@ -41,7 +48,12 @@ func (o *rootOptions) logger() *slog.Logger {
 
 // NewRootCommand builds the kforge command tree.
 func NewRootCommand(s Streams) *cobra.Command {
-	return newRootCommand(&rootOptions{streams: s, preflight: preflight.LocalSystem()})
+	return newRootCommand(&rootOptions{
+		streams:   s,
+		preflight: preflight.LocalSystem(),
+		apiClient: phases.ClientFromKubeconfig,
+		now:       time.Now,
+	})
 }
 
 func newRootCommand(o *rootOptions) *cobra.Command {

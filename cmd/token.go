@@ -6,9 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
-	"net"
-	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
@@ -17,29 +14,15 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
-	corev1 "k8s.io/api/core/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/util/duration"
-	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
 	bootstrapapi "k8s.io/cluster-bootstrap/token/api"
 	bootstraputil "k8s.io/cluster-bootstrap/token/util"
 
-	"github.com/kforge/kforge/certs"
-	"github.com/kforge/kforge/internal/apiclient"
+	"github.com/kforge/kforge/kubeconfig"
 	"github.com/kforge/kforge/phases"
 	"github.com/kforge/kforge/tokens"
 )
-
-// tokenClient builds the API client of the token commands; tests swap in a fake clientset.
-var tokenClient = func(path string) (kubernetes.Interface, error) {
-	return phases.ClientFromKubeconfig(path)
-}
-
-// tokenNow is the clock of the token commands; tests pin it.
-var tokenNow = time.Now
 
 // validUsages are the usages --usages accepts, in the order messages list them.
 var validUsages = []string{tokens.UsageAuthentication, tokens.UsageSigning}
@@ -50,12 +33,13 @@ type tokenOptions struct {
 	kubeconfig string
 }
 
-func (o *tokenOptions) client() (kubernetes.Interface, error) {
-	cs, err := tokenClient(o.kubeconfig)
+// store returns the token store of the cluster the kubeconfig reaches.
+func (o *tokenOptions) store() (*tokens.Store, error) {
+	cs, err := o.root.apiClient(o.kubeconfig)
 	if err != nil {
 		return nil, fmt.Errorf("building the API client from %s: %w", o.kubeconfig, err)
 	}
-	return cs, nil
+	return tokens.NewStore(cs, o.root.logger()), nil
 }
 
 func newTokenCommand(root *rootOptions) *cobra.Command {
@@ -159,7 +143,7 @@ func tokenSpec(ttl time.Duration, usages, groups []string, description string, n
 
 func (o *tokenCreateOptions) run(ctx context.Context, args []string) error {
 	log := o.root.logger()
-	spec, err := tokenSpec(o.ttl, o.usages, o.groups, o.description, tokenNow())
+	spec, err := tokenSpec(o.ttl, o.usages, o.groups, o.description, o.root.now())
 	if err != nil {
 		return err
 	}
@@ -179,11 +163,14 @@ func (o *tokenCreateOptions) run(ctx context.Context, args []string) error {
 			return err
 		}
 	}
-	cs, err := o.client()
+	store, err := o.store()
 	if err != nil {
 		return err
 	}
-	out, err := createToken(ctx, cs, tok, spec)
+	out, err := store.Create(ctx, tok, spec)
+	if errors.Is(err, tokens.ErrIDTaken) {
+		return fmt.Errorf("creating token %s: %w; delete it first with \"kforge token delete %s\", or pick another ID", tok.Redacted(), err, tok.ID)
+	}
 	if err != nil {
 		return err
 	}
@@ -196,45 +183,6 @@ func (o *tokenCreateOptions) run(ctx context.Context, args []string) error {
 	return nil
 }
 
-// ErrTokenIDTaken is returned when creating a token whose ID exists with another secret.
-var ErrTokenIDTaken = errors.New("a bootstrap token with this ID exists with a different secret")
-
-// createToken writes tok's Secret with spec. A Secret of the same token is updated; one of
-// another token with the same ID is an error that names only the ID.
-func createToken(ctx context.Context, cs kubernetes.Interface, tok tokens.Token, spec tokens.Spec) (apiclient.Outcome, error) {
-	name := tokens.SecretName(tok.ID)
-	var existing *corev1.Secret
-	err := apiclient.Retry(ctx, func(ctx context.Context) error {
-		s, err := cs.CoreV1().Secrets(tokens.SecretNamespace).Get(ctx, name, metav1.GetOptions{})
-		switch {
-		case apierrors.IsNotFound(err):
-			return nil
-		case err != nil:
-			return err
-		}
-		existing = s
-		return nil
-	})
-	if err != nil {
-		return apiclient.Unchanged, fmt.Errorf("reading Secret %s/%s: %w", tokens.SecretNamespace, name, err)
-	}
-	if existing != nil {
-		old, _, err := tokens.FromSecret(existing)
-		if err != nil && !errors.Is(err, tokens.ErrNotToken) {
-			return apiclient.Unchanged, err
-		}
-		if err != nil || !old.Equal(tok) {
-			return apiclient.Unchanged, fmt.Errorf("creating token %s: %w; delete it first with \"kforge token delete %s\", or pick another ID",
-				tok.Redacted(), ErrTokenIDTaken, tok.ID)
-		}
-	}
-	_, outcome, err := apiclient.Ensure(ctx, cs, tokens.Secret(tok, spec))
-	if err != nil {
-		return outcome, fmt.Errorf("writing bootstrap token %s: %w", tok.Redacted(), err)
-	}
-	return outcome, nil
-}
-
 // joinTarget reads the endpoint (host:port) and the CA pin of the current cluster of the
 // kubeconfig at path.
 func joinTarget(path string) (endpoint, pin string, err error) {
@@ -242,37 +190,11 @@ func joinTarget(path string) (endpoint, pin string, err error) {
 	if err != nil {
 		return "", "", fmt.Errorf("reading kubeconfig %s: %w", path, err)
 	}
-	ctxName := cfg.CurrentContext
-	kctx, ok := cfg.Contexts[ctxName]
-	if !ok {
-		return "", "", fmt.Errorf("kubeconfig %s: current context %q does not exist", path, ctxName)
-	}
-	cluster, ok := cfg.Clusters[kctx.Cluster]
-	if !ok {
-		return "", "", fmt.Errorf("kubeconfig %s: cluster %q of context %q does not exist", path, kctx.Cluster, ctxName)
-	}
-	u, err := url.Parse(cluster.Server)
-	if err != nil || u.Host == "" {
-		return "", "", fmt.Errorf("kubeconfig %s: cluster %q has server %q, want a URL such as https://10.0.0.1:6443", path, kctx.Cluster, cluster.Server)
-	}
-	endpoint = u.Host
-	if u.Port() == "" {
-		endpoint = net.JoinHostPort(u.Hostname(), "443")
-	}
-	caPEM := cluster.CertificateAuthorityData
-	if len(caPEM) == 0 && cluster.CertificateAuthority != "" {
-		if caPEM, err = os.ReadFile(cluster.CertificateAuthority); err != nil {
-			return "", "", fmt.Errorf("reading the CA of cluster %q in kubeconfig %s: %w", kctx.Cluster, path, err)
-		}
-	}
-	if len(caPEM) == 0 {
-		return "", "", fmt.Errorf("kubeconfig %s: cluster %q has no certificate-authority-data, so there is no CA to pin", path, kctx.Cluster)
-	}
-	ca, err := certs.ParseCertPEM(caPEM)
+	endpoint, pin, err = kubeconfig.JoinTarget(cfg, os.ReadFile)
 	if err != nil {
-		return "", "", fmt.Errorf("reading the CA of cluster %q in kubeconfig %s: %w", kctx.Cluster, path, err)
+		return "", "", fmt.Errorf("kubeconfig %s: %w", path, err)
 	}
-	return endpoint, certs.PinHash(ca), nil
+	return endpoint, pin, nil
 }
 
 // tokenInfo is one token as `token list` reports it.
@@ -289,50 +211,28 @@ type tokenInfo struct {
 	tok tokens.Token
 }
 
-// listTokens returns the well-formed bootstrap tokens of the cluster, sorted by ID.
-// Malformed token Secrets are logged by name and skipped.
-func listTokens(ctx context.Context, cs kubernetes.Interface, now time.Time, showSecrets bool, log *slog.Logger) ([]tokenInfo, error) {
-	var list *corev1.SecretList
-	err := apiclient.Retry(ctx, func(ctx context.Context) error {
-		var err error
-		list, err = cs.CoreV1().Secrets(tokens.SecretNamespace).List(ctx, metav1.ListOptions{
-			FieldSelector: fields.OneTermEqualSelector("type", string(bootstrapapi.SecretTypeBootstrapToken)).String(),
-		})
-		return err
-	})
-	if err != nil {
-		return nil, fmt.Errorf("listing bootstrap token Secrets in %s: %w", tokens.SecretNamespace, err)
-	}
+// tokenInfos returns what token list reports of entries.
+func tokenInfos(entries []tokens.Entry, now time.Time, showSecrets bool) []tokenInfo {
 	infos := []tokenInfo{}
-	for i := range list.Items {
-		sec := &list.Items[i]
-		if sec.Type != bootstrapapi.SecretTypeBootstrapToken {
-			continue
-		}
-		tok, spec, err := tokens.FromSecret(sec)
-		if err != nil {
-			log.Warn("skipping a malformed bootstrap token Secret", "err", err)
-			continue
-		}
+	for _, e := range entries {
 		info := tokenInfo{
-			ID:          tok.ID,
-			Expired:     spec.Expired(now),
-			Usages:      append([]string{}, spec.Usages...),
-			Groups:      append([]string{}, spec.Groups...),
-			Description: spec.Description,
-			tok:         tok,
+			ID:          e.Token.ID,
+			Expired:     e.Spec.Expired(now),
+			Usages:      append([]string{}, e.Spec.Usages...),
+			Groups:      append([]string{}, e.Spec.Groups...),
+			Description: e.Spec.Description,
+			tok:         e.Token,
 		}
 		if showSecrets {
-			info.Token = tok.String()
+			info.Token = e.Token.String()
 		}
-		if !spec.Expires.IsZero() {
-			e := spec.Expires.UTC()
-			info.Expires = &e
+		if !e.Spec.Expires.IsZero() {
+			exp := e.Spec.Expires.UTC()
+			info.Expires = &exp
 		}
 		infos = append(infos, info)
 	}
-	slices.SortFunc(infos, func(a, b tokenInfo) int { return strings.Compare(a.ID, b.ID) })
-	return infos, nil
+	return infos
 }
 
 func newTokenListCommand(to *tokenOptions) *cobra.Command {
@@ -349,15 +249,16 @@ Secrets are shown as "<redacted>" unless --show-secrets is given.`,
 			if output != "text" && output != "json" {
 				return fmt.Errorf("--output %q is not supported; use text or json", output)
 			}
-			cs, err := to.client()
+			store, err := to.store()
 			if err != nil {
 				return err
 			}
-			now := tokenNow()
-			infos, err := listTokens(cmd.Context(), cs, now, showSecrets, to.root.logger())
+			entries, err := store.List(cmd.Context())
 			if err != nil {
 				return err
 			}
+			now := to.root.now()
+			infos := tokenInfos(entries, now, showSecrets)
 			w := to.root.streams.Out
 			if output == "json" {
 				b, err := json.MarshalIndent(infos, "", "  ")
@@ -415,13 +316,13 @@ func newTokenDeleteCommand(to *tokenOptions) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			cs, err := to.client()
+			store, err := to.store()
 			if err != nil {
 				return err
 			}
 			var errs []error
 			for _, id := range ids {
-				if err := deleteToken(cmd.Context(), cs, id); err != nil {
+				if err := store.Delete(cmd.Context(), id); err != nil {
 					errs = append(errs, err)
 					continue
 				}
@@ -454,24 +355,6 @@ func tokenIDs(args []string) ([]string, error) {
 		ids = append(ids, a)
 	}
 	return ids, errors.Join(errs...)
-}
-
-// ErrTokenNotFound is returned when deleting a token that does not exist.
-var ErrTokenNotFound = errors.New("bootstrap token not found")
-
-// deleteToken deletes the Secret of token id.
-func deleteToken(ctx context.Context, cs kubernetes.Interface, id string) error {
-	name := tokens.SecretName(id)
-	err := apiclient.Retry(ctx, func(ctx context.Context) error {
-		return cs.CoreV1().Secrets(tokens.SecretNamespace).Delete(ctx, name, metav1.DeleteOptions{})
-	})
-	switch {
-	case apierrors.IsNotFound(err):
-		return fmt.Errorf("deleting token %q: %w (no Secret %s/%s)", id, ErrTokenNotFound, tokens.SecretNamespace, name)
-	case err != nil:
-		return fmt.Errorf("deleting Secret %s/%s: %w", tokens.SecretNamespace, name, err)
-	}
-	return nil
 }
 
 func newTokenGenerateCommand(root *rootOptions) *cobra.Command {

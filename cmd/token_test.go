@@ -35,34 +35,38 @@ import (
 
 var tokenTestNow = time.Date(2026, 3, 4, 5, 6, 7, 0, time.UTC)
 
-// withFakeTokenClient points the token commands at a fake clientset holding objs and pins
-// their clock; it returns the clientset and the kubeconfig paths the client was built from.
-func withFakeTokenClient(t *testing.T, objs ...runtime.Object) (*fake.Clientset, *[]string) {
-	t.Helper()
-	cs := fake.NewClientset(objs...)
-	var paths []string
-	oldClient, oldNow := tokenClient, tokenNow
-	tokenClient = func(path string) (kubernetes.Interface, error) {
-		paths = append(paths, path)
-		return cs, nil
-	}
-	tokenNow = func() time.Time { return tokenTestNow }
-	t.Cleanup(func() { tokenClient, tokenNow = oldClient, oldNow })
-	return cs, &paths
+// tokenEnv runs the token commands against a fake clientset with a pinned clock.
+type tokenEnv struct {
+	cs *fake.Clientset
+	// paths are the kubeconfig paths the client was built from.
+	paths []string
 }
 
-// runToken runs kforge with args at -v 2 and checks that no secret in secrets reached
-// stderr (slog).
-func runToken(t *testing.T, secrets []string, args ...string) (string, error) {
+// withFakeTokenClient returns a tokenEnv whose clientset holds objs.
+func withFakeTokenClient(t *testing.T, objs ...runtime.Object) *tokenEnv {
 	t.Helper()
-	out, _, err := runTokenStderr(t, secrets, args...)
+	return &tokenEnv{cs: fake.NewClientset(objs...)}
+}
+
+// run runs kforge with args at -v 2 and checks that no secret in secrets reached stderr
+// (slog).
+func (e *tokenEnv) run(t *testing.T, secrets []string, args ...string) (string, error) {
+	t.Helper()
+	out, _, err := e.runStderr(t, secrets, args...)
 	return out, err
 }
 
-func runTokenStderr(t *testing.T, secrets []string, args ...string) (string, string, error) {
+func (e *tokenEnv) runStderr(t *testing.T, secrets []string, args ...string) (string, string, error) {
 	t.Helper()
 	var out, errOut bytes.Buffer
-	root := newRootCommand(&rootOptions{streams: Streams{In: strings.NewReader(""), Out: &out, Err: &errOut}})
+	root := newRootCommand(&rootOptions{
+		streams: Streams{In: strings.NewReader(""), Out: &out, Err: &errOut},
+		apiClient: func(path string) (kubernetes.Interface, error) {
+			e.paths = append(e.paths, path)
+			return e.cs, nil
+		},
+		now: func() time.Time { return tokenTestNow },
+	})
 	root.SetArgs(append([]string{"-v", "2"}, args...))
 	err := root.ExecuteContext(context.Background())
 	for _, s := range secrets {
@@ -135,8 +139,9 @@ func TestTokenCreate(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			cs, paths := withFakeTokenClient(t)
-			out, err := runToken(t, []string{"0123456789abcdef"}, append([]string{"token", "create"}, tc.args...)...)
+			env := withFakeTokenClient(t)
+			cs, paths := env.cs, &env.paths
+			out, err := env.run(t, []string{"0123456789abcdef"}, append([]string{"token", "create"}, tc.args...)...)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -164,8 +169,9 @@ func TestTokenCreate(t *testing.T) {
 func TestTokenCreateExisting(t *testing.T) {
 	old := tokens.Token{ID: "abcdef", Secret: "0123456789abcdef"}
 	t.Run("same token updates it", func(t *testing.T) {
-		cs, _ := withFakeTokenClient(t, tokens.Secret(old, tokens.Spec{Description: "old"}))
-		if _, err := runToken(t, []string{old.Secret}, "token", "create", old.String(), "--description", "new"); err != nil {
+		env := withFakeTokenClient(t, tokens.Secret(old, tokens.Spec{Description: "old"}))
+		cs := env.cs
+		if _, err := env.run(t, []string{old.Secret}, "token", "create", old.String(), "--description", "new"); err != nil {
 			t.Fatal(err)
 		}
 		if got := secretData(t, cs, "abcdef")["description"]; got != "new" {
@@ -173,11 +179,12 @@ func TestTokenCreateExisting(t *testing.T) {
 		}
 	})
 	t.Run("different secret is an error", func(t *testing.T) {
-		cs, _ := withFakeTokenClient(t, tokens.Secret(old, tokens.Spec{Description: "old"}))
+		env := withFakeTokenClient(t, tokens.Secret(old, tokens.Spec{Description: "old"}))
+		cs := env.cs
 		const other = "abcdef.ffffffffffffffff"
-		_, err := runToken(t, []string{old.Secret, "ffffffffffffffff"}, "token", "create", other)
-		if !errors.Is(err, ErrTokenIDTaken) || !strings.Contains(err.Error(), "kforge token delete abcdef") {
-			t.Fatalf("error = %v, want ErrTokenIDTaken with a hint", err)
+		_, err := env.run(t, []string{old.Secret, "ffffffffffffffff"}, "token", "create", other)
+		if !errors.Is(err, tokens.ErrIDTaken) || !strings.Contains(err.Error(), "kforge token delete abcdef") {
+			t.Fatalf("error = %v, want tokens.ErrIDTaken with a hint", err)
 		}
 		if got := secretData(t, cs, "abcdef"); got["token-secret"] != old.Secret || got["description"] != "old" {
 			t.Errorf("the existing Secret was changed: %v", got)
@@ -186,8 +193,8 @@ func TestTokenCreateExisting(t *testing.T) {
 }
 
 func TestTokenCreateLogsOnlyTheID(t *testing.T) {
-	withFakeTokenClient(t)
-	_, stderr, err := runTokenStderr(t, []string{"0123456789abcdef"}, "token", "create", "abcdef.0123456789abcdef")
+	env := withFakeTokenClient(t)
+	_, stderr, err := env.runStderr(t, []string{"0123456789abcdef"}, "token", "create", "abcdef.0123456789abcdef")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -198,11 +205,12 @@ func TestTokenCreateLogsOnlyTheID(t *testing.T) {
 }
 
 func TestTokenCreateAPIErrors(t *testing.T) {
-	cs, _ := withFakeTokenClient(t)
+	env := withFakeTokenClient(t)
+	cs := env.cs
 	cs.PrependReactor("create", "secrets", func(k8stesting.Action) (bool, runtime.Object, error) {
 		return true, nil, apierrors.NewForbidden(corev1.Resource("secrets"), "bootstrap-token-abcdef", errors.New("no"))
 	})
-	_, err := runToken(t, []string{"0123456789abcdef"}, "token", "create", "abcdef.0123456789abcdef")
+	_, err := env.run(t, []string{"0123456789abcdef"}, "token", "create", "abcdef.0123456789abcdef")
 	if err == nil || !apierrors.IsForbidden(err) || !strings.Contains(err.Error(), "abcdef.<redacted>") {
 		t.Fatalf("error = %v, want a Forbidden error naming the redacted token", err)
 	}
@@ -227,8 +235,9 @@ func TestTokenCreateBadInput(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			cs, _ := withFakeTokenClient(t)
-			_, err := runToken(t, []string{"0123456789ABCDEF"}, append([]string{"token", "create"}, tc.args...)...)
+			env := withFakeTokenClient(t)
+			cs := env.cs
+			_, err := env.run(t, []string{"0123456789ABCDEF"}, append([]string{"token", "create"}, tc.args...)...)
 			if err == nil {
 				t.Fatal("want an error")
 			}
@@ -290,9 +299,10 @@ func TestTokenCreatePrintJoinCommand(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.server, func(t *testing.T) {
-			cs, _ := withFakeTokenClient(t)
+			env := withFakeTokenClient(t)
+			cs := env.cs
 			path, pin := writeKubeconfig(t, tc.server)
-			out, err := runToken(t, []string{"0123456789abcdef"}, "token", "create", "abcdef.0123456789abcdef", "--print-join-command", "--kubeconfig", path)
+			out, err := env.run(t, []string{"0123456789abcdef"}, "token", "create", "abcdef.0123456789abcdef", "--print-join-command", "--kubeconfig", path)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -307,8 +317,9 @@ func TestTokenCreatePrintJoinCommand(t *testing.T) {
 		})
 	}
 	t.Run("unreadable kubeconfig creates nothing", func(t *testing.T) {
-		cs, _ := withFakeTokenClient(t)
-		_, err := runToken(t, nil, "token", "create", "--print-join-command", "--kubeconfig", filepath.Join(t.TempDir(), "missing.conf"))
+		env := withFakeTokenClient(t)
+		cs := env.cs
+		_, err := env.run(t, nil, "token", "create", "--print-join-command", "--kubeconfig", filepath.Join(t.TempDir(), "missing.conf"))
 		if err == nil || !strings.Contains(err.Error(), "reading kubeconfig") {
 			t.Fatalf("error = %v", err)
 		}
@@ -318,7 +329,7 @@ func TestTokenCreatePrintJoinCommand(t *testing.T) {
 	})
 }
 
-func tokenListFixture(t *testing.T) *fake.Clientset {
+func tokenListFixture(t *testing.T) *tokenEnv {
 	t.Helper()
 	live := tokens.Secret(tokens.Token{ID: "abcdef", Secret: "0123456789abcdef"}, tokens.Spec{
 		Expires: tokenTestNow.Add(23 * time.Hour), Usages: []string{tokens.UsageAuthentication, tokens.UsageSigning},
@@ -329,8 +340,7 @@ func tokenListFixture(t *testing.T) *fake.Clientset {
 	broken := tokens.Secret(tokens.Token{ID: "bbbbbb", Secret: "bbbbbbbbbbbbbbbb"}, tokens.Spec{})
 	broken.Data["token-secret"] = []byte("short")
 	opaque := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "other", Namespace: "kube-system"}, Type: corev1.SecretTypeOpaque}
-	cs, _ := withFakeTokenClient(t, live, expired, forever, broken, opaque)
-	return cs
+	return withFakeTokenClient(t, live, expired, forever, broken, opaque)
 }
 
 var tokenListSecrets = []string{"0123456789abcdef", "aaaaaaaaaaaaaaaa", "zzzzzzzzzzzzzzzz"}
@@ -361,8 +371,8 @@ zzzzzz.zzzzzzzzzzzzzzzz   <forever>   <never>                <none>             
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			tokenListFixture(t)
-			out, err := runToken(t, tokenListSecrets, append([]string{"token", "list"}, tc.args...)...)
+			env := tokenListFixture(t)
+			out, err := env.run(t, tokenListSecrets, append([]string{"token", "list"}, tc.args...)...)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -390,12 +400,12 @@ func TestTokenListJSON(t *testing.T) {
 	}
 	for _, show := range []bool{false, true} {
 		t.Run(map[bool]string{false: "redacted", true: "show secrets"}[show], func(t *testing.T) {
-			tokenListFixture(t)
+			env := tokenListFixture(t)
 			args := []string{"token", "list", "-o", "json"}
 			if show {
 				args = append(args, "--show-secrets")
 			}
-			out, err := runToken(t, tokenListSecrets, args...)
+			out, err := env.run(t, tokenListSecrets, args...)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -419,15 +429,15 @@ func TestTokenListJSON(t *testing.T) {
 		})
 	}
 	t.Run("no tokens is an empty list", func(t *testing.T) {
-		withFakeTokenClient(t)
-		out, err := runToken(t, nil, "token", "list", "-o", "json")
+		env := withFakeTokenClient(t)
+		out, err := env.run(t, nil, "token", "list", "-o", "json")
 		if err != nil || strings.TrimSpace(out) != "[]" {
 			t.Fatalf("output %q, error %v; want []", out, err)
 		}
 	})
 	t.Run("unknown format", func(t *testing.T) {
-		withFakeTokenClient(t)
-		if _, err := runToken(t, nil, "token", "list", "-o", "yaml"); err == nil || !strings.Contains(err.Error(), "use text or json") {
+		env := withFakeTokenClient(t)
+		if _, err := env.run(t, nil, "token", "list", "-o", "yaml"); err == nil || !strings.Contains(err.Error(), "use text or json") {
 			t.Fatalf("error = %v", err)
 		}
 	})
@@ -457,8 +467,9 @@ func TestTokenDelete(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			cs, _ := withFakeTokenClient(t, tokens.Secret(a, tokens.Spec{}), tokens.Secret(b, tokens.Spec{}))
-			out, err := runToken(t, []string{a.Secret}, append([]string{"token", "delete"}, tc.args...)...)
+			env := withFakeTokenClient(t, tokens.Secret(a, tokens.Spec{}), tokens.Secret(b, tokens.Spec{}))
+			cs := env.cs
+			out, err := env.run(t, []string{a.Secret}, append([]string{"token", "delete"}, tc.args...)...)
 			if len(tc.wantErr) == 0 && err != nil {
 				t.Fatal(err)
 			}
@@ -484,18 +495,19 @@ func TestTokenDelete(t *testing.T) {
 		})
 	}
 	t.Run("no args", func(t *testing.T) {
-		withFakeTokenClient(t)
-		if _, err := runToken(t, nil, "token", "delete"); err == nil {
+		env := withFakeTokenClient(t)
+		if _, err := env.run(t, nil, "token", "delete"); err == nil {
 			t.Fatal("want an error")
 		}
 	})
 }
 
 func TestTokenGenerate(t *testing.T) {
-	cs, paths := withFakeTokenClient(t)
+	env := withFakeTokenClient(t)
+	cs, paths := env.cs, &env.paths
 	seen := map[string]bool{}
 	for range 5 {
-		out, err := runToken(t, nil, "token", "generate")
+		out, err := env.run(t, nil, "token", "generate")
 		if err != nil {
 			t.Fatal(err)
 		}

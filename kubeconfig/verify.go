@@ -79,27 +79,22 @@ func (v *verifier) check(data []byte, clusterName, server string, cas []*x509.Ce
 		v.addf("cannot be parsed: %v", err)
 		return
 	}
-	if cfg.CurrentContext == "" {
-		v.addf("has no current context")
+	if _, err := currentContext(cfg); err != nil {
+		v.addf("%v", err)
 		return
 	}
-	ctx, ok := cfg.Contexts[cfg.CurrentContext]
-	if !ok {
-		v.addf("current context %q is not defined", cfg.CurrentContext)
-		return
-	}
-	v.checkCluster(cfg, ctx, clusterName, server, cas)
-	v.checkUser(cfg, ctx, cas, spec, now)
+	v.checkCluster(cfg, clusterName, server, cas)
+	v.checkUser(cfg, cas, spec, now)
 }
 
-func (v *verifier) checkCluster(cfg *clientcmdapi.Config, ctx *clientcmdapi.Context, clusterName, server string, cas []*x509.Certificate) {
-	cluster, ok := cfg.Clusters[ctx.Cluster]
-	if !ok {
-		v.addf("context %q names cluster %q, which is not defined", cfg.CurrentContext, ctx.Cluster)
+func (v *verifier) checkCluster(cfg *clientcmdapi.Config, clusterName, server string, cas []*x509.Certificate) {
+	name, cluster, err := currentCluster(cfg)
+	if err != nil {
+		v.addf("%v", err)
 		return
 	}
-	if ctx.Cluster != clusterName {
-		v.addf("cluster is named %q, want %q", ctx.Cluster, clusterName)
+	if name != clusterName {
+		v.addf("cluster is named %q, want %q", name, clusterName)
 	}
 	if cluster.Server != server {
 		v.addf("server is %q, want %q", cluster.Server, server)
@@ -118,10 +113,10 @@ func (v *verifier) checkCluster(cfg *clientcmdapi.Config, ctx *clientcmdapi.Cont
 	}
 }
 
-func (v *verifier) checkUser(cfg *clientcmdapi.Config, ctx *clientcmdapi.Context, cas []*x509.Certificate, spec Spec, now time.Time) {
-	user, ok := cfg.AuthInfos[ctx.AuthInfo]
-	if !ok {
-		v.addf("context %q names user %q, which is not defined", cfg.CurrentContext, ctx.AuthInfo)
+func (v *verifier) checkUser(cfg *clientcmdapi.Config, cas []*x509.Certificate, spec Spec, now time.Time) {
+	_, user, err := CurrentUser(cfg)
+	if err != nil {
+		v.addf("%v", err)
 		return
 	}
 	certData, ok := v.data("client certificate", user.ClientCertificateData, user.ClientCertificate)

@@ -2,6 +2,7 @@ package phases
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -70,50 +71,47 @@ func ensureJoinToken(ctx context.Context, d *Data, phase string, cs kubernetes.I
 	b := &d.BootstrapData
 	tok := b.Token
 	now := timeNow(d)
-	ttl := b.TokenTTL
-	if ttl == 0 {
-		ttl = tokens.DefaultTTL
-	}
 	var expires time.Time
-	if ttl > 0 {
-		expires = now.Add(ttl)
+	switch {
+	case b.TokenTTL == 0:
+		expires = now.Add(tokens.DefaultTTL)
+	case b.TokenTTL > 0:
+		expires = now.Add(b.TokenTTL)
 	}
-	name := tokens.SecretName(tok.ID)
-	cur, err := getSecret(ctx, cs, tokens.SecretNamespace, name)
+	spec, out, err := tokens.NewStore(cs, d.Log).EnsureJoinToken(ctx, tok, bootstrap.JoinTokenSpec(expires), now)
+	if errors.Is(err, tokens.ErrIDTaken) {
+		return fmt.Errorf("%w: pass another --token, or delete Secret %s/%s", err, tokens.SecretNamespace, tokens.SecretName(tok.ID))
+	}
 	if err != nil {
 		return err
 	}
-	if cur != nil {
-		have, spec, err := tokens.FromSecret(cur)
-		switch {
-		case err != nil:
-			d.Log.Warn("rewriting a malformed bootstrap token secret", "token", tok, "error", err)
-		case !have.Equal(tok):
-			return fmt.Errorf("bootstrap token %s already exists with another secret: pass another --token, or delete Secret %s/%s", tok.ID, tokens.SecretNamespace, name)
-		case joinTokenReusable(spec, now, ttl):
-			b.tokenExpires = spec.Expires
-			d.Out.Phase(phase, "using existing bootstrap token %s (%s)", tok.ID, describeExpiry(spec.Expires))
-			return nil
-		}
+	b.tokenExpires = spec.Expires
+	if out == apiclient.Unchanged {
+		d.Out.Phase(phase, "using existing bootstrap token %s (%s)", tok.ID, describeExpiry(spec.Expires))
+		return nil
 	}
-	if _, err := ensureObject(ctx, d, phase, cs, tokens.Secret(tok, bootstrap.JoinTokenSpec(expires))); err != nil {
-		return err
-	}
-	b.tokenExpires = expires
-	d.Out.Phase(phase, "bootstrap token %s %s", tok.ID, describeExpiry(expires))
+	reportOutcome(d, phase, tokenSecretName(tok.ID), out)
+	d.Out.Phase(phase, "bootstrap token %s %s", tok.ID, describeExpiry(spec.Expires))
 	return nil
 }
 
-// joinTokenReusable reports whether an existing token can join nodes and lives long
-// enough: at least half of ttl left, or never expiring when ttl is negative.
-func joinTokenReusable(s tokens.Spec, now time.Time, ttl time.Duration) bool {
-	if !joinTokenUsable(s, now) {
-		return false
+// tokenSecretName names token id's Secret for messages, as apiclient.Describe would.
+func tokenSecretName(id string) string {
+	return "Secret " + tokens.SecretNamespace + "/" + tokens.SecretName(id)
+}
+
+// reportOutcome says what a write did to the object what ("Secret kube-system/x"): the
+// token store's writes, here, in the words ensureObject uses for every other object.
+func reportOutcome(d *Data, phase, what string, out apiclient.Outcome) {
+	d.Log.Debug("converged API object", "object", what, "outcome", out.String())
+	switch out {
+	case apiclient.Created:
+		d.Out.Phase(phase, "created %s", what)
+	case apiclient.Updated:
+		d.Out.Phase(phase, "updated %s", what)
+	default:
+		d.Out.Phase(phase, "using existing %s", what)
 	}
-	if ttl < 0 {
-		return s.Expires.IsZero()
-	}
-	return !s.Expires.IsZero() && s.Expires.Sub(now) >= ttl/2
 }
 
 func describeExpiry(t time.Time) string {

@@ -156,12 +156,8 @@ func joinedHere(d *Data, caPEM []byte) bool {
 	if err != nil {
 		return false
 	}
-	ctx, ok := cfg.Contexts[cfg.CurrentContext]
-	if !ok {
-		return false
-	}
-	user, ok := cfg.AuthInfos[ctx.AuthInfo]
-	if !ok {
+	_, user, err := kubeconfig.CurrentUser(cfg)
+	if err != nil {
 		return false
 	}
 	certPEM := user.ClientCertificateData

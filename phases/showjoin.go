@@ -5,17 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"slices"
 	"strconv"
-	"strings"
 	"time"
 
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
-	bootstrapapi "k8s.io/cluster-bootstrap/token/api"
 
 	"github.com/kforge/kforge/certs"
-	"github.com/kforge/kforge/internal/apiclient"
 	"github.com/kforge/kforge/tokens"
 )
 
@@ -74,52 +69,16 @@ func runShowJoinCommand(ctx context.Context, d *Data) error {
 // findJoinToken picks the join token in the cluster that lives longest, for a
 // show-join-command run without --token and without bootstrap-token before it.
 func findJoinToken(ctx context.Context, d *Data, cs kubernetes.Interface) error {
-	type candidate struct {
-		tok  tokens.Token
-		spec tokens.Spec
-	}
-	var found []candidate
-	err := apiclient.Retry(ctx, func(ctx context.Context) error {
-		list, err := cs.CoreV1().Secrets(tokens.SecretNamespace).List(ctx, metav1.ListOptions{
-			FieldSelector: "type=" + string(bootstrapapi.SecretTypeBootstrapToken),
-		})
-		if err != nil {
-			return fmt.Errorf("listing bootstrap tokens: %w", err)
-		}
-		found = found[:0]
-		for i := range list.Items {
-			t, s, err := tokens.FromSecret(&list.Items[i])
-			if err == nil && joinTokenUsable(s, timeNow(d)) {
-				found = append(found, candidate{t, s})
-			}
-		}
-		return nil
-	})
+	entries, err := tokens.NewStore(cs, d.Log).List(ctx)
 	if err != nil {
 		return err
 	}
-	if len(found) == 0 {
+	best, ok := tokens.LongestJoinToken(entries, timeNow(d))
+	if !ok {
 		return errors.New("no join token to show: pass --token, or run the bootstrap-token phase to create one")
 	}
-	best := slices.MaxFunc(found, func(a, b candidate) int {
-		switch {
-		case a.spec.Expires.Equal(b.spec.Expires):
-			return strings.Compare(b.tok.ID, a.tok.ID)
-		case a.spec.Expires.IsZero():
-			return 1
-		case b.spec.Expires.IsZero():
-			return -1
-		}
-		return a.spec.Expires.Compare(b.spec.Expires)
-	})
-	d.BootstrapData.Token = best.tok
-	d.BootstrapData.tokenExpires = best.spec.Expires
-	d.Log.Debug("showing an existing join token", "token", best.tok)
+	d.BootstrapData.Token = best.Token
+	d.BootstrapData.tokenExpires = best.Spec.Expires
+	d.Log.Debug("showing an existing join token", "token", best.Token)
 	return nil
-}
-
-// joinTokenUsable reports whether a token can join nodes at now.
-func joinTokenUsable(s tokens.Spec, now time.Time) bool {
-	return !s.Expired(now) && s.Has(tokens.UsageAuthentication) && s.Has(tokens.UsageSigning) &&
-		slices.Contains(s.Groups, tokens.DefaultNodeGroup)
 }

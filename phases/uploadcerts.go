@@ -8,7 +8,6 @@ import (
 	"io/fs"
 	"maps"
 	"os"
-	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -120,19 +119,15 @@ func currentCertsSecret(ctx context.Context, d *Data, cs kubernetes.Interface, f
 		d.Log.Info("uploading the certificates again: the existing Secret holds other files")
 		return "", time.Time{}, nil
 	}
+	store := tokens.NewStore(cs, d.Log)
 	for _, ref := range sec.OwnerReferences {
-		if ref.Kind != "Secret" || !strings.HasPrefix(ref.Name, "bootstrap-token-") {
+		t, spec, found, err := store.Owner(ctx, ref)
+		switch {
+		case errors.Is(err, tokens.ErrNotToken):
 			continue
-		}
-		owner, err := getSecret(ctx, cs, tokens.SecretNamespace, ref.Name)
-		if err != nil {
+		case err != nil:
 			return "", time.Time{}, err
-		}
-		if owner == nil || (ref.UID != "" && owner.UID != ref.UID) {
-			continue
-		}
-		t, spec, err := tokens.FromSecret(owner)
-		if err != nil || spec.Expires.IsZero() || spec.Expires.Sub(timeNow(d)) < bootstrap.CertsTokenTTL/2 {
+		case !found || spec.Expires.IsZero() || spec.Expires.Sub(timeNow(d)) < bootstrap.CertsTokenTTL/2:
 			continue
 		}
 		return t.ID, spec.Expires, nil
@@ -149,11 +144,12 @@ func newCertsOwner(ctx context.Context, d *Data, phase string, cs kubernetes.Int
 		return nil, "", time.Time{}, err
 	}
 	spec := bootstrap.CertsTokenSpec(timeNow(d))
-	got, err := ensureObject(ctx, d, phase, cs, tokens.Secret(t, spec))
+	got, out, err := tokens.NewStore(cs, d.Log).CreateOwner(ctx, t, spec)
 	if err != nil {
 		return nil, "", time.Time{}, err
 	}
-	return got.(*corev1.Secret), t.ID, spec.Expires, nil
+	reportOutcome(d, phase, tokenSecretName(t.ID), out)
+	return got, t.ID, spec.Expires, nil
 }
 
 // getSecret reads a Secret, retrying transient errors; a missing one is nil.
