@@ -12,6 +12,7 @@ import (
 
 	"github.com/kforge/kforge/bootstrap"
 	"github.com/kforge/kforge/internal/apiclient"
+	"github.com/kforge/kforge/internal/wait"
 	"github.com/kforge/kforge/kubeconfig"
 	"github.com/kforge/kforge/tokens"
 )
@@ -135,7 +136,7 @@ func waitForClusterInfoSignature(ctx context.Context, d *Data, phase string, cs 
 			if apierrors.IsNotFound(err) || apiclient.IsTransient(err) {
 				return err
 			}
-			return apiclient.Permanent(err)
+			return wait.Permanent(err)
 		}
 		if err := bootstrap.VerifyClusterInfoJWS(cm, tok); err != nil {
 			return err

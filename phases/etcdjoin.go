@@ -14,6 +14,7 @@ import (
 	"github.com/kforge/kforge/etcd"
 	"github.com/kforge/kforge/internal/apiclient"
 	"github.com/kforge/kforge/internal/fileutil"
+	"github.com/kforge/kforge/internal/wait"
 	"github.com/kforge/kforge/manifests"
 )
 
@@ -138,7 +139,7 @@ func runEtcdJoin(ctx context.Context, d *Data) error {
 			m, all, err := cli.AddLearner(ctx, peerURL)
 			if err != nil {
 				if !errors.Is(err, etcd.ErrOtherLearner) {
-					err = apiclient.Permanent(err)
+					err = wait.Permanent(err)
 				}
 				return err
 			}
@@ -189,7 +190,7 @@ func runEtcdJoin(ctx context.Context, d *Data) error {
 					}
 				}
 			}
-			return apiclient.Permanent(err)
+			return wait.Permanent(err)
 		}
 		err := promote(ctx)
 		if errors.Is(err, etcd.ErrNotCaughtUp) {

@@ -26,6 +26,7 @@ import (
 	"github.com/kforge/kforge/config"
 	"github.com/kforge/kforge/host"
 	"github.com/kforge/kforge/internal/apiclient"
+	"github.com/kforge/kforge/internal/wait"
 	"github.com/kforge/kforge/tokens"
 )
 
@@ -356,7 +357,7 @@ func (u *up) useAdmin(ctx context.Context, admin []byte) error {
 		return err
 	}
 	var list *corev1.NodeList
-	err = PollCondition(ctx, &Data{Wait: 20 * time.Second}, func(ctx context.Context) error {
+	err = wait.Poll(ctx, time.Second, 20*time.Second, func(ctx context.Context) error {
 		list, err = cs.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
 		return err
 	})
