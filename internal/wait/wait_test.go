@@ -46,19 +46,26 @@ func TestPoll(t *testing.T) {
 				n++
 				return tc.check(n)
 			})
-			if tc.wantErr == "" && err != nil {
-				t.Fatal(err)
-			}
-			if tc.wantErr != "" && (err == nil || err.Error() != tc.wantErr) {
-				t.Fatalf("error = %v, want %q", err, tc.wantErr)
-			}
-			if tc.wantIs != nil && !errors.Is(err, tc.wantIs) {
-				t.Errorf("error %v does not wrap %v", err, tc.wantIs)
-			}
+			checkErr(t, err, tc.wantErr, tc.wantIs)
 			if tc.wantN > 0 && n != tc.wantN {
 				t.Errorf("check ran %d times, want %d", n, tc.wantN)
 			}
 		})
+	}
+}
+
+// checkErr fails t unless err is nil when wantErr is empty, and otherwise reads wantErr and
+// wraps wantIs (when set).
+func checkErr(t *testing.T, err error, wantErr string, wantIs error) {
+	t.Helper()
+	if wantErr == "" && err != nil {
+		t.Fatal(err)
+	}
+	if wantErr != "" && (err == nil || err.Error() != wantErr) {
+		t.Fatalf("error = %v, want %q", err, wantErr)
+	}
+	if wantIs != nil && !errors.Is(err, wantIs) {
+		t.Errorf("error %v does not wrap %v", err, wantIs)
 	}
 }
 
@@ -102,15 +109,7 @@ func TestRetry(t *testing.T) {
 				}
 				return nil
 			})
-			if tc.wantErr == "" && err != nil {
-				t.Fatal(err)
-			}
-			if tc.wantErr != "" && (err == nil || err.Error() != tc.wantErr) {
-				t.Fatalf("error = %v, want %q", err, tc.wantErr)
-			}
-			if tc.wantIs != nil && !errors.Is(err, tc.wantIs) {
-				t.Errorf("error %v does not wrap %v", err, tc.wantIs)
-			}
+			checkErr(t, err, tc.wantErr, tc.wantIs)
 			if diff := cmp.Diff(tc.wantCalls, calls); diff != "" {
 				t.Errorf("attempts (-want +got):\n%s", diff)
 			}
