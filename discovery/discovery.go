@@ -31,6 +31,7 @@ import (
 
 	"github.com/kforge/kforge/bootstrap"
 	"github.com/kforge/kforge/certs"
+	"github.com/kforge/kforge/internal/wait"
 	"github.com/kforge/kforge/tokens"
 )
 
@@ -253,24 +254,28 @@ func (d *discoverer) client(cfg *tls.Config) *http.Client {
 // false is retried after Interval; when ctx ends, the last such error decides the result.
 func (d *discoverer) poll(ctx context.Context, attempt func() (done bool, err error)) error {
 	start := time.Now()
-	t := time.NewTimer(0)
-	defer t.Stop()
+	deadline, _ := ctx.Deadline() // Discover bounds ctx by opts.Timeout
 	var last error
-	for {
-		select {
-		case <-ctx.Done():
-			return d.gaveUp(ctx, last, time.Since(start))
-		case <-t.C:
-		}
+	err := wait.Poll(ctx, d.opts.Interval, time.Until(deadline), func(context.Context) error {
 		done, err := attempt()
-		if done {
-			return err
+		switch {
+		case done && err != nil:
+			return wait.Permanent(err)
+		case done:
+			return nil
 		}
 		if ctx.Err() == nil || last == nil {
 			last = err
 		}
-		t.Reset(d.opts.Interval)
+		return err
+	})
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, wait.ErrPermanent):
+		return errors.Unwrap(err)
 	}
+	return d.gaveUp(ctx, last, time.Since(start))
 }
 
 // gaveUp turns the last retried error into the error the user sees.

@@ -11,9 +11,8 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/kforge/kforge/bootstrap"
-	"github.com/kforge/kforge/certs"
 	"github.com/kforge/kforge/config"
-	"github.com/kforge/kforge/internal/apiclient"
+	"github.com/kforge/kforge/kubeconfig"
 	"github.com/kforge/kforge/tokens"
 )
 
@@ -258,7 +257,7 @@ func (f *Fleet) dropStaleNode(ctx context.Context, name string) error {
 func (f *Fleet) createToken(ctx context.Context, t tokens.Token, ttl time.Duration, what string) error {
 	spec := bootstrap.JoinTokenSpec(time.Now().Add(ttl))
 	spec.Description = tokenDescriptionPrefix + what
-	if _, _, err := apiclient.Ensure(ctx, f.cs, tokens.Secret(t, spec)); err != nil {
+	if _, err := tokens.NewStore(f.cs, f.o.Log).Create(ctx, t, spec); err != nil {
 		return fmt.Errorf("creating a join token for %s: %w", what, err)
 	}
 	if what == "control-plane joins" {
@@ -274,26 +273,23 @@ func (f *Fleet) deleteToken(ctx context.Context, id string) {
 	if !f.HasCluster() {
 		return
 	}
-	err := f.cs.CoreV1().Secrets(tokens.SecretNamespace).Delete(ctx, tokens.SecretName(id), metav1.DeleteOptions{})
-	if err != nil && !apierrors.IsNotFound(err) {
+	err := tokens.NewStore(f.cs, f.o.Log).Delete(ctx, id)
+	if err != nil && !errors.Is(err, tokens.ErrNotFound) {
 		f.o.Out.Phase("up", "WARNING: deleting join token %s: %v; it expires by itself", id, err)
 	}
 }
 
-// caPin is the discovery pin of the cluster CA in admin.conf.
+// caPin is the discovery pin of the CA of admin.conf's current cluster.
 func (f *Fleet) caPin() (string, error) {
 	cfg, err := clientcmd.Load(f.admin)
 	if err != nil {
 		return "", fmt.Errorf("reading admin.conf: %w", err)
 	}
-	for _, c := range cfg.Clusters {
-		ca, err := certs.ParseCertPEM(c.CertificateAuthorityData)
-		if err != nil {
-			return "", fmt.Errorf("reading the cluster CA in admin.conf: %w", err)
-		}
-		return certs.PinHash(ca), nil
+	pin, err := kubeconfig.CAPin(cfg, nil)
+	if err != nil {
+		return "", fmt.Errorf("reading the cluster CA in admin.conf: %w", err)
 	}
-	return "", errors.New("admin.conf names no cluster")
+	return pin, nil
 }
 
 // shareCerts makes sure the control-plane certificates are shared, sealed with key:

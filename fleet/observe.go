@@ -12,7 +12,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/kforge/kforge/host"
-	"github.com/kforge/kforge/internal/apiclient"
+	"github.com/kforge/kforge/internal/wait"
 )
 
 // listNodesTimeout bounds how long Observe waits for a cluster whose admin.conf it found.
@@ -108,7 +108,7 @@ func (f *Fleet) useAdmin(ctx context.Context, admin []byte) ([]corev1.Node, erro
 		return nil, err
 	}
 	var list *corev1.NodeList
-	err = apiclient.Poll(ctx, f.o.PollInterval, listNodesTimeout, func(ctx context.Context) error {
+	err = wait.Poll(ctx, f.o.PollInterval, listNodesTimeout, func(ctx context.Context) error {
 		list, err = cs.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
 		return err
 	})

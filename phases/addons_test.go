@@ -6,31 +6,23 @@ import (
 	"errors"
 	"io"
 	"log/slog"
-	"net"
-	"os"
 	"strings"
-	"syscall"
 	"testing"
-	"time"
 
 	"github.com/google/go-cmp/cmp"
-	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
-	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/kubernetes/fake"
 	k8stesting "k8s.io/client-go/testing"
 
 	"github.com/kforge/kforge/addons"
 	"github.com/kforge/kforge/config"
+	"github.com/kforge/kforge/internal/apiclient"
 )
-
-// fastBackoff keeps retry tests quick while still exercising every attempt.
-var fastBackoff = applyBackoff{initial: time.Millisecond, max: 2 * time.Millisecond, attempts: 3}
 
 // addonCluster is the default configuration with one control-plane host.
 func addonCluster(t *testing.T, edit func(c *config.Cluster)) *config.Cluster {
@@ -48,7 +40,7 @@ func addonCluster(t *testing.T, edit func(c *config.Cluster)) *config.Cluster {
 
 // runAddons runs the addon phase tree against cs and returns its progress lines, without
 // the timing line.
-func runAddons(t *testing.T, ctx context.Context, c *config.Cluster, cs kubernetes.Interface, b applyBackoff) ([]string, error) {
+func runAddons(t *testing.T, ctx context.Context, c *config.Cluster, cs kubernetes.Interface) ([]string, error) {
 	t.Helper()
 	var out bytes.Buffer
 	d := &Data{
@@ -57,7 +49,7 @@ func runAddons(t *testing.T, ctx context.Context, c *config.Cluster, cs kubernet
 		Log:     slog.New(slog.NewTextHandler(io.Discard, nil)),
 		Client:  func() (kubernetes.Interface, error) { return cs, nil },
 	}
-	w := &Workflow{Name: "test", Phases: []Phase{addonPhase(b)}}
+	w := &Workflow{Name: "test", Phases: []Phase{AddonPhase()}}
 	err := w.Run(ctx, d, "", nil)
 	var lines []string
 	for _, l := range strings.Split(strings.TrimSpace(out.String()), "\n") {
@@ -109,7 +101,7 @@ func TestAddonApplyConverges(t *testing.T) {
 	c := addonCluster(t, nil)
 	cs := fake.NewClientset()
 
-	lines, err := runAddons(t, t.Context(), c, cs, fastBackoff)
+	lines, err := runAddons(t, t.Context(), c, cs)
 	if err != nil {
 		t.Fatalf("first run: %v", err)
 	}
@@ -131,8 +123,8 @@ func TestAddonApplyConverges(t *testing.T) {
 			t.Fatal(err)
 		}
 		mf := om.ManagedFields
-		if len(mf) != 1 || mf[0].Manager != FieldManager || mf[0].Operation != metav1.ManagedFieldsOperationApply {
-			t.Errorf("%s: managed fields %+v, want one Apply entry by %q", name, mf, FieldManager)
+		if len(mf) != 1 || mf[0].Manager != apiclient.FieldManager || mf[0].Operation != metav1.ManagedFieldsOperationApply {
+			t.Errorf("%s: managed fields %+v, want one Apply entry by %q", name, mf, apiclient.FieldManager)
 		}
 	}
 
@@ -140,7 +132,7 @@ func TestAddonApplyConverges(t *testing.T) {
 	// not the content, not managedFields (whose time an effective apply would bump), not
 	// resourceVersion.
 	cs.ClearActions()
-	lines, err = runAddons(t, t.Context(), c, cs, fastBackoff)
+	lines, err = runAddons(t, t.Context(), c, cs)
 	if err != nil {
 		t.Fatalf("second run: %v", err)
 	}
@@ -160,17 +152,12 @@ func TestAddonApplyConverges(t *testing.T) {
 		switch a := a.(type) {
 		case k8stesting.PatchAction:
 			patches++
-			pa := a.(k8stesting.PatchActionImpl)
-			if pa.GetPatchType() != types.ApplyPatchType || pa.PatchOptions.FieldManager != FieldManager ||
-				pa.PatchOptions.Force == nil || !*pa.PatchOptions.Force {
-				t.Errorf("patch of %s %s: type %s, options %+v; want a forced apply by %q",
-					pa.GetResource().Resource, pa.GetName(), pa.GetPatchType(), pa.PatchOptions, FieldManager)
-			}
 		case k8stesting.GetAction:
 		default:
 			t.Errorf("unexpected %s %s", a.GetVerb(), a.GetResource().Resource)
 		}
 	}
+	// How each patch is sent (a forced apply by kforge) is apiclient's TestApplyOutcomes.
 	if patches != 18 {
 		t.Errorf("second run sent %d apply patches, want 18", patches)
 	}
@@ -181,7 +168,7 @@ func TestAddonApplyConverges(t *testing.T) {
 func TestAddonApplyRevertsDrift(t *testing.T) {
 	c := addonCluster(t, nil)
 	cs := fake.NewClientset()
-	if _, err := runAddons(t, t.Context(), c, cs, fastBackoff); err != nil {
+	if _, err := runAddons(t, t.Context(), c, cs); err != nil {
 		t.Fatal(err)
 	}
 	ctx := t.Context()
@@ -195,7 +182,7 @@ func TestAddonApplyRevertsDrift(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	lines, err := runAddons(t, ctx, c, cs, fastBackoff)
+	lines, err := runAddons(t, ctx, c, cs)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -216,106 +203,28 @@ func TestAddonApplyRevertsDrift(t *testing.T) {
 	}
 }
 
-func connRefused() error {
-	return &net.OpError{Op: "dial", Net: "tcp", Err: &os.SyscallError{Syscall: "connect", Err: syscall.ECONNREFUSED}}
-}
-
-// failFirst makes the first n calls of verb on resource fail with err, and counts calls.
-func failFirst(cs *fake.Clientset, verb, resource string, n int, err error) *int {
-	calls := new(int)
-	cs.PrependReactor(verb, resource, func(k8stesting.Action) (bool, runtime.Object, error) {
-		*calls++
-		if *calls <= n {
-			return true, nil, err
-		}
-		return false, nil, nil
+// TestAddonApplyError checks that the phase reports an apply's error once, under its
+// path, still unwrapping to the API error. How Apply retries is tested in apiclient.
+func TestAddonApplyError(t *testing.T) {
+	c := addonCluster(t, func(c *config.Cluster) {
+		c.Addons.KubeProxy.Disabled, c.Addons.CNI.Plugin = true, config.CNINone
 	})
-	return calls
-}
-
-func TestAddonApplyRetries(t *testing.T) {
-	gr := schema.GroupResource{Resource: "configmaps"}
-	tests := []struct {
-		name      string
-		verb      string
-		failures  int
-		err       error
-		wantCalls int
-		wantErr   string
-		wantIs    func(error) bool
-	}{
-		{name: "service unavailable", verb: "patch", failures: 2, err: apierrors.NewServiceUnavailable("starting"), wantCalls: 3},
-		{name: "server timeout", verb: "patch", failures: 1, err: apierrors.NewServerTimeout(gr, "patch", 1), wantCalls: 2},
-		{name: "too many requests", verb: "patch", failures: 1, err: apierrors.NewTooManyRequests("slow down", 1), wantCalls: 2},
-		{name: "internal error", verb: "patch", failures: 1, err: apierrors.NewInternalError(errors.New("etcd leader changed")), wantCalls: 2},
-		{name: "conflict", verb: "patch", failures: 1, err: apierrors.NewConflict(gr, "coredns", errors.New("modified")), wantCalls: 2},
-		{name: "connection refused on read", verb: "get", failures: 2, err: connRefused(), wantCalls: 3},
-		{
-			name: "gives up after the last attempt", verb: "patch", failures: 99,
-			err: apierrors.NewServiceUnavailable("starting"), wantCalls: fastBackoff.attempts,
-			wantErr: `phase "addon/coredns": applying ConfigMap kube-system/coredns: giving up after 3 attempts`,
-			wantIs:  apierrors.IsServiceUnavailable,
-		},
-		{
-			name: "forbidden is not retried", verb: "patch", failures: 99,
-			err: apierrors.NewForbidden(gr, "coredns", errors.New("RBAC")), wantCalls: 1,
-			wantErr: `phase "addon/coredns": applying ConfigMap kube-system/coredns: `,
-			wantIs:  apierrors.IsForbidden,
-		},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			c := addonCluster(t, func(c *config.Cluster) {
-				c.Addons.KubeProxy.Disabled, c.Addons.CNI.Plugin = true, config.CNINone
-			})
-			cs := fake.NewClientset()
-			calls := failFirst(cs, tc.verb, "configmaps", tc.failures, tc.err)
-			_, err := runAddons(t, t.Context(), c, cs, fastBackoff)
-			if *calls != tc.wantCalls {
-				t.Errorf("%d %s calls on configmaps, want %d", *calls, tc.verb, tc.wantCalls)
-			}
-			if tc.wantErr == "" {
-				if err != nil {
-					t.Fatalf("run failed: %v", err)
-				}
-				if _, err := cs.CoreV1().ConfigMaps("kube-system").Get(t.Context(), "coredns", metav1.GetOptions{}); err != nil {
-					t.Errorf("the Corefile ConfigMap was not applied: %v", err)
-				}
-				return
-			}
-			if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
-				t.Fatalf("error = %v, want it to contain %q", err, tc.wantErr)
-			}
-			if !tc.wantIs(err) {
-				t.Errorf("error %v does not unwrap to the API error", err)
-			}
-		})
-	}
-}
-
-func TestAddonApplyStopsOnCancel(t *testing.T) {
-	c := addonCluster(t, nil)
 	cs := fake.NewClientset()
-	ctx, cancel := context.WithCancel(t.Context())
-	defer cancel()
-	cs.PrependReactor("patch", "*", func(k8stesting.Action) (bool, runtime.Object, error) {
-		cancel() // Ctrl-C while the server is still unavailable
-		return true, nil, apierrors.NewServiceUnavailable("starting")
+	patches := 0
+	cs.PrependReactor("patch", "configmaps", func(k8stesting.Action) (bool, runtime.Object, error) {
+		patches++
+		return true, nil, apierrors.NewForbidden(schema.GroupResource{Resource: "configmaps"}, "coredns", errors.New("RBAC"))
 	})
-	slow := applyBackoff{initial: time.Hour, max: time.Hour, attempts: 5}
-
-	done := make(chan error, 1)
-	go func() {
-		_, err := runAddons(t, ctx, c, cs, slow)
-		done <- err
-	}()
-	select {
-	case err := <-done:
-		if !errors.Is(err, context.Canceled) {
-			t.Errorf("error = %v, want context.Canceled", err)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("the apply kept waiting after its context was cancelled")
+	_, err := runAddons(t, t.Context(), c, cs)
+	want := `phase "addon/coredns": applying ConfigMap kube-system/coredns: `
+	if err == nil || !strings.Contains(err.Error(), want) {
+		t.Fatalf("error = %v, want it to contain %q", err, want)
+	}
+	if !apierrors.IsForbidden(err) {
+		t.Errorf("error %v does not unwrap to the API error", err)
+	}
+	if patches != 1 {
+		t.Errorf("%d patch calls on configmaps, want 1", patches)
 	}
 }
 
@@ -361,7 +270,7 @@ func TestAddonSkips(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			c := addonCluster(t, tc.edit)
 			cs := fake.NewClientset()
-			lines, err := runAddons(t, t.Context(), c, cs, fastBackoff)
+			lines, err := runAddons(t, t.Context(), c, cs)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -389,7 +298,7 @@ func TestAddonClientError(t *testing.T) {
 		Log:     slog.New(slog.NewTextHandler(io.Discard, nil)),
 		Client:  func() (kubernetes.Interface, error) { return nil, errors.New("admin.conf: no such file") },
 	}
-	w := &Workflow{Name: "test", Phases: []Phase{addonPhase(fastBackoff)}}
+	w := &Workflow{Name: "test", Phases: []Phase{AddonPhase()}}
 	err := w.Run(t.Context(), d, "addon/coredns", nil)
 	want := `phase "addon/coredns": building the API client: admin.conf: no such file`
 	if err == nil || err.Error() != want {
@@ -397,9 +306,9 @@ func TestAddonClientError(t *testing.T) {
 	}
 }
 
-// TestApplyObjectKnowsEveryKind guards the type switch in applyObject: every kind the
-// add-ons build has a client.
-func TestApplyObjectKnowsEveryKind(t *testing.T) {
+// TestApplyKnowsEveryAddonKind guards the kinds apiclient.Apply has a client for: every
+// kind the add-ons build is one of them.
+func TestApplyKnowsEveryAddonKind(t *testing.T) {
 	c := addonCluster(t, nil)
 	for _, a := range addons.All() {
 		objs, err := a.Objects(c)
@@ -407,14 +316,9 @@ func TestApplyObjectKnowsEveryKind(t *testing.T) {
 			t.Fatal(err)
 		}
 		for _, o := range objs {
-			if _, err := applyObject(t.Context(), fake.NewClientset(), o, fastBackoff); err != nil {
+			if _, err := apiclient.Apply(t.Context(), fake.NewClientset(), o); err != nil {
 				t.Errorf("%s: %v", addons.Describe(o), err)
 			}
 		}
-	}
-	if _, err := applyObject(t.Context(), fake.NewClientset(), &corev1.Pod{
-		TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "Pod"}, ObjectMeta: metav1.ObjectMeta{Name: "p", Namespace: "default"},
-	}, fastBackoff); err == nil || !strings.Contains(err.Error(), "no client for *v1.Pod") {
-		t.Errorf("applying a Pod: error = %v, want one about the missing client", err)
 	}
 }

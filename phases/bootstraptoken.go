@@ -13,6 +13,7 @@ import (
 
 	"github.com/kforge/kforge/bootstrap"
 	"github.com/kforge/kforge/internal/apiclient"
+	"github.com/kforge/kforge/internal/wait"
 	"github.com/kforge/kforge/kubeconfig"
 	"github.com/kforge/kforge/tokens"
 )
@@ -133,7 +134,7 @@ func waitForClusterInfoSignature(ctx context.Context, d *Data, phase string, cs 
 			if apierrors.IsNotFound(err) || apiclient.IsTransient(err) {
 				return err
 			}
-			return apiclient.Permanent(err)
+			return wait.Permanent(err)
 		}
 		if err := bootstrap.VerifyClusterInfoJWS(cm, tok); err != nil {
 			return err

@@ -75,7 +75,8 @@ type Data struct {
 	// Ctr runs containerd's client for image imports; a dry run records instead.
 	Ctr bundle.Ctr
 
-	// Waiter waits for the control plane; a dry run swaps in one that does not.
+	// Waiter waits for the control plane and for every condition the online phases wait
+	// on: a HealthWaiter, whose intervals tests shorten; a dry run swaps in DryRunWaiter.
 	Waiter Waiter
 	// BootstrapData carries the join token, the certificate key and the super-admin client.
 	BootstrapData

@@ -15,6 +15,7 @@ import (
 	"github.com/kforge/kforge/bootstrap"
 	"github.com/kforge/kforge/internal/apiclient"
 	"github.com/kforge/kforge/internal/fileutil"
+	"github.com/kforge/kforge/internal/wait"
 	"github.com/kforge/kforge/kubeconfig"
 	"github.com/kforge/kforge/kubelet"
 )
@@ -138,7 +139,7 @@ func kubeletWaitBootstrapPhase() Phase {
 					}
 					return nil
 				}
-				return apiclient.Permanent(fmt.Errorf("reading Node %s: %w", name, err))
+				return wait.Permanent(fmt.Errorf("reading Node %s: %w", name, err))
 			})
 			if err != nil {
 				return fmt.Errorf("waiting for the kubelet to register Node %s: %w%s", name, err, kubeletLogHint(d))

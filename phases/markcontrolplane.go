@@ -15,6 +15,7 @@ import (
 
 	"github.com/kforge/kforge/bootstrap"
 	"github.com/kforge/kforge/internal/apiclient"
+	"github.com/kforge/kforge/internal/wait"
 )
 
 // MarkControlPlanePhase labels and taints this node as a control-plane node, adding the
@@ -49,7 +50,7 @@ func runMarkControlPlane(ctx context.Context, d *Data) error {
 		if apierrors.IsNotFound(err) || apiclient.IsTransient(err) {
 			return err
 		}
-		return apiclient.Permanent(err)
+		return wait.Permanent(err)
 	})
 	if err != nil {
 		return fmt.Errorf("waiting for the kubelet to register Node %s: %w", name, err)

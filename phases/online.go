@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"time"
 
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/kubernetes"
@@ -15,26 +14,12 @@ import (
 	"github.com/kforge/kforge/internal/apiclient"
 )
 
-// pollInterval is how often the online phases look again while they wait for the cluster.
-var pollInterval = time.Second
-
-// waitUntil waits for the condition check through Data's Waiter; with none (unit tests) it
-// polls every pollInterval for at most Data.Wait.
+// waitUntil waits for the condition check through Data's Waiter.
 func waitUntil(ctx context.Context, d *Data, what string, check func(context.Context) error) error {
-	if d.Waiter != nil {
-		return d.Waiter.WaitFor(ctx, d, what, check)
+	if d.Waiter == nil {
+		return fmt.Errorf("waiting for %s: the phase data has no Waiter", what)
 	}
-	return PollCondition(ctx, d, check)
-}
-
-// PollCondition polls check every pollInterval for at most Data.Wait (DefaultWait when
-// unset).
-func PollCondition(ctx context.Context, d *Data, check func(context.Context) error) error {
-	timeout := d.Wait
-	if timeout <= 0 {
-		timeout = DefaultWait
-	}
-	return apiclient.Poll(ctx, pollInterval, timeout, check)
+	return d.Waiter.WaitFor(ctx, d, what, check)
 }
 
 // clusterClient returns the API client of the online phases. The first call of a run makes

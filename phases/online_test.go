@@ -62,10 +62,6 @@ type onlineEnv struct {
 
 func newOnlineEnv(t *testing.T, edit func(c *config.Cluster)) *onlineEnv {
 	t.Helper()
-	saved := pollInterval
-	pollInterval = 5 * time.Millisecond
-	t.Cleanup(func() { pollInterval = saved })
-
 	c := &config.Cluster{Hosts: []config.Host{
 		{Name: "cp1", Address: "192.0.2.10", Roles: []string{config.RoleControlPlane}},
 		{Name: "w1", Address: "192.0.2.20", Roles: []string{config.RoleWorker}},
@@ -100,6 +96,7 @@ func newOnlineEnv(t *testing.T, edit func(c *config.Cluster)) *onlineEnv {
 		Now:               func() time.Time { return e.now },
 		Client:            func() (kubernetes.Interface, error) { return e.cs, nil },
 		Wait:              5 * time.Second,
+		Waiter:            HealthWaiter{Interval: 5 * time.Millisecond},
 	}
 	e.d.BootstrapData.SuperAdminClient = e.d.Client
 	e.d.BootstrapData.UploadCerts = true

@@ -10,6 +10,7 @@ import (
 
 	"github.com/kforge/kforge/etcd"
 	"github.com/kforge/kforge/internal/apiclient"
+	"github.com/kforge/kforge/internal/wait"
 	"github.com/kforge/kforge/manifests"
 )
 
@@ -105,7 +106,7 @@ func removeNodePhase() Phase {
 					return nil
 				}
 				if err != nil && !apiclient.IsTransient(err) {
-					return apiclient.Permanent(err)
+					return wait.Permanent(err)
 				}
 				return err
 			})

@@ -2,9 +2,11 @@ package phases
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -17,12 +19,21 @@ import (
 	"time"
 
 	"github.com/kforge/kforge/config"
+	"github.com/kforge/kforge/internal/wait"
 	"github.com/kforge/kforge/manifests"
 	"github.com/kforge/kforge/service"
 )
 
-// DefaultWait bounds every wait of the online phases.
-const DefaultWait = 4 * time.Minute
+// How long and how often HealthWaiter waits when Data and the waiter do not say.
+const (
+	// DefaultWait bounds every wait of the online phases.
+	DefaultWait = 4 * time.Minute
+	// DefaultPollInterval is how often the online phases look again at the cluster.
+	DefaultPollInterval = time.Second
+	// DefaultProbeInterval is how often the health endpoints are probed while the control
+	// plane starts.
+	DefaultProbeInterval = 250 * time.Millisecond
+)
 
 // healthCheck is one control-plane component's health endpoint.
 type healthCheck struct {
@@ -59,20 +70,35 @@ func waitControlPlanePhase() Phase {
 type Waiter interface {
 	// WaitControlPlane waits until every control-plane component reports healthy.
 	WaitControlPlane(ctx context.Context, d *Data) error
-	// WaitFor calls check until it returns nil, an error wrapping apiclient.ErrPermanent,
-	// or d.Wait passes. what describes the condition: "Node cp1 to be registered".
+	// WaitFor calls check until it returns nil, an error wrapping wait.ErrPermanent, or
+	// d.Wait passes. what describes the condition: "Node cp1 to be registered".
 	WaitFor(ctx context.Context, d *Data, what string, check func(context.Context) error) error
 }
 
-// HealthWaiter probes the components' health endpoints.
-type HealthWaiter struct{}
+// HealthWaiter probes the components' health endpoints and polls conditions, for at most
+// Data.Wait (DefaultWait when unset). Its zero value waits at the default intervals.
+type HealthWaiter struct {
+	// Interval is how often WaitFor checks its condition: DefaultPollInterval when zero.
+	Interval time.Duration
+	// ProbeInterval is how often WaitControlPlane probes the health endpoints:
+	// DefaultProbeInterval when zero.
+	ProbeInterval time.Duration
+}
 
 // DryRunWaiter reports what it would wait for.
 type DryRunWaiter struct{}
 
 // WaitFor implements Waiter: it polls.
-func (HealthWaiter) WaitFor(ctx context.Context, d *Data, _ string, check func(context.Context) error) error {
-	return PollCondition(ctx, d, check)
+func (w HealthWaiter) WaitFor(ctx context.Context, d *Data, _ string, check func(context.Context) error) error {
+	return wait.Poll(ctx, cmp.Or(w.Interval, DefaultPollInterval), waitTimeout(d), check)
+}
+
+// waitTimeout is how long the waits of d's run last.
+func waitTimeout(d *Data) time.Duration {
+	if d.Wait <= 0 {
+		return DefaultWait
+	}
+	return d.Wait
 }
 
 // WaitFor implements Waiter: it reports the condition and does not wait.
@@ -91,7 +117,7 @@ func (DryRunWaiter) WaitControlPlane(_ context.Context, d *Data) error {
 
 // WaitControlPlane implements Waiter: it polls every component until all answer ok, and on
 // timeout names the unhealthy ones with the tail of their logs.
-func (HealthWaiter) WaitControlPlane(ctx context.Context, d *Data) error {
+func (w HealthWaiter) WaitControlPlane(ctx context.Context, d *Data) error {
 	caPEM, err := os.ReadFile(filepath.Join(d.Path(d.CertDir), "ca.crt"))
 	if err != nil {
 		return fmt.Errorf("reading the cluster CA: %w", err)
@@ -106,7 +132,9 @@ func (HealthWaiter) WaitControlPlane(ctx context.Context, d *Data) error {
 	start := time.Now()
 	checks := controlPlaneChecks(d)
 	last := map[string]string{}
-	err = waitFor(ctx, d.Wait, func() bool {
+	// The probes run under ctx, not the poll's deadline, so that the last round reports
+	// what the components answered rather than the deadline cutting it short.
+	err = wait.Poll(ctx, cmp.Or(w.ProbeInterval, DefaultProbeInterval), d.Wait, func(context.Context) error {
 		ok := true
 		for _, c := range checks {
 			if _, done := last[c.url]; done && last[c.url] == "" {
@@ -117,7 +145,10 @@ func (HealthWaiter) WaitControlPlane(ctx context.Context, d *Data) error {
 				ok = false
 			}
 		}
-		return ok
+		if !ok {
+			return errNotHealthy
+		}
+		return nil
 	})
 	if err == nil {
 		d.Out.Phase("wait-control-plane", "all control-plane components are healthy after %s", time.Since(start).Round(100*time.Millisecond))
@@ -216,16 +247,6 @@ func tail(path string, n int, indent string) string {
 	return out.String()
 }
 
-// waitFor polls cond every 250ms until it holds, ctx ends or timeout passes.
-func waitFor(ctx context.Context, timeout time.Duration, cond func() bool) error {
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	for !cond() {
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(250 * time.Millisecond):
-		}
-	}
-	return nil
-}
+// errNotHealthy is what WaitControlPlane's poll sees while a component is unhealthy; the
+// error it returns names them.
+var errNotHealthy = errors.New("not every control-plane component is healthy")

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/kforge/kforge/internal/fileutil"
+	"github.com/kforge/kforge/internal/wait"
 )
 
 // Spec describes one service.
@@ -38,41 +39,33 @@ type Spec struct {
 }
 
 // SocketTimeout bounds the wait for a restarted service's socket.
-var SocketTimeout = 30 * time.Second
+const SocketTimeout = 30 * time.Second
+
+// checkInterval is how often the managers look again while they wait for a service or a
+// process.
+const checkInterval = 50 * time.Millisecond
 
 // waitSocket waits until the spec's socket answers, if it has one.
 func waitSocket(ctx context.Context, s Spec) error {
 	if s.Socket == "" {
 		return nil
 	}
-	if err := poll(ctx, SocketTimeout, func() bool { return SocketAnswers(s.Socket) }); err != nil {
+	err := wait.Poll(ctx, checkInterval, SocketTimeout, func(context.Context) error { return dialSocket(s.Socket) })
+	if err != nil {
 		return fmt.Errorf("%s does not answer on %s after a restart: %w", s.Name, s.Socket, err)
 	}
 	return nil
 }
 
 // SocketAnswers reports whether something accepts connections on a unix socket.
-func SocketAnswers(path string) bool {
+func SocketAnswers(path string) bool { return dialSocket(path) == nil }
+
+func dialSocket(path string) error {
 	c, err := net.DialTimeout("unix", path, time.Second)
 	if err != nil {
-		return false
+		return err
 	}
-	c.Close()
-	return true
-}
-
-// poll checks cond every 50ms until it holds, ctx ends or timeout passes.
-func poll(ctx context.Context, timeout time.Duration, cond func() bool) error {
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	for !cond() {
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
-	return nil
+	return c.Close()
 }
 
 // DryRun records what a real manager would do and does nothing.
@@ -140,7 +133,7 @@ func Detect() Manager {
 	if err != nil {
 		exe = "kforge"
 	}
-	return &Supervisor{StateDir: DefaultStateDir, LogDir: DefaultLogDir, Kforge: exe}
+	return &Supervisor{StateDir: DefaultStateDir, LogDir: DefaultLogDir, Kforge: exe, AdoptWait: DefaultAdoptWait}
 }
 
 // Systemd manages services through systemctl.

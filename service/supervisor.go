@@ -17,12 +17,15 @@ import (
 	"time"
 
 	"github.com/kforge/kforge/internal/fileutil"
+	"github.com/kforge/kforge/internal/wait"
 )
 
-// Where the supervisor keeps its pid files and logs.
+// Where the supervisor keeps its pid files and logs, and how long it waits for another
+// manager to take a service back.
 const (
-	DefaultStateDir = "/run/kforge"
-	DefaultLogDir   = "/var/log/kforge"
+	DefaultStateDir  = "/run/kforge"
+	DefaultLogDir    = "/var/log/kforge"
+	DefaultAdoptWait = 10 * time.Second
 )
 
 // Supervisor runs each service under a `kforge supervise` process of its own: it restarts
@@ -32,6 +35,9 @@ type Supervisor struct {
 	StateDir string // pid files: <StateDir>/<name>.pid (supervisor), <name>.child.pid
 	LogDir   string // <LogDir>/<name>.log
 	Kforge   string // the kforge binary that runs `supervise`
+	// AdoptWait is how long Restart waits for another service manager to start a service
+	// again after stopping the copy it ran (see Spec.Adopt); zero looks once.
+	AdoptWait time.Duration
 }
 
 // Kind implements Manager.
@@ -61,10 +67,6 @@ func (m *Supervisor) running(name string) int {
 	return pid
 }
 
-// AdoptWait is how long Restart waits for another service manager to start a service
-// again after stopping the copy it ran.
-var AdoptWait = 10 * time.Second
-
 // Restart starts a supervisor for s, or tells a running one to restart the service with a
 // fresh read of its env files. A copy of the service that something else started (an init
 // system, a container entrypoint) is stopped first; if that something starts it again, it
@@ -82,7 +84,7 @@ func (m *Supervisor) Restart(ctx context.Context, s Spec) error {
 	}
 	if s.Adopt && len(s.Command) > 0 {
 		if foreign := FindProcesses(filepath.Base(s.Command[0])); len(foreign) > 0 {
-			restarted, err := restartForeign(ctx, foreign, filepath.Base(s.Command[0]))
+			restarted, err := m.restartForeign(ctx, foreign, filepath.Base(s.Command[0]))
 			if err != nil {
 				return fmt.Errorf("restarting %s: %w", s.Name, err)
 			}
@@ -126,22 +128,27 @@ func (m *Supervisor) Restart(ctx context.Context, s Spec) error {
 
 // restartForeign stops processes another manager started and reports whether that manager
 // started the program again within AdoptWait.
-func restartForeign(ctx context.Context, pids []int, comm string) (bool, error) {
+func (m *Supervisor) restartForeign(ctx context.Context, pids []int, comm string) (bool, error) {
 	for _, pid := range pids {
 		_ = syscall.Kill(pid, syscall.SIGTERM)
 	}
-	gone := func() bool {
+	gone := func(context.Context) error {
 		for _, pid := range pids {
 			if alive(pid) {
-				return false
+				return fmt.Errorf("pid %d still runs", pid)
 			}
 		}
-		return true
+		return nil
 	}
-	if err := poll(ctx, 30*time.Second, gone); err != nil {
+	if err := wait.Poll(ctx, checkInterval, 30*time.Second, gone); err != nil {
 		return false, fmt.Errorf("pids %v did not stop after SIGTERM: %w", pids, err)
 	}
-	err := poll(ctx, AdoptWait, func() bool { return len(FindProcesses(comm)) > 0 })
+	err := wait.Poll(ctx, checkInterval, m.AdoptWait, func(context.Context) error {
+		if len(FindProcesses(comm)) == 0 {
+			return fmt.Errorf("no %s process", comm)
+		}
+		return nil
+	})
 	if ctx.Err() != nil {
 		return false, ctx.Err()
 	}
@@ -150,18 +157,17 @@ func restartForeign(ctx context.Context, pids []int, comm string) (bool, error) 
 
 // waitChild waits until the supervisor has started a service process other than old.
 func (m *Supervisor) waitChild(ctx context.Context, name string, old int) error {
-	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
-	defer cancel()
-	for {
-		if pid := readPid(m.ChildPidFile(name)); pid > 0 && pid != old && alive(pid) {
+	err := wait.Poll(ctx, checkInterval, 15*time.Second, func(context.Context) error {
+		pid := readPid(m.ChildPidFile(name))
+		if pid > 0 && pid != old && alive(pid) {
 			return nil
 		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("%s did not start under the supervisor; see %s: %w", name, m.LogFile(name), ctx.Err())
-		case <-time.After(50 * time.Millisecond):
-		}
+		return fmt.Errorf("no new process in %s yet", m.ChildPidFile(name))
+	})
+	if err != nil {
+		return fmt.Errorf("%s did not start under the supervisor; see %s: %w", name, m.LogFile(name), err)
 	}
+	return nil
 }
 
 // Stop stops the supervisor of name, which stops the service first.
@@ -173,14 +179,14 @@ func (m *Supervisor) Stop(ctx context.Context, name string) error {
 	if err := syscall.Kill(pid, syscall.SIGTERM); err != nil && !errors.Is(err, syscall.ESRCH) {
 		return fmt.Errorf("stopping the %s supervisor (pid %d): %w", name, pid, err)
 	}
-	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	for alive(pid) {
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("the %s supervisor (pid %d) did not stop: %w", name, pid, ctx.Err())
-		case <-time.After(50 * time.Millisecond):
+	err := wait.Poll(ctx, checkInterval, 30*time.Second, func(context.Context) error {
+		if alive(pid) {
+			return errors.New("it still runs")
 		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("the %s supervisor (pid %d) did not stop: %w", name, pid, err)
 	}
 	return nil
 }

@@ -1,6 +1,7 @@
-// Package apiclient converges API objects through client-go: create-or-update with bounded
-// retries on conflicts and transient errors, and polling waits that say what they last saw.
-// The objects themselves come from the domain packages (bootstrap, tokens).
+// Package apiclient converges API objects through client-go: create-or-update (Ensure) and
+// server-side apply (Apply), with bounded retries on conflicts and transient errors. It
+// holds kforge's API retry policy (IsTransient, Retry); the loops are package wait's. The
+// objects themselves come from the domain packages (addons, bootstrap, tokens).
 package apiclient
 
 import (
@@ -19,12 +20,15 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	utilnet "k8s.io/apimachinery/pkg/util/net"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/kubernetes/scheme"
+
+	"github.com/kforge/kforge/internal/wait"
 )
 
-// Outcome says what Ensure did.
+// Outcome says what Ensure or Apply did.
 type Outcome int
 
-// Outcomes of Ensure.
+// Outcomes of Ensure and Apply.
 const (
 	Unchanged Outcome = iota
 	Created
@@ -41,16 +45,8 @@ func (o Outcome) String() string {
 	return "unchanged"
 }
 
-// Backoff bounds the retries of one API write.
-type Backoff struct {
-	// Steps is the number of attempts.
-	Steps int
-	// Initial is the first wait; each wait doubles up to Max.
-	Initial, Max time.Duration
-}
-
 // defaultBackoff rides out an apiserver restart or a brief etcd election: about 15s.
-var defaultBackoff = Backoff{Steps: 8, Initial: 200 * time.Millisecond, Max: 4 * time.Second}
+var defaultBackoff = wait.Backoff{Steps: 8, Initial: 200 * time.Millisecond, Max: 4 * time.Second}
 
 // IsTransient reports whether err is worth retrying as is: a server or client timeout,
 // throttling, an unavailable or failing apiserver, or a dropped connection.
@@ -74,36 +70,12 @@ func retriable(err error) bool {
 	return apierrors.IsConflict(err) || apierrors.IsAlreadyExists(err) || IsTransient(err)
 }
 
-// Retry calls fn until it succeeds, fails in a way retrying cannot fix, or the attempts run
-// out, waiting with exponential backoff in between; it stops when ctx ends. Conflicts,
-// AlreadyExists and transient errors are retried, so fn must read what it writes.
+// Retry calls fn until it succeeds, fails in a way retrying cannot fix (or with an error
+// marked wait.Permanent), or the attempts run out, waiting with exponential backoff in
+// between; it stops when ctx ends. Conflicts, AlreadyExists and transient errors are
+// retried, so fn must read what it writes.
 func Retry(ctx context.Context, fn func(context.Context) error) error {
-	return retry(ctx, defaultBackoff, fn)
-}
-
-func retry(ctx context.Context, b Backoff, fn func(context.Context) error) error {
-	delay := b.Initial
-	for attempt := 1; ; attempt++ {
-		err := fn(ctx)
-		switch {
-		case err == nil:
-			return nil
-		case ctx.Err() != nil:
-			return fmt.Errorf("%w (last error: %w)", ctx.Err(), err)
-		case !retriable(err):
-			return err
-		case attempt >= b.Steps:
-			return fmt.Errorf("gave up after %d attempts: %w", attempt, err)
-		}
-		t := time.NewTimer(delay)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return fmt.Errorf("%w (last error: %w)", ctx.Err(), err)
-		case <-t.C:
-		}
-		delay = min(2*delay, b.Max)
-	}
+	return wait.Retry(ctx, defaultBackoff, retriable, fn)
 }
 
 // Object is a typed API object such as *corev1.ConfigMap.
@@ -124,19 +96,24 @@ type Object interface {
 //
 // Writes are retried on conflicts and transient errors (see Retry).
 func Ensure(ctx context.Context, cs kubernetes.Interface, obj runtime.Object) (runtime.Object, Outcome, error) {
+	return ensureWith(ctx, defaultBackoff, cs, obj)
+}
+
+// ensureWith is Ensure with the retries bounded by b.
+func ensureWith(ctx context.Context, b wait.Backoff, cs kubernetes.Interface, obj runtime.Object) (runtime.Object, Outcome, error) {
 	switch o := obj.(type) {
 	case *corev1.ConfigMap:
-		return result(ensure(ctx, cs.CoreV1().ConfigMaps(o.Namespace), o, mergeConfigMap))
+		return result(ensure(ctx, b, cs.CoreV1().ConfigMaps(o.Namespace), o, mergeConfigMap))
 	case *corev1.Secret:
-		return result(ensure(ctx, cs.CoreV1().Secrets(o.Namespace), o, mergeSecret))
+		return result(ensure(ctx, b, cs.CoreV1().Secrets(o.Namespace), o, mergeSecret))
 	case *rbacv1.Role:
-		return result(ensure(ctx, cs.RbacV1().Roles(o.Namespace), o, mergeRole))
+		return result(ensure(ctx, b, cs.RbacV1().Roles(o.Namespace), o, mergeRole))
 	case *rbacv1.RoleBinding:
-		return result(ensure(ctx, cs.RbacV1().RoleBindings(o.Namespace), o, mergeRoleBinding))
+		return result(ensure(ctx, b, cs.RbacV1().RoleBindings(o.Namespace), o, mergeRoleBinding))
 	case *rbacv1.ClusterRole:
-		return result(ensure(ctx, cs.RbacV1().ClusterRoles(), o, mergeClusterRole))
+		return result(ensure(ctx, b, cs.RbacV1().ClusterRoles(), o, mergeClusterRole))
 	case *rbacv1.ClusterRoleBinding:
-		return result(ensure(ctx, cs.RbacV1().ClusterRoleBindings(), o, mergeClusterRoleBinding))
+		return result(ensure(ctx, b, cs.RbacV1().ClusterRoleBindings(), o, mergeClusterRoleBinding))
 	}
 	return nil, Unchanged, fmt.Errorf("ensuring %s: kforge cannot apply a %T", Describe(obj), obj)
 }
@@ -148,24 +125,15 @@ func result[T Object](got T, out Outcome, err error) (runtime.Object, Outcome, e
 	return got, out, nil
 }
 
-// Describe names obj for messages: "ConfigMap kube-system/kubeadm-config".
+// Describe names obj for messages: "ConfigMap kube-system/kubeadm-config". The kind is
+// obj's own TypeMeta's, else the one client-go's scheme knows its type as.
 func Describe(obj runtime.Object) string {
-	kind := fmt.Sprintf("%T", obj)
-	switch obj.(type) {
-	case *corev1.ConfigMap:
-		kind = "ConfigMap"
-	case *corev1.Secret:
-		kind = "Secret"
-	case *corev1.Node:
-		kind = "Node"
-	case *rbacv1.Role:
-		kind = "Role"
-	case *rbacv1.RoleBinding:
-		kind = "RoleBinding"
-	case *rbacv1.ClusterRole:
-		kind = "ClusterRole"
-	case *rbacv1.ClusterRoleBinding:
-		kind = "ClusterRoleBinding"
+	kind := obj.GetObjectKind().GroupVersionKind().Kind
+	if kind == "" {
+		kind = fmt.Sprintf("%T", obj)
+		if kinds, _, err := scheme.Scheme.ObjectKinds(obj); err == nil {
+			kind = kinds[0].Kind
+		}
 	}
 	m, ok := obj.(metav1.Object)
 	if !ok {
@@ -186,13 +154,13 @@ type typedClient[T Object] interface {
 
 // ensure creates want, or merges it into the existing object and updates that when merge
 // changed it. merge edits cur in place.
-func ensure[T Object](ctx context.Context, c typedClient[T], want T, merge func(cur, want T) (bool, error)) (T, Outcome, error) {
+func ensure[T Object](ctx context.Context, b wait.Backoff, c typedClient[T], want T, merge func(cur, want T) (bool, error)) (T, Outcome, error) {
 	what := Describe(want)
 	var (
 		got T
 		out Outcome
 	)
-	err := Retry(ctx, func(ctx context.Context) error {
+	err := wait.Retry(ctx, b, retriable, func(ctx context.Context) error {
 		cur, err := c.Get(ctx, want.GetName(), metav1.GetOptions{})
 		switch {
 		case apierrors.IsNotFound(err):
@@ -321,45 +289,4 @@ func mergeBinding(curRef *rbacv1.RoleRef, wantRef rbacv1.RoleRef, curSubjects *[
 	}
 	*curSubjects = wantSubjects
 	return true, nil
-}
-
-// ErrPermanent is wrapped by Permanent: Poll stops waiting at such an error.
-var ErrPermanent = errors.New("not worth waiting out")
-
-type permanent struct{ err error }
-
-func (p permanent) Error() string        { return p.err.Error() }
-func (p permanent) Unwrap() error        { return p.err }
-func (p permanent) Is(target error) bool { return target == ErrPermanent }
-
-// Permanent marks err as one Poll must not wait out.
-func Permanent(err error) error { return permanent{err: err} }
-
-// Poll calls check right away and then every interval until it returns nil, returns an
-// error marked Permanent, or timeout passes (or ctx ends). Any other error means "not yet";
-// the last one is in the error Poll returns, so a timeout says what was last seen.
-func Poll(parent context.Context, interval, timeout time.Duration, check func(context.Context) error) error {
-	ctx, cancel := context.WithTimeout(parent, timeout)
-	defer cancel()
-	t := time.NewTicker(interval)
-	defer t.Stop()
-	var last error
-	for {
-		err := check(ctx)
-		if err == nil || errors.Is(err, ErrPermanent) {
-			return err
-		}
-		// A check cut short by the deadline says less than the one before it.
-		if last == nil || ctx.Err() == nil {
-			last = err
-		}
-		select {
-		case <-ctx.Done():
-			if parent.Err() != nil {
-				return fmt.Errorf("%w (last seen: %w)", parent.Err(), last)
-			}
-			return fmt.Errorf("timed out after %s: %w", timeout, last)
-		case <-t.C:
-		}
-	}
 }

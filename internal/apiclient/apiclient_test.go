@@ -3,7 +3,6 @@ package apiclient
 import (
 	"context"
 	"errors"
-	"fmt"
 	"net"
 	"net/url"
 	"os"
@@ -21,15 +20,12 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/kubernetes/fake"
 	k8stesting "k8s.io/client-go/testing"
+
+	"github.com/kforge/kforge/internal/wait"
 )
 
-// fast makes retries quick for the duration of a test.
-func fast(t *testing.T) {
-	t.Helper()
-	saved := defaultBackoff
-	defaultBackoff = Backoff{Steps: 4, Initial: time.Millisecond, Max: 2 * time.Millisecond}
-	t.Cleanup(func() { defaultBackoff = saved })
-}
+// fastBackoff keeps retry tests quick while still exercising every attempt.
+var fastBackoff = wait.Backoff{Steps: 4, Initial: time.Millisecond, Max: 2 * time.Millisecond}
 
 type timeoutErr struct{}
 
@@ -144,12 +140,11 @@ func TestEnsureConfigMap(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			fast(t)
 			cs := fake.NewClientset(tc.existing...)
 			if tc.inject != nil {
 				tc.inject(cs)
 			}
-			_, out, err := Ensure(context.Background(), cs, tc.want)
+			_, out, err := ensureWith(context.Background(), fastBackoff, cs, tc.want)
 			if tc.wantErr != "" {
 				if err == nil || err.Error() != tc.wantErr {
 					t.Fatalf("error = %v, want %q", err, tc.wantErr)
@@ -174,10 +169,9 @@ func TestEnsureConfigMap(t *testing.T) {
 }
 
 func TestEnsureForbiddenIsOneAttempt(t *testing.T) {
-	fast(t)
 	cs := fake.NewClientset()
 	calls := failN(cs, "create", "configmaps", 100, apierrors.NewForbidden(gr, "cluster-info", errors.New("no")))
-	if _, _, err := Ensure(context.Background(), cs, cm(nil)); err == nil {
+	if _, _, err := ensureWith(context.Background(), fastBackoff, cs, cm(nil)); err == nil {
 		t.Fatal("Ensure succeeded")
 	}
 	if *calls != 1 {
@@ -186,15 +180,13 @@ func TestEnsureForbiddenIsOneAttempt(t *testing.T) {
 }
 
 func TestEnsureStopsOnCancel(t *testing.T) {
-	saved := defaultBackoff
-	defaultBackoff = Backoff{Steps: 100, Initial: 50 * time.Millisecond, Max: 50 * time.Millisecond}
-	t.Cleanup(func() { defaultBackoff = saved })
+	b := wait.Backoff{Steps: 100, Initial: 50 * time.Millisecond, Max: 50 * time.Millisecond}
 	cs := fake.NewClientset()
 	failN(cs, "get", "configmaps", 1000, apierrors.NewTooManyRequests("slow down", 1))
 	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Millisecond)
 	defer cancel()
 	start := time.Now()
-	_, _, err := Ensure(ctx, cs, cm(nil))
+	_, _, err := ensureWith(ctx, b, cs, cm(nil))
 	if !errors.Is(err, context.DeadlineExceeded) || !strings.Contains(err.Error(), "slow down") {
 		t.Fatalf("error = %v, want the deadline and the last error", err)
 	}
@@ -204,7 +196,6 @@ func TestEnsureStopsOnCancel(t *testing.T) {
 }
 
 func TestEnsureSecretAndRBAC(t *testing.T) {
-	fast(t)
 	ctx := context.Background()
 	sec := &corev1.Secret{
 		ObjectMeta: metav1.ObjectMeta{Namespace: "kube-system", Name: "s", Labels: map[string]string{"a": "1"},
@@ -287,56 +278,20 @@ func TestIsTransient(t *testing.T) {
 	}
 }
 
-func TestPoll(t *testing.T) {
-	notYet := errors.New("not yet")
+func TestDescribe(t *testing.T) {
 	tests := []struct {
-		name    string
-		check   func(n int) error
-		timeout time.Duration
-		wantErr string
-		wantIs  error
-		wantN   int
+		obj  runtime.Object
+		want string
 	}{
-		{name: "immediately", check: func(int) error { return nil }, timeout: time.Second, wantN: 1},
-		{name: "third time", check: func(n int) error {
-			if n < 3 {
-				return notYet
-			}
-			return nil
-		}, timeout: time.Second, wantN: 3},
-		{name: "permanent stops", check: func(int) error { return fmt.Errorf("reading: %w", Permanent(errors.New("forbidden"))) },
-			timeout: time.Second, wantErr: "reading: forbidden", wantIs: ErrPermanent, wantN: 1},
-		{name: "timeout says what it saw last", check: func(int) error { return notYet },
-			timeout: 30 * time.Millisecond, wantErr: "timed out after 30ms: not yet", wantIs: notYet},
+		{obj: cm(nil), want: "ConfigMap kube-public/cluster-info"},
+		{obj: &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "cp1"}}, want: "Node cp1"},
+		{obj: &rbacv1.ClusterRoleBinding{ObjectMeta: metav1.ObjectMeta{Name: "kubeadm:cluster-admins"}}, want: "ClusterRoleBinding kubeadm:cluster-admins"},
+		{obj: &metav1.Status{TypeMeta: metav1.TypeMeta{Kind: "Status"}}, want: "Status"},
+		{obj: &runtime.Unknown{}, want: "*runtime.Unknown"},
 	}
 	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			n := 0
-			err := Poll(context.Background(), time.Millisecond, tc.timeout, func(context.Context) error {
-				n++
-				return tc.check(n)
-			})
-			if tc.wantErr == "" && err != nil {
-				t.Fatal(err)
-			}
-			if tc.wantErr != "" && (err == nil || err.Error() != tc.wantErr) {
-				t.Fatalf("error = %v, want %q", err, tc.wantErr)
-			}
-			if tc.wantIs != nil && !errors.Is(err, tc.wantIs) {
-				t.Errorf("error %v does not wrap %v", err, tc.wantIs)
-			}
-			if tc.wantN > 0 && n != tc.wantN {
-				t.Errorf("check ran %d times, want %d", n, tc.wantN)
-			}
-		})
-	}
-}
-
-func TestPollParentCancelled(t *testing.T) {
-	ctx, cancel := context.WithCancel(context.Background())
-	cancel()
-	err := Poll(ctx, time.Millisecond, time.Minute, func(context.Context) error { return errors.New("not yet") })
-	if !errors.Is(err, context.Canceled) || !strings.Contains(err.Error(), "last seen: not yet") {
-		t.Fatalf("error = %v", err)
+		if got := Describe(tc.obj); got != tc.want {
+			t.Errorf("Describe(%T) = %q, want %q", tc.obj, got, tc.want)
+		}
 	}
 }
