@@ -345,4 +345,3 @@ func hostReport(r *fleet.Report, name string) fleet.HostReport {
 	}
 	return fleet.HostReport{}
 }
-
