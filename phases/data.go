@@ -1,18 +1,21 @@
 package phases
 
 import (
+	"fmt"
 	"log/slog"
 	"net"
+	"os"
 	"path/filepath"
 	"time"
 
-	"k8s.io/client-go/kubernetes"
-
+	"github.com/kforge/kforge/bootstrap"
 	"github.com/kforge/kforge/bundle"
 	"github.com/kforge/kforge/config"
 	"github.com/kforge/kforge/etcd"
 	"github.com/kforge/kforge/preflight"
 	"github.com/kforge/kforge/service"
+	"github.com/kforge/kforge/tokens"
+	"k8s.io/client-go/kubernetes"
 )
 
 // Default locations, as kubeadm lays them out.
@@ -100,4 +103,54 @@ func (d *Data) Path(p string) string {
 		return p
 	}
 	return filepath.Join(d.Root, p)
+}
+
+// readFileIfExists returns a file's content, or nil when it does not exist.
+func readFileIfExists(path string) ([]byte, error) {
+	b, err := os.ReadFile(path)
+	if os.IsNotExist(err) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reading %s: %w", path, err)
+	}
+	return b, nil
+}
+
+// timeNow is Data's clock, or the system clock when it has none.
+func timeNow(d *Data) time.Time {
+	if d.Now != nil {
+		return d.Now()
+	}
+	return time.Now()
+}
+
+// BootstrapData is the part of Data the online bootstrap phases (upload-config,
+// upload-certs, mark-control-plane, bootstrap-token, show-join-command) read and produce.
+// Data embeds it.
+type BootstrapData struct {
+	// Token is the join token (--token). Zero means bootstrap-token generates one and sets
+	// it here, so that show-join-command prints the same one.
+	Token tokens.Token
+	// TokenTTL is the join token's lifetime (--token-ttl). Zero means tokens.DefaultTTL;
+	// a negative value makes a token that never expires (kubeadm's --token-ttl 0).
+	TokenTTL time.Duration
+
+	// UploadCerts makes upload-certs run (--upload-certs).
+	UploadCerts bool
+	// CertificateKey seals the shared certificates (--certificate-key). Zero means
+	// upload-certs generates one and sets it here.
+	CertificateKey bootstrap.CertificateKey
+
+	// SuperAdminClient returns a client built from super-admin.conf (system:masters). The
+	// online phases use it once, to create the ClusterRoleBinding kubeadm:cluster-admins
+	// without which admin.conf (and so Client) can do nothing. Nil where there is no
+	// super-admin.conf: the binding must then exist already.
+	SuperAdminClient func() (kubernetes.Interface, error)
+
+	// tokenExpires is when Token expires (zero: never), once bootstrap-token or
+	// show-join-command has read or written its Secret.
+	tokenExpires time.Time
+	// clusterAdminsBound is set once kubeadm:cluster-admins is known to exist in this run.
+	clusterAdminsBound bool
 }

@@ -9,12 +9,6 @@ import (
 	"strings"
 	"time"
 
-	corev1 "k8s.io/api/core/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/rest"
-
 	"github.com/kforge/kforge/bootstrap"
 	"github.com/kforge/kforge/certs"
 	"github.com/kforge/kforge/config"
@@ -23,6 +17,11 @@ import (
 	"github.com/kforge/kforge/kubeconfig"
 	"github.com/kforge/kforge/kubelet"
 	"github.com/kforge/kforge/tokens"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 )
 
 // JoinRequest is how the join command was told to find and authenticate the cluster.

@@ -10,14 +10,10 @@ import (
 	"os"
 	"time"
 
-	corev1 "k8s.io/api/core/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/kubernetes"
-
 	"github.com/kforge/kforge/bootstrap"
-	"github.com/kforge/kforge/internal/apiclient"
 	"github.com/kforge/kforge/tokens"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/client-go/kubernetes"
 )
 
 // UploadCertsPhase seals the certificates control-plane nodes share (CAs, service-account
@@ -150,22 +146,4 @@ func newCertsOwner(ctx context.Context, d *Data, phase string, cs kubernetes.Int
 	}
 	reportOutcome(d, phase, tokenSecretName(t.ID), out)
 	return got, t.ID, spec.Expires, nil
-}
-
-// getSecret reads a Secret, retrying transient errors; a missing one is nil.
-func getSecret(ctx context.Context, cs kubernetes.Interface, ns, name string) (*corev1.Secret, error) {
-	var sec *corev1.Secret
-	err := apiclient.Retry(ctx, func(ctx context.Context) error {
-		s, err := cs.CoreV1().Secrets(ns).Get(ctx, name, metav1.GetOptions{})
-		switch {
-		case apierrors.IsNotFound(err):
-			sec = nil
-			return nil
-		case err != nil:
-			return fmt.Errorf("reading Secret %s/%s: %w", ns, name, err)
-		}
-		sec = s
-		return nil
-	})
-	return sec, err
 }

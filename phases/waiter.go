@@ -9,12 +9,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
 	"sort"
-	"strconv"
 	"strings"
 	"time"
 
@@ -35,35 +33,12 @@ const (
 	DefaultProbeInterval = 250 * time.Millisecond
 )
 
-// healthCheck is one control-plane component's health endpoint.
-type healthCheck struct {
-	component string // static pod name: kube-apiserver
-	url       string
-	insecure  bool // loopback endpoint with a self-signed serving certificate
-}
-
-func controlPlaneChecks(d *Data) []healthCheck {
-	port := strconv.Itoa(config.DefaultAPIServerPort)
-	if p := d.Cluster.APIServer.ExtraArgs["secure-port"]; p != "" {
-		port = p
+// waitUntil waits for the condition check through Data's Waiter.
+func waitUntil(ctx context.Context, d *Data, what string, check func(context.Context) error) error {
+	if d.Waiter == nil {
+		return fmt.Errorf("waiting for %s: the phase data has no Waiter", what)
 	}
-	api := "https://" + net.JoinHostPort(d.AdvertiseAddress.String(), port)
-	return []healthCheck{
-		{component: manifests.NameAPIServer, url: api + "/livez"},
-		{component: manifests.NameAPIServer, url: api + "/readyz"},
-		{component: manifests.NameControllerManager, url: "https://127.0.0.1:10257/healthz", insecure: true},
-		{component: manifests.NameScheduler, url: "https://127.0.0.1:10259/livez", insecure: true},
-	}
-}
-
-func waitControlPlanePhase() Phase {
-	return Phase{
-		Name:  "wait-control-plane",
-		Short: "Wait for the kubelet to start the control plane and for every component to report healthy",
-		Run: func(ctx context.Context, d *Data) error {
-			return d.Waiter.WaitControlPlane(ctx, d)
-		},
-	}
+	return d.Waiter.WaitFor(ctx, d, what, check)
 }
 
 // Waiter waits for the cluster. A dry run swaps in one that waits for nothing.
@@ -192,6 +167,10 @@ func probe(ctx context.Context, c *http.Client, url string) string {
 	return ""
 }
 
+// errNotHealthy is what WaitControlPlane's poll sees while a component is unhealthy; the
+// error it returns names them.
+var errNotHealthy = errors.New("not every control-plane component is healthy")
+
 // logTail returns the last lines of a static pod's newest container log, indented.
 func logTail(d *Data, component string) string {
 	pattern := d.Path(filepath.Join("/var/log/pods", "kube-system_"+component+"-"+d.Node.Name+"_*", component, "*.log"))
@@ -246,7 +225,3 @@ func tail(path string, n int, indent string) string {
 	}
 	return out.String()
 }
-
-// errNotHealthy is what WaitControlPlane's poll sees while a component is unhealthy; the
-// error it returns names them.
-var errNotHealthy = errors.New("not every control-plane component is healthy")

@@ -6,16 +6,15 @@ import (
 	"fmt"
 	"time"
 
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/client-go/kubernetes"
-
 	"github.com/kforge/kforge/bootstrap"
 	"github.com/kforge/kforge/internal/apiclient"
 	"github.com/kforge/kforge/internal/wait"
 	"github.com/kforge/kforge/kubeconfig"
 	"github.com/kforge/kforge/tokens"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/kubernetes"
 )
 
 // BootstrapTokenPhase creates the join token, the RBAC that joining relies on and the
@@ -101,20 +100,6 @@ func tokenSecretName(id string) string {
 	return "Secret " + tokens.SecretNamespace + "/" + tokens.SecretName(id)
 }
 
-// reportOutcome says what a write did to the object what ("Secret kube-system/x"): the
-// token store's writes, here, in the words ensureObject uses for every other object.
-func reportOutcome(d *Data, phase, what string, out apiclient.Outcome) {
-	d.Log.Debug("converged API object", "object", what, "outcome", out.String())
-	switch out {
-	case apiclient.Created:
-		d.Out.Phase(phase, "created %s", what)
-	case apiclient.Updated:
-		d.Out.Phase(phase, "updated %s", what)
-	default:
-		d.Out.Phase(phase, "using existing %s", what)
-	}
-}
-
 func describeExpiry(t time.Time) string {
 	if t.IsZero() {
 		return "never expires"
@@ -148,12 +133,4 @@ func waitForClusterInfoSignature(ctx context.Context, d *Data, phase string, cs 
 		return fmt.Errorf("waiting for the signature of cluster-info (the controller-manager signs it when run with --controllers=*,bootstrapsigner,tokencleaner): %w", err)
 	}
 	return nil
-}
-
-// timeNow is Data's clock, or the system clock when it has none.
-func timeNow(d *Data) time.Time {
-	if d.Now != nil {
-		return d.Now()
-	}
-	return time.Now()
 }

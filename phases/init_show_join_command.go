@@ -8,10 +8,9 @@ import (
 	"strconv"
 	"time"
 
-	"k8s.io/client-go/kubernetes"
-
 	"github.com/kforge/kforge/certs"
 	"github.com/kforge/kforge/tokens"
+	"k8s.io/client-go/kubernetes"
 )
 
 // ShowJoinCommandPhase prints the commands that join worker and control-plane nodes. It is

@@ -4,9 +4,8 @@ import (
 	"context"
 	"fmt"
 
-	"k8s.io/apimachinery/pkg/runtime"
-
 	"github.com/kforge/kforge/bootstrap"
+	"k8s.io/apimachinery/pkg/runtime"
 )
 
 // UploadConfigPhase stores the cluster's kubeadm ClusterConfiguration and KubeletConfiguration

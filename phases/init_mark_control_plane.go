@@ -7,15 +7,14 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/kforge/kforge/bootstrap"
+	"github.com/kforge/kforge/internal/apiclient"
+	"github.com/kforge/kforge/internal/wait"
 	corev1 "k8s.io/api/core/v1"
 	apiequality "k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
-
-	"github.com/kforge/kforge/bootstrap"
-	"github.com/kforge/kforge/internal/apiclient"
-	"github.com/kforge/kforge/internal/wait"
 )
 
 // MarkControlPlanePhase labels and taints this node as a control-plane node, adding the

@@ -80,3 +80,15 @@ func loadBundle(d *Data) (*bundle.Bundle, error) {
 	}
 	return b, nil
 }
+
+// bundleBinaries names the binaries the bundle installs, when there is a bundle that loads.
+func bundleBinaries(d *Data) []string {
+	if d.Cluster.Bundle == "" {
+		return nil
+	}
+	b, err := loadBundle(d)
+	if err != nil {
+		return nil // the bundle phase reports it
+	}
+	return b.BinaryNames()
+}

@@ -8,12 +8,11 @@ import (
 	"slices"
 	"strings"
 
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-
 	"github.com/kforge/kforge/etcd"
 	"github.com/kforge/kforge/internal/apiclient"
 	"github.com/kforge/kforge/internal/fileutil"
 	"github.com/kforge/kforge/manifests"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
 // etcdJoinPhase adds this host's etcd to the cluster's: as a learner first, which does not
