@@ -122,14 +122,14 @@ func (o *resetOptions) run(ctx context.Context, wf *phases.Workflow) error {
 		Out:             out,
 		Log:             o.root.logger(),
 		Services:        service.Detect(),
-		Act:             phases.RealAct(out, "cleanup-node"),
+		Act:             phases.RealAct,
 		Etcd:            phases.RealEtcd,
 		Force:           o.force,
 		Client:          nodeClient(o.kubeconfigDir),
 	}
 	if o.dryRun {
 		say := func(f string, a ...any) { out.Plain("[dry-run] "+f, a...) }
-		d.Act = phases.DryRunAct(out, "cleanup-node")
+		d.Act = phases.DryRunAct
 		d.Services = &service.DryRun{Say: say}
 		d.Etcd = phases.DryRunEtcd(say)
 		fake := phases.DryRunClient(say, node.Name)

@@ -222,7 +222,7 @@ func (f *Fleet) Prune(ctx context.Context) {
 		}
 		r.Result = ResultOK
 		f.mu.Unlock()
-		f.o.Out.Phase(r.Host, "pruned: deleted its Node (the host itself was not touched; reset it with kforge reset)")
+		f.out().Phase(r.Host, "pruned: deleted its Node (the host itself was not touched; reset it with kforge reset)")
 	}
 }
 
@@ -275,7 +275,7 @@ func (f *Fleet) deleteToken(ctx context.Context, id string) {
 	}
 	err := tokens.NewStore(f.cs, f.o.Log).Delete(ctx, id)
 	if err != nil && !errors.Is(err, tokens.ErrNotFound) {
-		f.o.Out.Phase("up", "WARNING: deleting join token %s: %v; it expires by itself", id, err)
+		f.out().Say("WARNING: deleting join token %s: %v; it expires by itself", id, err)
 	}
 }
 
@@ -361,7 +361,7 @@ func (f *Fleet) reset(ctx context.Context, h *config.Host, force bool) error {
 	if f.HasCluster() && !h.IsControlPlane() {
 		err := f.cs.CoreV1().Nodes().Delete(ctx, h.Name, metav1.DeleteOptions{})
 		if err != nil && !apierrors.IsNotFound(err) {
-			f.o.Out.Phase(h.Name, "WARNING: deleting Node %s: %v", h.Name, err)
+			f.out().Phase(h.Name, "WARNING: deleting Node %s: %v", h.Name, err)
 		}
 	}
 	f.done(h.Name, "reset")

@@ -48,7 +48,9 @@ const DefaultPollInterval = time.Second
 
 // Printer carries user-facing progress lines; *phases.Printer implements it.
 type Printer interface {
-	// Phase prints "[prefix] message".
+	// Say prints a line under the printer's own name (the running phase's).
+	Say(format string, args ...any)
+	// Phase prints "[prefix] message": a host's line.
 	Phase(prefix, format string, args ...any)
 	// Plain prints a line with no prefix.
 	Plain(format string, args ...any)
@@ -75,7 +77,7 @@ type Options struct {
 	IgnorePreflight []string
 	// Timeout is passed to the hosts' init and join (--timeout).
 	Timeout time.Duration
-	// Out carries progress lines; Log diagnostics; HostLog, if set, receives every line the
+	// Out carries progress lines (UsePrinter replaces it); Log diagnostics; HostLog, if set, receives every line the
 	// hosts' kforge prints, with secrets redacted.
 	Out     Printer
 	Log     *slog.Logger
@@ -127,6 +129,8 @@ type Fleet struct {
 	secMu   sync.RWMutex
 	secrets []string
 
+	printer Printer
+
 	bundle *bundle.Bundle
 	remote []byte // cluster.toml as the hosts read it
 
@@ -165,7 +169,7 @@ func New(o Options) (*Fleet, error) {
 	if o.Client == nil {
 		o.Client = AdminClient
 	}
-	f := &Fleet{o: o, c: o.Cluster, start: time.Now(), conns: map[string]host.Host{}, reports: map[string]*HostReport{}}
+	f := &Fleet{o: o, c: o.Cluster, start: time.Now(), conns: map[string]host.Host{}, reports: map[string]*HostReport{}, printer: o.Out}
 	for _, h := range f.hosts(o.Hosts) {
 		f.reports[h.Name] = &HostReport{Host: h.Name, Role: roleOf(h)}
 	}
@@ -195,6 +199,20 @@ func AdminClient(kubeconfig []byte) (kubernetes.Interface, error) {
 	rc.Timeout = 20 * time.Second
 	rc.UserAgent = "kforge-up"
 	return kubernetes.NewForConfig(rc)
+}
+
+// UsePrinter makes the fleet print through p from now on: each phase of a workflow hands
+// the fleet its own printer.
+func (f *Fleet) UsePrinter(p Printer) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.printer = p
+}
+
+func (f *Fleet) out() Printer {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.printer
 }
 
 // Cluster is the file the fleet works on.
@@ -240,7 +258,7 @@ func (f *Fleet) Connect(ctx context.Context, names []string) {
 		}
 	}
 	if missing > 0 {
-		f.o.Out.Plain("%d of %d hosts unreachable; going on with the others", missing, len(hosts))
+		f.out().Plain("%d of %d hosts unreachable; going on with the others", missing, len(hosts))
 	}
 }
 
@@ -339,10 +357,10 @@ func (f *Fleet) SetPlan(p Plan, prune bool) {
 		}
 		f.mu.Unlock()
 		if s.Note != "" {
-			f.o.Out.Phase(s.Host, "%s", s.Note)
+			f.out().Phase(s.Host, "%s", s.Note)
 		}
 		if s.Action != ActionUnchanged {
-			f.o.Out.Phase(s.Host, "will %s", s.Action)
+			f.out().Phase(s.Host, "will %s", s.Action)
 		}
 	}
 	if len(p.NotInFile) == 0 {
@@ -359,7 +377,7 @@ func (f *Fleet) SetPlan(p Plan, prune bool) {
 	if prune {
 		what = "to be pruned"
 	}
-	f.o.Out.Phase("up", "in the cluster but not in the file: %s; %s", strings.Join(names, ", "), what)
+	f.out().Say("in the cluster but not in the file: %s; %s", strings.Join(names, ", "), what)
 }
 
 // Plan marks the named hosts as planned for action (for workflows without MakePlan, such
@@ -394,7 +412,7 @@ func (f *Fleet) Fail(name string, err error) {
 	r := f.reports[name]
 	r.Result, r.Error = ResultFailed, msg
 	f.mu.Unlock()
-	f.o.Out.Phase(name, "FAILED: %s", msg)
+	f.out().Phase(name, "FAILED: %s", msg)
 }
 
 // Skip marks a planned host skipped, with why.
@@ -426,7 +444,7 @@ func (f *Fleet) done(name, what string) {
 	r.Result = ResultOK
 	d := r.Duration
 	f.mu.Unlock()
-	f.o.Out.Phase(name, "%s (%s)", what, d.Round(10*time.Millisecond))
+	f.out().Phase(name, "%s (%s)", what, d.Round(10*time.Millisecond))
 }
 
 // timed runs fn and adds its duration to the host's report.

@@ -85,17 +85,17 @@ func (f *Fleet) findCluster(ctx context.Context) ([]corev1.Node, error) {
 		}
 		nodes, err := f.useAdmin(ctx, res.Stdout)
 		if err != nil {
-			f.o.Out.Phase(h.Name, "WARNING: it has admin.conf, but the cluster does not answer through it: %v", err)
+			f.out().Phase(h.Name, "WARNING: it has admin.conf, but the cluster does not answer through it: %v", err)
 			silent = append(silent, h.Name)
 			continue
 		}
-		f.o.Out.Phase("up", "cluster %q found through %s: %d nodes", f.c.Name, h.Name, len(nodes))
+		f.out().Say("cluster %q found through %s: %d nodes", f.c.Name, h.Name, len(nodes))
 		return nodes, nil
 	}
 	if len(silent) > 0 {
 		// An init that stopped half-way, or a control plane that is down: init converges,
 		// so running it again on the first control-plane host brings the cluster back.
-		f.o.Out.Phase("up", "no control-plane host answers (%s); init runs again on the first one", strings.Join(silent, ", "))
+		f.out().Say("no control-plane host answers (%s); init runs again on the first one", strings.Join(silent, ", "))
 	}
 	return nil, nil
 }

@@ -52,7 +52,7 @@ func (f *Fleet) prepareHost(ctx context.Context, h *config.Host) error {
 		if err := f.kforge(ctx, h.Name, args, nil); err != nil {
 			return fmt.Errorf("preflight: %w", err)
 		}
-		f.o.Out.Phase(h.Name, "preflight passed")
+		f.out().Phase(h.Name, "preflight passed")
 		n, err := f.uploadBundle(ctx, h)
 		sent += n
 		f.mu.Lock()
@@ -62,7 +62,7 @@ func (f *Fleet) prepareHost(ctx context.Context, h *config.Host) error {
 			return err
 		}
 		d := time.Since(start)
-		f.o.Out.Phase(h.Name, "kforge, cluster.toml and the bundle are in place: %s sent in %s (%s/s)",
+		f.out().Phase(h.Name, "kforge, cluster.toml and the bundle are in place: %s sent in %s (%s/s)",
 			mib(sent), d.Round(10*time.Millisecond), mib(int64(float64(sent)/max(d.Seconds(), 0.001))))
 		return nil
 	})
@@ -120,7 +120,7 @@ func (f *Fleet) uploadBundle(ctx context.Context, h *config.Host) (int64, error)
 				}
 				lastSaid = time.Now()
 				done := base + n
-				f.o.Out.Phase(h.Name, "uploading the bundle: %s of %s (%s/s)", mib(done), mib(total),
+				f.out().Phase(h.Name, "uploading the bundle: %s of %s (%s/s)", mib(done), mib(total),
 					mib(int64(float64(done)/max(time.Since(start).Seconds(), 0.001))))
 			},
 		})

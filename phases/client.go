@@ -43,14 +43,14 @@ func ClientFromKubeconfig(path string) (kubernetes.Interface, error) {
 // clusterClient returns the API client of the online phases. The first call of a run makes
 // sure that admin.conf's group is bound to cluster-admin, through the super-admin client,
 // since admin.conf can do nothing before that.
-func clusterClient(ctx context.Context, d *Data, phase string) (kubernetes.Interface, error) {
+func clusterClient(ctx context.Context, d *Data) (kubernetes.Interface, error) {
 	b := &d.BootstrapData
 	if !b.clusterAdminsBound && b.SuperAdminClient != nil {
 		sc, err := b.SuperAdminClient()
 		if err != nil {
 			return nil, fmt.Errorf("building the super-admin API client: %w", err)
 		}
-		if err := ensureObjects(ctx, d, phase, sc, bootstrap.ClusterAdminsBinding()); err != nil {
+		if err := ensureObjects(ctx, d, sc, bootstrap.ClusterAdminsBinding()); err != nil {
 			return nil, err
 		}
 		b.clusterAdminsBound = true
@@ -66,16 +66,16 @@ func clusterClient(ctx context.Context, d *Data, phase string) (kubernetes.Inter
 }
 
 // ensureObjects converges objs in order and prints what happened to each.
-func ensureObjects(ctx context.Context, d *Data, phase string, cs kubernetes.Interface, objs ...runtime.Object) error {
+func ensureObjects(ctx context.Context, d *Data, cs kubernetes.Interface, objs ...runtime.Object) error {
 	for _, obj := range objs {
-		if _, err := ensureObject(ctx, d, phase, cs, obj); err != nil {
+		if _, err := ensureObject(ctx, d, cs, obj); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-func ensureObject(ctx context.Context, d *Data, phase string, cs kubernetes.Interface, obj runtime.Object) (runtime.Object, error) {
+func ensureObject(ctx context.Context, d *Data, cs kubernetes.Interface, obj runtime.Object) (runtime.Object, error) {
 	what := apiclient.Describe(obj)
 	got, out, err := apiclient.Ensure(ctx, cs, obj)
 	if err != nil {
@@ -84,26 +84,26 @@ func ensureObject(ctx context.Context, d *Data, phase string, cs kubernetes.Inte
 	d.Log.Debug("converged API object", "object", what, "outcome", out.String())
 	switch out {
 	case apiclient.Created:
-		d.Out.Phase(phase, "created %s", what)
+		d.Out.Say("created %s", what)
 	case apiclient.Updated:
-		d.Out.Phase(phase, "updated %s", what)
+		d.Out.Say("updated %s", what)
 	default:
-		d.Out.Phase(phase, "using existing %s", what)
+		d.Out.Say("using existing %s", what)
 	}
 	return got, nil
 }
 
 // reportOutcome says what a write did to the object what ("Secret kube-system/x"): the
 // token store's writes, here, in the words ensureObject uses for every other object.
-func reportOutcome(d *Data, phase, what string, out apiclient.Outcome) {
+func reportOutcome(d *Data, what string, out apiclient.Outcome) {
 	d.Log.Debug("converged API object", "object", what, "outcome", out.String())
 	switch out {
 	case apiclient.Created:
-		d.Out.Phase(phase, "created %s", what)
+		d.Out.Say("created %s", what)
 	case apiclient.Updated:
-		d.Out.Phase(phase, "updated %s", what)
+		d.Out.Say("updated %s", what)
 	default:
-		d.Out.Phase(phase, "using existing %s", what)
+		d.Out.Say("using existing %s", what)
 	}
 }
 

@@ -29,7 +29,7 @@ func applyAddon(ctx context.Context, d *Data, a addons.Addon) error {
 	if err != nil {
 		return err
 	}
-	cs, err := clusterClient(ctx, d, "addon")
+	cs, err := clusterClient(ctx, d)
 	if err != nil {
 		return err
 	}
@@ -44,11 +44,10 @@ func applyAddon(ctx context.Context, d *Data, a addons.Addon) error {
 			changed++
 		}
 	}
-	path := "addon/" + a.Name
 	if changed == 0 {
-		d.Out.Phase(path, "using existing %s (%d objects unchanged)", a.Title, len(objs))
+		d.Out.Say("using existing %s (%d objects unchanged)", a.Title, len(objs))
 	} else {
-		d.Out.Phase(path, "applied %s (%d objects)", a.Title, len(objs))
+		d.Out.Say("applied %s (%d objects)", a.Title, len(objs))
 	}
 	return nil
 }

@@ -30,7 +30,6 @@ func BootstrapTokenPhase() Phase {
 }
 
 func runBootstrapToken(ctx context.Context, d *Data) error {
-	const phase = "bootstrap-token"
 	b := &d.BootstrapData
 	if b.Token.IsZero() {
 		t, err := tokens.Generate()
@@ -40,14 +39,14 @@ func runBootstrapToken(ctx context.Context, d *Data) error {
 		b.Token = t
 		d.Log.Debug("generated a join token", "token", t)
 	}
-	cs, err := clusterClient(ctx, d, phase)
+	cs, err := clusterClient(ctx, d)
 	if err != nil {
 		return err
 	}
-	if err := ensureJoinToken(ctx, d, phase, cs); err != nil {
+	if err := ensureJoinToken(ctx, d, cs); err != nil {
 		return err
 	}
-	if err := ensureObjects(ctx, d, phase, cs, bootstrap.NodeJoinRBAC()...); err != nil {
+	if err := ensureObjects(ctx, d, cs, bootstrap.NodeJoinRBAC()...); err != nil {
 		return err
 	}
 	caPEM, err := readClusterCA(d)
@@ -59,15 +58,15 @@ func runBootstrapToken(ctx context.Context, d *Data) error {
 		return err
 	}
 	objs := append([]runtime.Object{bootstrap.ClusterInfo(kc)}, bootstrap.ClusterInfoRBAC()...)
-	if err := ensureObjects(ctx, d, phase, cs, objs...); err != nil {
+	if err := ensureObjects(ctx, d, cs, objs...); err != nil {
 		return err
 	}
-	return waitForClusterInfoSignature(ctx, d, phase, cs)
+	return waitForClusterInfoSignature(ctx, d, cs)
 }
 
 // ensureJoinToken makes sure the token Secret of Data's token exists, works as a join
 // token and has at least half its lifetime left; otherwise it (re)writes it.
-func ensureJoinToken(ctx context.Context, d *Data, phase string, cs kubernetes.Interface) error {
+func ensureJoinToken(ctx context.Context, d *Data, cs kubernetes.Interface) error {
 	b := &d.BootstrapData
 	tok := b.Token
 	now := timeNow(d)
@@ -87,11 +86,11 @@ func ensureJoinToken(ctx context.Context, d *Data, phase string, cs kubernetes.I
 	}
 	b.tokenExpires = spec.Expires
 	if out == apiclient.Unchanged {
-		d.Out.Phase(phase, "using existing bootstrap token %s (%s)", tok.ID, describeExpiry(spec.Expires))
+		d.Out.Say("using existing bootstrap token %s (%s)", tok.ID, describeExpiry(spec.Expires))
 		return nil
 	}
-	reportOutcome(d, phase, tokenSecretName(tok.ID), out)
-	d.Out.Phase(phase, "bootstrap token %s %s", tok.ID, describeExpiry(spec.Expires))
+	reportOutcome(d, tokenSecretName(tok.ID), out)
+	d.Out.Say("bootstrap token %s %s", tok.ID, describeExpiry(spec.Expires))
 	return nil
 }
 
@@ -109,9 +108,9 @@ func describeExpiry(t time.Time) string {
 
 // waitForClusterInfoSignature waits until the bootstrapsigner has signed cluster-info with
 // Data's token and the signature verifies.
-func waitForClusterInfoSignature(ctx context.Context, d *Data, phase string, cs kubernetes.Interface) error {
+func waitForClusterInfoSignature(ctx context.Context, d *Data, cs kubernetes.Interface) error {
 	tok := d.BootstrapData.Token
-	d.Out.Phase(phase, "waiting for the controller-manager to sign cluster-info with token %s", tok.ID)
+	d.Out.Say("waiting for the controller-manager to sign cluster-info with token %s", tok.ID)
 	err := waitUntil(ctx, d, fmt.Sprintf("cluster-info to be signed with token %s", tok.ID), func(ctx context.Context) error {
 		cm, err := cs.CoreV1().ConfigMaps(bootstrap.NamespacePublic).Get(ctx, bootstrap.ClusterInfoName, metav1.GetOptions{})
 		if err != nil {
@@ -126,7 +125,7 @@ func waitForClusterInfoSignature(ctx context.Context, d *Data, phase string, cs 
 		}
 		// Said here, where the check ran, so that a dry run (which checks nothing) does
 		// not claim it.
-		d.Out.Phase(phase, "cluster-info is signed with token %s and the signature verifies", tok.ID)
+		d.Out.Say("cluster-info is signed with token %s and the signature verifies", tok.ID)
 		return nil
 	})
 	if err != nil {

@@ -30,7 +30,7 @@ func bundlePhase() Phase {
 					if err := b.Verify(); err != nil {
 						return err
 					}
-					d.Out.Phase("bundle", "verified %d files of %s in %s", len(b.Manifest.Files), b.Dir, time.Since(start).Round(time.Millisecond))
+					d.Out.Say("verified %d files of %s in %s", len(b.Manifest.Files), b.Dir, time.Since(start).Round(time.Millisecond))
 					res, err := b.InstallBinaries(d.Root)
 					if err != nil {
 						return err
@@ -39,10 +39,10 @@ func bundlePhase() Phase {
 					for _, r := range res {
 						if r.Installed {
 							n++
-							d.Out.Phase("bundle", "installed %s", r.File.Install)
+							d.Out.Say("installed %s", r.File.Install)
 						}
 					}
-					d.Out.Phase("bundle", "%d binaries installed, %d already up to date", n, len(res)-n)
+					d.Out.Say("%d binaries installed, %d already up to date", n, len(res)-n)
 					return nil
 				},
 			},
@@ -62,10 +62,10 @@ func bundlePhase() Phase {
 					for _, r := range res {
 						if r.Imported {
 							n++
-							d.Out.Phase("bundle", "imported %s", r.File.Images[0])
+							d.Out.Say("imported %s", r.File.Images[0])
 						}
 					}
-					d.Out.Phase("bundle", "%d image archives imported, %d already present", n, len(res)-n)
+					d.Out.Say("%d image archives imported, %d already present", n, len(res)-n)
 					return nil
 				},
 			},

@@ -37,7 +37,7 @@ func certsPhase() Phase {
 			if err != nil {
 				return err
 			}
-			d.Out.Phase("certs", "%s: service account key pair (sa.key, sa.pub)", describeOutcome(out))
+			d.Out.Say("%s: service account key pair (sa.key, sa.pub)", describeOutcome(out))
 			return nil
 		},
 	})
@@ -49,7 +49,7 @@ func ensureCert(d *Data, spec certs.Spec) error {
 	if err != nil {
 		return err
 	}
-	d.Out.Phase("certs", "%s: %s certificate and key (%s)", describeOutcome(out), spec.Name,
+	d.Out.Say("%s: %s certificate and key (%s)", describeOutcome(out), spec.Name,
 		filepath.Join(d.CertDir, spec.BaseName+".crt"))
 	return nil
 }

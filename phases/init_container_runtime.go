@@ -65,7 +65,7 @@ func enableForwarding(d *Data) error {
 	if err := os.WriteFile(p, []byte("1\n"), 0o644); err != nil {
 		return fmt.Errorf("enabling IPv4 forwarding: %w", err)
 	}
-	d.Out.Phase("container-runtime", "enabled IPv4 forwarding (net.ipv4.ip_forward = 1, persisted in %s)", sysctlConfPath)
+	d.Out.Say("enabled IPv4 forwarding (net.ipv4.ip_forward = 1, persisted in %s)", sysctlConfPath)
 	return nil
 }
 
@@ -78,7 +78,7 @@ func configureContainerd(ctx context.Context, d *Data) error {
 	old, err := os.ReadFile(path)
 	switch {
 	case err == nil && bytes.Equal(old, want):
-		d.Out.Phase("container-runtime", "using existing %s", kubelet.ContainerdConfigPath)
+		d.Out.Say("using existing %s", kubelet.ContainerdConfigPath)
 		return nil
 	case err == nil && !bytes.HasPrefix(old, []byte(kubelet.ContainerdMarker)):
 		backup := path + ".kforge-backup"
@@ -86,7 +86,7 @@ func configureContainerd(ctx context.Context, d *Data) error {
 			if _, err := fileutil.WriteAtomic(backup, old, 0o644, 0o755); err != nil {
 				return err
 			}
-			d.Out.Phase("container-runtime", "kept the previous containerd config as %s.kforge-backup", kubelet.ContainerdConfigPath)
+			d.Out.Say("kept the previous containerd config as %s.kforge-backup", kubelet.ContainerdConfigPath)
 		}
 	case err != nil && !errors.Is(err, fs.ErrNotExist):
 		return fmt.Errorf("reading %s: %w", kubelet.ContainerdConfigPath, err)
@@ -95,9 +95,9 @@ func configureContainerd(ctx context.Context, d *Data) error {
 		return err
 	}
 	p := containerdParams(d)
-	d.Out.Phase("container-runtime", "wrote %s (sandbox image %s, SystemdCgroup %t, restrict_oom_score_adj %t)",
+	d.Out.Say("wrote %s (sandbox image %s, SystemdCgroup %t, restrict_oom_score_adj %t)",
 		kubelet.ContainerdConfigPath, p.SandboxImage, p.SystemdCgroup, p.RestrictOOMScoreAdj)
-	d.Out.Phase("container-runtime", "restarting containerd through the %s", d.Services.Kind())
+	d.Out.Say("restarting containerd through the %s", d.Services.Kind())
 	if err := d.Services.Restart(ctx, containerdSpec(d)); err != nil {
 		return fmt.Errorf("restarting containerd to apply its new config: %w", err)
 	}

@@ -15,7 +15,7 @@ func controlPlanePhase() Phase {
 		p.Phases = append(p.Phases, Phase{
 			Name:  c.Phase,
 			Short: c.Desc,
-			Run:   func(_ context.Context, d *Data) error { return writeManifest(d, "control-plane", c) },
+			Run:   func(_ context.Context, d *Data) error { return writeManifest(d, c) },
 		})
 	}
 	return p
@@ -36,18 +36,18 @@ func manifestParams(d *Data) (manifests.Params, error) {
 	}, nil
 }
 
-func writeManifest(d *Data, phase string, c manifests.Component) error {
+func writeManifest(d *Data, c manifests.Component) error {
 	params, err := manifestParams(d)
 	if err != nil {
 		return err
 	}
-	_, err = writeManifestWith(d, phase, c, params)
+	_, err = writeManifestWith(d, c, params)
 	return err
 }
 
 // writeManifestWith renders c's manifest from params and writes it, reporting whether the
 // file changed.
-func writeManifestWith(d *Data, phase string, c manifests.Component, params manifests.Params) (fileutil.Result, error) {
+func writeManifestWith(d *Data, c manifests.Component, params manifests.Params) (fileutil.Result, error) {
 	pod, err := c.Build(params)
 	if err != nil {
 		return 0, fmt.Errorf("building the %s manifest: %w", c.Name, err)
@@ -63,9 +63,9 @@ func writeManifestWith(d *Data, phase string, c manifests.Component, params mani
 	}
 	switch res {
 	case fileutil.Unchanged:
-		d.Out.Phase(phase, "using existing %s (unchanged)", shown)
+		d.Out.Say("using existing %s (unchanged)", shown)
 	default:
-		d.Out.Phase(phase, "%s static pod manifest for %s: %s", res, c.Name, shown)
+		d.Out.Say("%s static pod manifest for %s: %s", res, c.Name, shown)
 	}
 	return res, nil
 }

@@ -23,7 +23,7 @@ func etcdPhase() Phase {
 				if err := fileutil.EnsureDir(d.Path(dataDir), 0o700); err != nil {
 					return err
 				}
-				return writeManifest(d, "etcd", c)
+				return writeManifest(d, c)
 			},
 		}},
 	}

@@ -49,7 +49,7 @@ func ensureKubeconfig(d *Data, spec kubeconfig.Spec) error {
 			func(p string) ([]byte, error) { return os.ReadFile(d.Path(p)) }); err != nil {
 			return err
 		}
-		d.Out.Phase("kubeconfig", "using existing %s", shown)
+		d.Out.Say("using existing %s", shown)
 		return nil
 	case !errors.Is(err, fs.ErrNotExist):
 		return fmt.Errorf("reading %s: %w", shown, err)
@@ -82,6 +82,6 @@ func ensureKubeconfig(d *Data, spec kubeconfig.Spec) error {
 	if _, err := fileutil.WriteAtomic(path, data, 0o600, 0o755); err != nil {
 		return err
 	}
-	d.Out.Phase("kubeconfig", "wrote %s (user %s)", shown, spec.CommonName)
+	d.Out.Say("wrote %s (user %s)", shown, spec.CommonName)
 	return nil
 }

@@ -54,9 +54,9 @@ func kubeletFinalizePhase() Phase {
 				return err
 			}
 			if res == fileutil.Unchanged {
-				d.Out.Phase("kubelet-finalize", "%s already uses %s", shown, kubelet.ClientCertPath)
+				d.Out.Say("%s already uses %s", shown, kubelet.ClientCertPath)
 			} else {
-				d.Out.Phase("kubelet-finalize", "%s now uses the rotating client certificate %s", shown, kubelet.ClientCertPath)
+				d.Out.Say("%s now uses the rotating client certificate %s", shown, kubelet.ClientCertPath)
 			}
 			return nil
 		},

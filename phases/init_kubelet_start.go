@@ -79,7 +79,7 @@ func startKubelet(ctx context.Context, d *Data, changed bool) error {
 		}
 		if res != fileutil.Unchanged {
 			changed = true
-			d.Out.Phase("kubelet-start", "%s %s", res, f.path)
+			d.Out.Say("%s %s", res, f.path)
 		}
 	}
 	active, err := d.Services.Active(ctx, "kubelet")
@@ -87,10 +87,10 @@ func startKubelet(ctx context.Context, d *Data, changed bool) error {
 		return err
 	}
 	if active && !changed {
-		d.Out.Phase("kubelet-start", "the kubelet runs with the current configuration (%s); leaving it alone", d.Services.Kind())
+		d.Out.Say("the kubelet runs with the current configuration (%s); leaving it alone", d.Services.Kind())
 		return nil
 	}
-	d.Out.Phase("kubelet-start", "starting the kubelet through the %s", d.Services.Kind())
+	d.Out.Say("starting the kubelet through the %s", d.Services.Kind())
 	if err := d.Services.Restart(ctx, kubeletSpec(d)); err != nil {
 		return fmt.Errorf("starting the kubelet: %w", err)
 	}

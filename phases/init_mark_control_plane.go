@@ -29,12 +29,11 @@ func MarkControlPlanePhase() Phase {
 }
 
 func runMarkControlPlane(ctx context.Context, d *Data) error {
-	const phase = "mark-control-plane"
 	marks, err := bootstrap.ControlPlaneMarks(d.Node)
 	if err != nil {
 		return err
 	}
-	cs, err := clusterClient(ctx, d, phase)
+	cs, err := clusterClient(ctx, d)
 	if err != nil {
 		return err
 	}
@@ -77,9 +76,9 @@ func runMarkControlPlane(ctx context.Context, d *Data) error {
 		return err
 	}
 	if changed {
-		d.Out.Phase(phase, "marked node %s: %s", name, describeMarks(marks))
+		d.Out.Say("marked node %s: %s", name, describeMarks(marks))
 	} else {
-		d.Out.Phase(phase, "using existing marks of node %s: %s", name, describeMarks(marks))
+		d.Out.Say("using existing marks of node %s: %s", name, describeMarks(marks))
 	}
 	return nil
 }

@@ -11,7 +11,7 @@ func preflightPhase() Phase {
 		Name:  "preflight",
 		Short: "Run the pre-flight checks",
 		Run: func(ctx context.Context, d *Data) error {
-			d.Out.Phase("preflight", "running pre-flight checks")
+			d.Out.Say("running pre-flight checks")
 			checks := preflight.InitChecks(preflight.InitParams{
 				Cluster:           d.Cluster,
 				NodeName:          d.Node.Name,

@@ -24,10 +24,9 @@ func ShowJoinCommandPhase() Phase {
 }
 
 func runShowJoinCommand(ctx context.Context, d *Data) error {
-	const phase = "show-join-command"
 	b := &d.BootstrapData
 	if b.Token.IsZero() {
-		cs, err := clusterClient(ctx, d, phase)
+		cs, err := clusterClient(ctx, d)
 		if err != nil {
 			return err
 		}

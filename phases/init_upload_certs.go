@@ -32,7 +32,6 @@ func UploadCertsPhase() Phase {
 }
 
 func runUploadCerts(ctx context.Context, d *Data) error {
-	const phase = "upload-certs"
 	b := &d.BootstrapData
 	if b.CertificateKey.IsZero() {
 		k, err := bootstrap.GenerateCertificateKey()
@@ -41,11 +40,11 @@ func runUploadCerts(ctx context.Context, d *Data) error {
 		}
 		b.CertificateKey = k
 	}
-	files, err := readSharedCerts(d, phase)
+	files, err := readSharedCerts(d)
 	if err != nil {
 		return err
 	}
-	cs, err := clusterClient(ctx, d, phase)
+	cs, err := clusterClient(ctx, d)
 	if err != nil {
 		return err
 	}
@@ -54,10 +53,10 @@ func runUploadCerts(ctx context.Context, d *Data) error {
 		return err
 	}
 	if ownerID != "" {
-		d.Out.Phase(phase, "using existing Secret %s/%s: it opens with the certificate key and holds the current files",
+		d.Out.Say("using existing Secret %s/%s: it opens with the certificate key and holds the current files",
 			bootstrap.NamespaceSystem, bootstrap.CertsSecretName)
 	} else {
-		owner, id, exp, err := newCertsOwner(ctx, d, phase, cs)
+		owner, id, exp, err := newCertsOwner(ctx, d, cs)
 		if err != nil {
 			return err
 		}
@@ -65,24 +64,24 @@ func runUploadCerts(ctx context.Context, d *Data) error {
 		if err != nil {
 			return err
 		}
-		if _, err := ensureObject(ctx, d, phase, cs, bootstrap.CertsSecret(sealed, owner)); err != nil {
+		if _, err := ensureObject(ctx, d, cs, bootstrap.CertsSecret(sealed, owner)); err != nil {
 			return err
 		}
 		ownerID, expires = id, exp
 	}
 	d.Log.Debug("shared certificates uploaded", "files", len(files), "owner-token", ownerID)
-	if err := ensureObjects(ctx, d, phase, cs, bootstrap.CertsRBAC()...); err != nil {
+	if err := ensureObjects(ctx, d, cs, bootstrap.CertsRBAC()...); err != nil {
 		return err
 	}
-	d.Out.Phase(phase, "the sealed certificates are deleted with bootstrap token %s, which %s", ownerID, describeExpiry(expires))
-	d.Out.Phase(phase, "certificate key (a secret: it opens the certificates, pass it to join --control-plane):")
+	d.Out.Say("the sealed certificates are deleted with bootstrap token %s, which %s", ownerID, describeExpiry(expires))
+	d.Out.Say("certificate key (a secret: it opens the certificates, pass it to join --control-plane):")
 	d.Out.Plain("%s", b.CertificateKey)
 	return nil
 }
 
 // readSharedCerts reads the files joining control-plane nodes need, keyed by their name in
 // kubeadm-certs. Missing CA keys mean an external CA and are skipped.
-func readSharedCerts(d *Data, phase string) (map[string][]byte, error) {
+func readSharedCerts(d *Data) (map[string][]byte, error) {
 	files := map[string][]byte{}
 	for _, f := range bootstrap.SharedCertFiles(d.Cluster, d.CertDir) {
 		data, err := os.ReadFile(d.Path(f.Path))
@@ -90,7 +89,7 @@ func readSharedCerts(d *Data, phase string) (map[string][]byte, error) {
 		case err == nil:
 			files[f.Key] = data
 		case errors.Is(err, fs.ErrNotExist) && f.Optional:
-			d.Out.Phase(phase, "skipping %s: not present (external CA)", f.Path)
+			d.Out.Say("skipping %s: not present (external CA)", f.Path)
 		default:
 			return nil, fmt.Errorf("reading %s to upload it: %w", f.Path, err)
 		}
@@ -134,7 +133,7 @@ func currentCertsSecret(ctx context.Context, d *Data, cs kubernetes.Interface, f
 
 // newCertsOwner creates the token whose Secret owns kubeadm-certs, and returns that
 // Secret (with its UID), the token ID and its expiry.
-func newCertsOwner(ctx context.Context, d *Data, phase string, cs kubernetes.Interface) (*corev1.Secret, string, time.Time, error) {
+func newCertsOwner(ctx context.Context, d *Data, cs kubernetes.Interface) (*corev1.Secret, string, time.Time, error) {
 	t, err := tokens.Generate()
 	if err != nil {
 		return nil, "", time.Time{}, err
@@ -144,6 +143,6 @@ func newCertsOwner(ctx context.Context, d *Data, phase string, cs kubernetes.Int
 	if err != nil {
 		return nil, "", time.Time{}, err
 	}
-	reportOutcome(d, phase, tokenSecretName(t.ID), out)
+	reportOutcome(d, tokenSecretName(t.ID), out)
 	return got, t.ID, spec.Expires, nil
 }

@@ -30,20 +30,18 @@ func UploadConfigPhase() Phase {
 }
 
 func runUploadKubeadmConfig(ctx context.Context, d *Data) error {
-	const phase = "upload-config/kubeadm"
 	cm, err := bootstrap.KubeadmConfig(d.Cluster, d.CertDir)
 	if err != nil {
 		return err
 	}
-	cs, err := clusterClient(ctx, d, phase)
+	cs, err := clusterClient(ctx, d)
 	if err != nil {
 		return err
 	}
-	return ensureObjects(ctx, d, phase, cs, append([]runtime.Object{cm}, bootstrap.KubeadmConfigRBAC()...)...)
+	return ensureObjects(ctx, d, cs, append([]runtime.Object{cm}, bootstrap.KubeadmConfigRBAC()...)...)
 }
 
 func runUploadKubeletConfig(ctx context.Context, d *Data) error {
-	const phase = "upload-config/kubelet"
 	data, err := uploadedKubeletConfig(d)
 	if err != nil {
 		return err
@@ -52,11 +50,11 @@ func runUploadKubeletConfig(ctx context.Context, d *Data) error {
 	if err != nil {
 		return err
 	}
-	cs, err := clusterClient(ctx, d, phase)
+	cs, err := clusterClient(ctx, d)
 	if err != nil {
 		return err
 	}
-	return ensureObjects(ctx, d, phase, cs, append([]runtime.Object{cm}, bootstrap.KubeletConfigRBAC()...)...)
+	return ensureObjects(ctx, d, cs, append([]runtime.Object{cm}, bootstrap.KubeletConfigRBAC()...)...)
 }
 
 // uploadedKubeletConfig is the KubeletConfiguration kubelet-start gives this node, which

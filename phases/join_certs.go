@@ -29,6 +29,6 @@ func runJoinCerts(_ context.Context, d *Data) error {
 	if err != nil {
 		return err
 	}
-	d.Out.Phase("certs", "%s: service account key pair (sa.key, sa.pub)", describeOutcome(out))
+	d.Out.Say("%s: service account key pair (sa.key, sa.pub)", describeOutcome(out))
 	return nil
 }

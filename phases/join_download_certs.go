@@ -17,9 +17,8 @@ func downloadCertsPhase() Phase {
 		Name:  "download-certs",
 		Short: "Write the shared certificates (CAs, service-account keys) from Secret kube-system/kubeadm-certs",
 		Run: func(_ context.Context, d *Data) error {
-			const phase = "download-certs"
 			if d.Join.SharedCerts == nil {
-				d.Out.Phase(phase, "using the shared certificates already on this host")
+				d.Out.Say("using the shared certificates already on this host")
 				return nil
 			}
 			for _, f := range bootstrap.SharedCertFiles(d.Cluster, d.CertDir) {
@@ -36,7 +35,7 @@ func downloadCertsPhase() Phase {
 						return fmt.Errorf("%s differs from the cluster's copy in %s/%s: this host holds other certificates; run 'kforge reset' first",
 							f.Path, bootstrap.NamespaceSystem, bootstrap.CertsSecretName)
 					}
-					d.Out.Phase(phase, "using existing %s", f.Path)
+					d.Out.Say("using existing %s", f.Path)
 					continue
 				}
 				mode := fs.FileMode(0o644)
@@ -46,7 +45,7 @@ func downloadCertsPhase() Phase {
 				if _, err := fileutil.WriteAtomic(d.Path(f.Path), data, mode, 0o700); err != nil {
 					return err
 				}
-				d.Out.Phase(phase, "wrote %s", f.Path)
+				d.Out.Say("wrote %s", f.Path)
 			}
 			return nil
 		},

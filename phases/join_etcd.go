@@ -46,10 +46,10 @@ func RealEtcd(d *Data, endpoints []string) (etcd.Cluster, error) {
 
 // etcdEndpoints lists the client URLs of the cluster's other etcd members, from the etcd
 // mirror pods' annotation; the control-plane hosts of cluster.toml are the fallback.
-func etcdEndpoints(ctx context.Context, d *Data, phase string) ([]string, error) {
+func etcdEndpoints(ctx context.Context, d *Data) ([]string, error) {
 	self := etcd.ClientURL(d.AdvertiseAddress.String())
 	var urls []string
-	cs, err := clusterClient(ctx, d, phase)
+	cs, err := clusterClient(ctx, d)
 	if err != nil {
 		return nil, err
 	}
@@ -84,8 +84,7 @@ func etcdEndpoints(ctx context.Context, d *Data, phase string) ([]string, error)
 }
 
 func runEtcdJoin(ctx context.Context, d *Data) error {
-	const phase = "etcd-join"
-	endpoints, err := etcdEndpoints(ctx, d, phase)
+	endpoints, err := etcdEndpoints(ctx, d)
 	if err != nil {
 		return err
 	}
@@ -99,7 +98,7 @@ func runEtcdJoin(ctx context.Context, d *Data) error {
 		return err
 	}
 	name := d.Node.Name
-	report := func(format string, args ...any) { d.Out.Phase(phase, format, args...) }
+	report := func(format string, args ...any) { d.Out.Say(format, args...) }
 	return etcd.Join(ctx, cli, members, etcd.JoinParams{Name: name, PeerURL: etcd.PeerURL(d.AdvertiseAddress.String())}, etcd.JoinHooks{
 		Report: report,
 		Wait: func(ctx context.Context, what string, check func(context.Context) error) error {
@@ -110,7 +109,7 @@ func runEtcdJoin(ctx context.Context, d *Data) error {
 				report("using existing %s: this host is a voting member", filepath.Join(d.ManifestsDir, manifests.FileName(manifests.NameEtcd)))
 				return nil
 			}
-			return writeEtcdJoinManifest(d, phase, initialCluster)
+			return writeEtcdJoinManifest(d, initialCluster)
 		},
 		Started: func(ctx context.Context) error {
 			report("waiting up to %s for the local etcd member to start and catch up", d.Wait)
@@ -137,7 +136,7 @@ func listEtcdMembers(ctx context.Context, cli etcd.Cluster) ([]etcd.Member, erro
 	return members, err
 }
 
-func writeEtcdJoinManifest(d *Data, phase, initialCluster string) error {
+func writeEtcdJoinManifest(d *Data, initialCluster string) error {
 	if err := fileutil.EnsureDir(d.Path(d.Cluster.Etcd.Local.DataDir), 0o700); err != nil {
 		return err
 	}
@@ -147,7 +146,7 @@ func writeEtcdJoinManifest(d *Data, phase, initialCluster string) error {
 	}
 	params.EtcdInitialCluster = initialCluster
 	params.EtcdInitialClusterState = manifests.EtcdStateExisting
-	_, err = writeManifestWith(d, phase, manifests.EtcdComponent(), params)
+	_, err = writeManifestWith(d, manifests.EtcdComponent(), params)
 	return err
 }
 

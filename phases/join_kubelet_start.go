@@ -18,7 +18,6 @@ func joinKubeletStartPhase() Phase {
 		Name:  "kubelet-start",
 		Short: "Write bootstrap-kubelet.conf and the kubelet configuration, then start the kubelet for its TLS bootstrap",
 		Run: func(ctx context.Context, d *Data) error {
-			const phase = "kubelet-start"
 			changed := false
 			caShown := filepath.Join(d.CertDir, "ca.crt")
 			res, err := fileutil.WriteAtomic(d.Path(caShown), d.Join.ClusterCA, 0o644, 0o700)
@@ -26,11 +25,11 @@ func joinKubeletStartPhase() Phase {
 				return err
 			}
 			if res != fileutil.Unchanged {
-				d.Out.Phase(phase, "wrote the cluster CA to %s", caShown)
+				d.Out.Say("wrote the cluster CA to %s", caShown)
 			}
 			bootShown := filepath.Join(d.KubeconfigDir, kubelet.BootstrapConfigName)
 			if d.Join.AlreadyJoined {
-				d.Out.Phase(phase, "the kubelet already has its client certificate; no TLS bootstrap needed")
+				d.Out.Say("the kubelet already has its client certificate; no TLS bootstrap needed")
 			} else {
 				if d.Token.IsZero() {
 					return errors.New("no bootstrap token for the TLS bootstrap: pass --token")
@@ -45,7 +44,7 @@ func joinKubeletStartPhase() Phase {
 				}
 				if res != fileutil.Unchanged {
 					changed = true
-					d.Out.Phase(phase, "wrote %s (token %s)", bootShown, d.Token.ID)
+					d.Out.Say("wrote %s (token %s)", bootShown, d.Token.ID)
 				}
 			}
 			return startKubelet(ctx, d, changed)

@@ -22,10 +22,9 @@ func kubeletWaitBootstrapPhase() Phase {
 		Name:  "kubelet-wait-bootstrap",
 		Short: "Wait for the kubelet's client certificate and its Node, then remove bootstrap-kubelet.conf",
 		Run: func(ctx context.Context, d *Data) error {
-			const phase = "kubelet-wait-bootstrap"
 			confShown := filepath.Join(d.KubeconfigDir, kubelet.KubeconfigName)
 			if !d.Join.AlreadyJoined {
-				d.Out.Phase(phase, "waiting up to %s for the kubelet's TLS bootstrap (%s)", d.Wait, confShown)
+				d.Out.Say("waiting up to %s for the kubelet's TLS bootstrap (%s)", d.Wait, confShown)
 			}
 			err := waitUntil(ctx, d, "the kubelet to write "+confShown, func(context.Context) error {
 				if !joinedHere(d, d.Join.ClusterCA) {
@@ -36,7 +35,7 @@ func kubeletWaitBootstrapPhase() Phase {
 			if err != nil {
 				return fmt.Errorf("the kubelet did not finish its TLS bootstrap: %w%s", err, kubeletLogHint(d))
 			}
-			cs, err := clusterClient(ctx, d, phase)
+			cs, err := clusterClient(ctx, d)
 			if err != nil {
 				return err
 			}
@@ -54,10 +53,10 @@ func kubeletWaitBootstrapPhase() Phase {
 			if err != nil {
 				return fmt.Errorf("waiting for the kubelet to register Node %s: %w%s", name, err, kubeletLogHint(d))
 			}
-			d.Out.Phase(phase, "the kubelet has its client certificate and Node %s is registered", name)
+			d.Out.Say("the kubelet has its client certificate and Node %s is registered", name)
 			bootShown := filepath.Join(d.KubeconfigDir, kubelet.BootstrapConfigName)
 			if err := os.Remove(d.Path(bootShown)); err == nil {
-				d.Out.Phase(phase, "removed %s", bootShown)
+				d.Out.Say("removed %s", bootShown)
 			} else if !errors.Is(err, fs.ErrNotExist) {
 				return fmt.Errorf("removing %s: %w", bootShown, err)
 			}

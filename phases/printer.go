@@ -9,14 +9,31 @@ import (
 )
 
 // Printer writes user-facing progress lines, "[certs] generating apiserver certificate", to
-// one stream (stdout). Diagnostics go through slog instead.
+// one stream (stdout). Diagnostics go through slog instead. The runner hands each phase a
+// Printer named after it (Data.Out), so a phase says what it does with Say and never
+// spells its own name.
 type Printer struct {
-	mu sync.Mutex
-	w  io.Writer
+	mu     *sync.Mutex
+	w      io.Writer
+	prefix string
 }
 
 // NewPrinter returns a Printer writing to w.
-func NewPrinter(w io.Writer) *Printer { return &Printer{w: w} }
+func NewPrinter(w io.Writer) *Printer { return &Printer{mu: new(sync.Mutex), w: w} }
+
+// Named returns a Printer to the same stream whose Say lines start with "[name]".
+func (p *Printer) Named(name string) *Printer {
+	return &Printer{mu: p.mu, w: p.w, prefix: name}
+}
+
+// Say prints one progress line under the printer's name.
+func (p *Printer) Say(format string, args ...any) {
+	if p.prefix == "" {
+		p.Plain(format, args...)
+		return
+	}
+	p.Phase(p.prefix, format, args...)
+}
 
 // Phase prints one progress line for the phase at path; the prefix is its top-level name.
 func (p *Printer) Phase(path, format string, args ...any) {

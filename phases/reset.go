@@ -16,20 +16,17 @@ func ResetWorkflow() *Workflow {
 
 // Act carries out one step of a destructive workflow: a real run does it, a dry run
 // prints it.
-type Act func(desc string, do func() error) error
+// out is the running phase's printer.
+type Act func(out *Printer, desc string, do func() error) error
 
 // RealAct does the step and reports it.
-func RealAct(p *Printer, phase string) Act {
-	return func(desc string, do func() error) error {
-		p.Phase(phase, "%s", desc)
-		return do()
-	}
+func RealAct(out *Printer, desc string, do func() error) error {
+	out.Say("%s", desc)
+	return do()
 }
 
 // DryRunAct reports the step as a plan and does nothing.
-func DryRunAct(p *Printer, phase string) Act {
-	return func(desc string, _ func() error) error {
-		p.Phase(phase, "would %s", desc)
-		return nil
-	}
+func DryRunAct(out *Printer, desc string, _ func() error) error {
+	out.Say("would %s", desc)
+	return nil
 }

@@ -24,7 +24,7 @@ func cleanupNodePhase() Phase {
 func cleanupNode(ctx context.Context, d *Data) error {
 	var errs []error
 	step := func(desc string, do func() error) {
-		if err := d.Act(desc, do); err != nil {
+		if err := d.Act(d.Out, desc, do); err != nil {
 			errs = append(errs, fmt.Errorf("%s: %w", desc, err))
 		}
 	}
@@ -35,7 +35,7 @@ func cleanupNode(ctx context.Context, d *Data) error {
 		Dirs:            nodecleanup.Dirs{ManifestsDir: d.ManifestsDir, KubeconfigDir: d.KubeconfigDir, CertDir: d.CertDir},
 		RuntimeEndpoint: d.Cluster.Kubelet.ContainerRuntimeEndpoint,
 		At:              d.Path,
-		Warn:            func(err error) { d.Out.Phase("cleanup-node", "WARNING: %v", err) },
+		Warn:            func(err error) { d.Out.Say("WARNING: %v", err) },
 	}
 	if d.Cluster.Etcd.Local != nil {
 		node.EtcdDataDir = d.Cluster.Etcd.Local.DataDir

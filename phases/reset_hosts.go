@@ -74,7 +74,7 @@ func runResetHostsDetect(ctx context.Context, d *Data) error {
 		f.ConnectAdmin(ctx)
 	}
 	if _, err := f.Observe(ctx); err != nil {
-		d.Out.Phase("detect", "WARNING: %v; Nodes of reset workers are left for kubectl delete node", err)
+		d.Out.Say("WARNING: %v; Nodes of reset workers are left for kubectl delete node", err)
 	}
 	return nil
 }

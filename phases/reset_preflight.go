@@ -16,7 +16,7 @@ func resetPreflightPhase() Phase {
 			if d.PreflightSystem != nil && d.PreflightSystem.Euid() != 0 && !d.IgnorePreflight.Has("IsPrivilegedUser") && !d.IgnorePreflight.All() {
 				return errors.New("reset must run as root (or pass --ignore-preflight-errors=IsPrivilegedUser to try anyway)")
 			}
-			d.Out.Phase("preflight", "resetting host %q: the kubelet, its pods and every file init or join wrote will be removed", d.Node.Name)
+			d.Out.Say("resetting host %q: the kubelet, its pods and every file init or join wrote will be removed", d.Node.Name)
 			return nil
 		},
 	}

@@ -36,44 +36,43 @@ func removeEtcdMemberPhase() Phase {
 }
 
 func runRemoveEtcdMember(ctx context.Context, d *Data) error {
-	const phase = "remove-etcd-member"
 	local, err := readLocalEtcdMember(d)
 	if err != nil {
 		return err
 	}
 	if local == nil {
-		d.Out.Phase(phase, "this host runs no etcd member")
+		d.Out.Say("this host runs no etcd member")
 		return nil
 	}
 	cli, err := d.Etcd(d, local.Endpoints())
 	if err != nil {
-		return d.forceOr(phase, fmt.Errorf("connecting to etcd to remove this host's member: %w", err))
+		return d.forceOr(fmt.Errorf("connecting to etcd to remove this host's member: %w", err))
 	}
 	defer cli.Close()
 	members, err := listEtcdMembers(ctx, cli)
 	if err != nil {
-		return d.forceOr(phase, err)
+		return d.forceOr(err)
 	}
 	r, err := etcd.Leave(ctx, cli, members, local.PeerURL)
 	if err != nil {
-		return d.forceOr(phase, err)
+		return d.forceOr(err)
 	}
 	switch r.Outcome {
 	case etcd.NotAMember:
-		d.Out.Phase(phase, "etcd has no member with peer URL %s (already removed)", local.PeerURL)
+		d.Out.Say("etcd has no member with peer URL %s (already removed)", local.PeerURL)
 	case etcd.OnlyMember:
-		d.Out.Phase(phase, "%s is the only etcd member: there is no cluster left to remove it from", r.Member.Name)
+		d.Out.Say("%s is the only etcd member: there is no cluster left to remove it from", r.Member.Name)
 	case etcd.Removed:
-		d.Out.Phase(phase, "removed etcd member %s (%x); %d members remain", r.Member.Name, r.Member.ID, r.Remaining)
+		d.Out.Say("removed etcd member %s (%x); %d members remain", r.Member.Name, r.Member.ID, r.Remaining)
 	}
 	return nil
 }
 
 // forceOr returns err, or with Force prints it as a warning and returns nil.
-func (d *Data) forceOr(phase string, err error) error {
+func (d *Data) forceOr(err error) error {
 	if !d.Force {
 		return err
 	}
-	d.Out.Phase(phase, "WARNING (--force): %v", err)
+	d.Out.Say("WARNING (--force): %v", err)
 	return nil
 }

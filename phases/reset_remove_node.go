@@ -16,14 +16,13 @@ func removeNodePhase() Phase {
 		Name:  "remove-node",
 		Short: "Delete this host's Node object from the cluster",
 		Run: func(ctx context.Context, d *Data) error {
-			const phase = "remove-node"
 			if d.Client == nil {
-				d.Out.Phase(phase, "no kubeconfig on this host reaches the cluster; delete the node with: kubectl delete node %s", d.Node.Name)
+				d.Out.Say("no kubeconfig on this host reaches the cluster; delete the node with: kubectl delete node %s", d.Node.Name)
 				return nil
 			}
 			cs, err := d.Client()
 			if err != nil {
-				d.Out.Phase(phase, "WARNING: cannot reach the cluster (%v); delete the node with: kubectl delete node %s", err, d.Node.Name)
+				d.Out.Say("WARNING: cannot reach the cluster (%v); delete the node with: kubectl delete node %s", err, d.Node.Name)
 				return nil
 			}
 			err = apiclient.Retry(ctx, func(ctx context.Context) error {
@@ -37,10 +36,10 @@ func removeNodePhase() Phase {
 				return err
 			})
 			if err != nil {
-				d.Out.Phase(phase, "WARNING: deleting Node %s: %v; delete it with: kubectl delete node %s", d.Node.Name, err, d.Node.Name)
+				d.Out.Say("WARNING: deleting Node %s: %v; delete it with: kubectl delete node %s", d.Node.Name, err, d.Node.Name)
 				return nil
 			}
-			d.Out.Phase(phase, "deleted Node %s", d.Node.Name)
+			d.Out.Say("deleted Node %s", d.Node.Name)
 			return nil
 		},
 	}

@@ -82,6 +82,7 @@ func TestRemoveEtcdMember(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
+			d.Out = d.Out.Named("remove-etcd-member") // as the runner names it
 			err := runRemoveEtcdMember(t.Context(), d)
 			if !errors.Is(err, tc.wantErr) {
 				t.Fatalf("runRemoveEtcdMember error = %v, want %v", err, tc.wantErr)

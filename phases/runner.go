@@ -158,7 +158,7 @@ func (w *Workflow) runList(ctx context.Context, d *Data, prefix string, ps []Pha
 		start := time.Now()
 		if p.Run != nil {
 			d.Log.Debug("running phase", "phase", path)
-			if err := p.Run(ctx, d); err != nil {
+			if err := runNamed(ctx, d, p, path); err != nil {
 				var pe *phaseError
 				if errors.As(err, &pe) {
 					return err
@@ -174,6 +174,16 @@ func (w *Workflow) runList(ctx context.Context, d *Data, prefix string, ps []Pha
 		}
 	}
 	return nil
+}
+
+// runNamed runs one phase with Data.Out named after its top-level phase, so that its
+// lines read "[certs] ..." for every sub-phase of certs.
+func runNamed(ctx context.Context, d *Data, p *Phase, path string) error {
+	out := d.Out
+	top, _, _ := strings.Cut(path, "/")
+	d.Out = out.Named(top)
+	defer func() { d.Out = out }()
+	return p.Run(ctx, d)
 }
 
 // phaseError wraps a failure once, with the path of the phase that failed.

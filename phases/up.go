@@ -44,11 +44,12 @@ func UpWorkflow() *Workflow {
 	}
 }
 
-// Fleet returns the fleet of this run, connected to every host the run is about; the
-// first call makes it and connects.
+// Fleet returns the fleet of this run, connected to every host the run is about, printing
+// through the running phase's printer; the first call makes it and connects.
 func (d *Data) Fleet(ctx context.Context) (*fleet.Fleet, error) {
 	u := &d.Up
 	if u.fleet != nil {
+		u.fleet.UsePrinter(d.Out)
 		return u.fleet, nil
 	}
 	o := u.Options
@@ -84,15 +85,16 @@ func (d *Data) observe(ctx context.Context) (*fleet.Observed, error) {
 // upPlan returns the plan of this run, making and printing it on first use.
 func (d *Data) upPlan(ctx context.Context) (*fleet.Plan, error) {
 	u := &d.Up
-	if u.plan != nil {
-		return u.plan, nil
+	f, err := d.Fleet(ctx)
+	if err != nil || u.plan != nil {
+		return u.plan, err
 	}
 	o, err := d.observe(ctx)
 	if err != nil {
 		return nil, err
 	}
 	p := fleet.MakePlan(d.Cluster, *o)
-	u.fleet.SetPlan(p, u.Prune)
+	f.SetPlan(p, u.Prune)
 	u.plan = &p
 	return u.plan, nil
 }

@@ -17,7 +17,7 @@ func upInitPhase(notDry func(*Data) (string, bool)) Phase {
 				return err
 			}
 			if p.Init == "" {
-				d.Out.Phase("init", "the cluster exists; nothing to init")
+				d.Out.Say("the cluster exists; nothing to init")
 				return nil
 			}
 			return d.Up.fleet.Init(ctx, p.Init, p.ControlPlaneJoins())

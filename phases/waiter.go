@@ -85,7 +85,7 @@ func (DryRunWaiter) WaitFor(_ context.Context, d *Data, what string, _ func(cont
 // WaitControlPlane implements Waiter.
 func (DryRunWaiter) WaitControlPlane(_ context.Context, d *Data) error {
 	for _, c := range controlPlaneChecks(d) {
-		d.Out.Phase("wait-control-plane", "would wait for %s: %s", c.component, c.url)
+		d.Out.Say("would wait for %s: %s", c.component, c.url)
 	}
 	return nil
 }
@@ -103,7 +103,7 @@ func (w HealthWaiter) WaitControlPlane(ctx context.Context, d *Data) error {
 		false: {Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}},
 		true:  {Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}},
 	}
-	d.Out.Phase("wait-control-plane", "waiting up to %s for the kubelet to start the control plane from %s", d.Wait, d.ManifestsDir)
+	d.Out.Say("waiting up to %s for the kubelet to start the control plane from %s", d.Wait, d.ManifestsDir)
 	start := time.Now()
 	checks := controlPlaneChecks(d)
 	last := map[string]string{}
@@ -126,7 +126,7 @@ func (w HealthWaiter) WaitControlPlane(ctx context.Context, d *Data) error {
 		return nil
 	})
 	if err == nil {
-		d.Out.Phase("wait-control-plane", "all control-plane components are healthy after %s", time.Since(start).Round(100*time.Millisecond))
+		d.Out.Say("all control-plane components are healthy after %s", time.Since(start).Round(100*time.Millisecond))
 		return nil
 	}
 	if ctx.Err() != nil {
