@@ -9,6 +9,8 @@ import (
 
 // AddonPhase is the "addon" phase: one sub-phase per add-on, each applying the add-on's
 // objects with server-side apply so that a second run changes nothing.
+//
+// Reads Data.Cluster and the API client (Data.Client).
 func AddonPhase() Phase {
 	p := Phase{Name: "addon", Short: "Install the cluster add-ons"}
 	for _, a := range addons.All() {

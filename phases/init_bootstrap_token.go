@@ -21,6 +21,9 @@ import (
 // cluster-info ConfigMap, then waits until the controller-manager has signed cluster-info
 // with the token and checks that signature itself: a join command printed after this phase
 // works.
+//
+// Reads Data.Cluster, Data.Token, Data.TokenTTL, the CA on disk and Data.Client; sets
+// Data.Token when it generates one, and the token's expiry for show-join-command.
 func BootstrapTokenPhase() Phase {
 	return Phase{
 		Name:  "bootstrap-token",

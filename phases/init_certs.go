@@ -14,6 +14,9 @@ import (
 )
 
 // certsPhase generates one sub-phase per row of the certificate table, plus "sa".
+//
+// Reads Data.Cluster, Data.Node, Data.AdvertiseAddress, Data.CertDir and Data.Now; writes
+// the certificates and keys under Data.CertDir.
 func certsPhase() Phase {
 	p := Phase{Name: "certs", Short: "Generate the certificates"}
 	// The tree is built from the full table (local etcd); a run with external etcd skips

@@ -19,6 +19,10 @@ import (
 // CNIBinDir is where CNI plugins live on every node.
 const CNIBinDir = "/opt/cni/bin"
 
+// containerRuntimePhase enables IP forwarding and writes containerd's CRI configuration,
+// restarting containerd when that changed anything. Shared by init and join.
+//
+// Reads Data.Cluster, Data.Facts and Data.Services.
 func containerRuntimePhase() Phase {
 	return Phase{
 		Name:  "container-runtime",

@@ -9,6 +9,10 @@ import (
 	"github.com/kforge/kforge/manifests"
 )
 
+// controlPlanePhase writes the static pod manifests of the apiserver, the
+// controller-manager and the scheduler. Shared by init and join.
+//
+// Reads Data.Cluster, Data.Node, Data.AdvertiseAddress and the directories of Data.
 func controlPlanePhase() Phase {
 	p := Phase{Name: "control-plane", Short: "Generate the static pod manifests for the control plane"}
 	for _, c := range manifests.ControlPlaneComponents() {

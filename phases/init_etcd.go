@@ -7,6 +7,9 @@ import (
 	"github.com/kforge/kforge/manifests"
 )
 
+// etcdPhase writes the static pod manifest of the first, local etcd member.
+//
+// Reads Data.Cluster, Data.Node, Data.AdvertiseAddress and the directories of Data.
 func etcdPhase() Phase {
 	c := manifests.EtcdComponent()
 	return Phase{

@@ -14,6 +14,9 @@ import (
 )
 
 // kubeconfigPhase generates one sub-phase per kubeconfig file.
+//
+// Reads Data.Cluster, Data.Node, Data.AdvertiseAddress, Data.KubeconfigDir, Data.Now and
+// the CA on disk.
 func kubeconfigPhase() Phase {
 	p := Phase{Name: "kubeconfig", Short: "Generate the kubeconfig files the control plane and the admin use"}
 	for _, spec := range kubeconfig.Specs("") {

@@ -16,6 +16,9 @@ import (
 
 // kubeletFinalizePhase points kubelet.conf at the kubelet's own rotating client
 // certificate, so that certificate rotation keeps the node's credentials current.
+//
+// Reads Data.Cluster, Data.Node, Data.AdvertiseAddress, Data.KubeconfigDir and the CA on
+// disk.
 func kubeletFinalizePhase() Phase {
 	return Phase{
 		Name:  "kubelet-finalize",

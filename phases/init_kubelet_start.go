@@ -51,6 +51,10 @@ func kubeletSpec(d *Data) service.Spec {
 	}
 }
 
+// kubeletStartPhase writes the kubelet's configuration and flags and (re)starts the kubelet
+// when they changed or it is not running.
+//
+// Reads Data.Cluster, Data.Node, Data.AdvertiseAddress, Data.Facts and Data.Services.
 func kubeletStartPhase() Phase {
 	return Phase{
 		Name:  "kubelet-start",

@@ -20,6 +20,8 @@ import (
 // MarkControlPlanePhase labels and taints this node as a control-plane node, adding the
 // labels and taints cluster.toml gives the host. It waits for the kubelet to register the
 // Node first. Labels and taints it does not set are left alone.
+//
+// Reads Data.Node, Data.Waiter and Data.Client.
 func MarkControlPlanePhase() Phase {
 	return Phase{
 		Name:  "mark-control-plane",

@@ -15,6 +15,9 @@ import (
 
 // ShowJoinCommandPhase prints the commands that join worker and control-plane nodes. It is
 // the one place the token secret is shown (on stdout, for the user).
+//
+// Reads Data.Cluster, Data.Token, Data.UploadCerts, Data.CertificateKey and the CA on disk;
+// sets Data.Token to the cluster's longest-lived join token when it has none.
 func ShowJoinCommandPhase() Phase {
 	return Phase{
 		Name:  "show-join-command",

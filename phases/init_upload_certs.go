@@ -20,6 +20,9 @@ import (
 // keys) with the certificate key and stores them in Secret kube-system/kubeadm-certs, owned
 // by a two-hour token so that they are deleted with it. The key itself never enters the
 // cluster: it is printed for the control-plane join command, and never logged.
+//
+// Reads Data.Cluster, Data.CertDir, Data.UploadCerts and Data.Client; sets
+// Data.CertificateKey when it generates one.
 func UploadCertsPhase() Phase {
 	return Phase{
 		Name:  "upload-certs",

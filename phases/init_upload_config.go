@@ -10,6 +10,8 @@ import (
 
 // UploadConfigPhase stores the cluster's kubeadm ClusterConfiguration and KubeletConfiguration
 // in kube-system, where joining nodes (kforge's or a stock kubeadm's) and kubelets read them.
+//
+// Reads Data.Cluster, Data.Node, Data.Facts and Data.Client.
 func UploadConfigPhase() Phase {
 	return Phase{
 		Name:  "upload-config",

@@ -30,6 +30,10 @@ func controlPlaneChecks(d *Data) []healthCheck {
 	}
 }
 
+// waitControlPlanePhase waits until every control-plane component answers its health
+// endpoint. Shared by init and join.
+//
+// Reads Data.Cluster, Data.AdvertiseAddress, Data.Waiter and Data.Wait.
 func waitControlPlanePhase() Phase {
 	return Phase{
 		Name:  "wait-control-plane",

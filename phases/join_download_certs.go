@@ -12,6 +12,8 @@ import (
 )
 
 // downloadCertsPhase writes the shared control-plane certificates PrepareJoin opened.
+//
+// Reads Data.Join.SharedCerts (set by PrepareJoin) and Data.CertDir.
 func downloadCertsPhase() Phase {
 	return Phase{
 		Name:  "download-certs",

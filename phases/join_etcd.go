@@ -19,6 +19,9 @@ import (
 // count for quorum, so that a member that never starts cannot stall the cluster; then,
 // once it has caught up with the leader, as a voting member. etcd admits one learner at a
 // time, which also serialises control-plane joins that race each other.
+//
+// Reads Data.Join.ControlPlane, Data.Cluster, Data.Node, Data.AdvertiseAddress, Data.Etcd,
+// Data.Client and Data.Waiter.
 func etcdJoinPhase() Phase {
 	return Phase{
 		Name:  "etcd-join",

@@ -13,6 +13,8 @@ import (
 // joinKubeletStartPhase writes the cluster CA and bootstrap-kubelet.conf, then the kubelet's
 // configuration, and starts the kubelet, which requests its client certificate with the
 // token (TLS bootstrap).
+//
+// Reads Data.Join (Server, ClusterCA, AlreadyJoined), Data.Token and Data.Services.
 func joinKubeletStartPhase() Phase {
 	return Phase{
 		Name:  "kubelet-start",

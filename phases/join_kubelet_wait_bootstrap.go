@@ -17,6 +17,8 @@ import (
 
 // kubeletWaitBootstrapPhase waits for the kubelet's TLS bootstrap to finish and its Node to
 // register, then removes bootstrap-kubelet.conf, whose token is no longer needed.
+//
+// Reads Data.Join, Data.Node, Data.Waiter and Data.Client.
 func kubeletWaitBootstrapPhase() Phase {
 	return Phase{
 		Name:  "kubelet-wait-bootstrap",

@@ -27,6 +27,8 @@ func readLocalEtcdMember(d *Data) (*manifests.EtcdMember, error) {
 // removeEtcdMemberPhase takes this host's member out of the etcd cluster before reset
 // deletes its data, so that the remaining members keep their quorum. It refuses when the
 // remaining healthy members would be too few for quorum, unless --force.
+//
+// Reads the etcd manifest under Data.ManifestsDir, Data.Etcd and Data.Force.
 func removeEtcdMemberPhase() Phase {
 	return Phase{
 		Name:  "remove-etcd-member",

@@ -11,6 +11,8 @@ import (
 
 // removeNodePhase deletes this host's Node object, so that its pods are rescheduled and its
 // name is free for the next join.
+//
+// Reads Data.Node and Data.Client, which is nil on a host that holds no kubeconfig.
 func removeNodePhase() Phase {
 	return Phase{
 		Name:  "remove-node",
