@@ -81,20 +81,12 @@ func ensureObject(ctx context.Context, d *Data, cs kubernetes.Interface, obj run
 	if err != nil {
 		return nil, err
 	}
-	d.Log.Debug("converged API object", "object", what, "outcome", out.String())
-	switch out {
-	case apiclient.Created:
-		d.Out.Say("created %s", what)
-	case apiclient.Updated:
-		d.Out.Say("updated %s", what)
-	default:
-		d.Out.Say("using existing %s", what)
-	}
+	reportOutcome(d, what, out)
 	return got, nil
 }
 
-// reportOutcome says what a write did to the object what ("Secret kube-system/x"): the
-// token store's writes, here, in the words ensureObject uses for every other object.
+// reportOutcome says what a write did to the object what ("Secret kube-system/x"), in the
+// same words for every object: created, updated or using existing.
 func reportOutcome(d *Data, what string, out apiclient.Outcome) {
 	d.Log.Debug("converged API object", "object", what, "outcome", out.String())
 	switch out {
