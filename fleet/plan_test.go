@@ -3,25 +3,12 @@ package fleet
 import (
 	"testing"
 
+	"github.com/kforge/kforge/internal/testutil"
+
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/kforge/kforge/config"
 )
-
-func testCluster(t *testing.T) *config.Cluster {
-	t.Helper()
-	c := &config.Cluster{Hosts: []config.Host{
-		{Name: "cp1", Address: "192.0.2.10", Roles: []string{config.RoleControlPlane}},
-		{Name: "cp2", Address: "192.0.2.11", Roles: []string{config.RoleControlPlane}},
-		{Name: "w1", Address: "192.0.2.20", Roles: []string{config.RoleWorker}},
-		{Name: "w2", Address: "192.0.2.21", Roles: []string{config.RoleWorker}},
-	}}
-	config.SetDefaults(c)
-	if err := c.Validate(); err != nil {
-		t.Fatal(err)
-	}
-	return c
-}
 
 func TestMakePlan(t *testing.T) {
 	cp, wk := config.RoleControlPlane, config.RoleWorker
@@ -122,7 +109,7 @@ func TestMakePlan(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			got := MakePlan(testCluster(t), tc.obs)
+			got := MakePlan(testutil.Cluster(t), tc.obs)
 			if diff := cmp.Diff(tc.want, got); diff != "" {
 				t.Errorf("plan (-want +got):\n%s", diff)
 			}
@@ -131,14 +118,14 @@ func TestMakePlan(t *testing.T) {
 }
 
 func TestPlanHosts(t *testing.T) {
-	p := MakePlan(testCluster(t), Observed{})
+	p := MakePlan(testutil.Cluster(t), Observed{})
 	if got, want := p.Hosts(ActionJoinWorker, ActionInit), []string{"cp1", "w1", "w2"}; !cmp.Equal(got, want) {
 		t.Errorf("Hosts = %v, want %v (file order)", got, want)
 	}
 	if !p.ControlPlaneJoins() {
 		t.Error("ControlPlaneJoins = false, want true: cp2 joins")
 	}
-	if MakePlan(testCluster(t), Observed{Cluster: true, Nodes: map[string]Node{"cp1": {ControlPlane: true}, "cp2": {ControlPlane: true}}}).ControlPlaneJoins() {
+	if MakePlan(testutil.Cluster(t), Observed{Cluster: true, Nodes: map[string]Node{"cp1": {ControlPlane: true}, "cp2": {ControlPlane: true}}}).ControlPlaneJoins() {
 		t.Error("ControlPlaneJoins = true with both control planes in the cluster")
 	}
 }

@@ -26,21 +26,6 @@ import (
 	"github.com/kforge/kforge/tokens"
 )
 
-func upCluster(t *testing.T) *config.Cluster {
-	t.Helper()
-	c := &config.Cluster{Hosts: []config.Host{
-		{Name: "cp1", Address: "192.0.2.10", Roles: []string{config.RoleControlPlane}},
-		{Name: "cp2", Address: "192.0.2.11", Roles: []string{config.RoleControlPlane}},
-		{Name: "w1", Address: "192.0.2.20", Roles: []string{config.RoleWorker}},
-		{Name: "w2", Address: "192.0.2.21", Roles: []string{config.RoleWorker}},
-	}}
-	config.SetDefaults(c)
-	if err := c.Validate(); err != nil {
-		t.Fatal(err)
-	}
-	return c
-}
-
 // upLab is a fleet of fake hosts and a fake cluster: cp1 serves admin.conf once it has
 // run init (or from the start, when the cluster exists).
 type upLab struct {
@@ -57,7 +42,7 @@ type upLab struct {
 
 func newUpLab(t *testing.T, initialised bool, nodes ...*corev1.Node) *upLab {
 	t.Helper()
-	l := &upLab{t: t, c: upCluster(t), hosts: map[string]*testutil.FakeHost{}, journal: &testutil.Journal{}, initialised: initialised}
+	l := &upLab{t: t, c: testutil.Cluster(t), hosts: map[string]*testutil.FakeHost{}, journal: &testutil.Journal{}, initialised: initialised}
 	var objs []runtime.Object
 	for _, n := range nodes {
 		objs = append(objs, n)
