@@ -149,6 +149,7 @@ func (f *Fleet) storeControlPlaneToken(ctx context.Context, token tokens.Token) 
 	}
 	f.mu.Lock()
 	f.tokenStored = true
+	f.created = append(f.created, token.ID)
 	f.mu.Unlock()
 	return nil
 }
@@ -259,11 +260,6 @@ func (f *Fleet) createToken(ctx context.Context, t tokens.Token, ttl time.Durati
 	spec.Description = tokenDescriptionPrefix + what
 	if _, err := tokens.NewStore(f.cs, f.o.Log).Create(ctx, t, spec); err != nil {
 		return fmt.Errorf("creating a join token for %s: %w", what, err)
-	}
-	if what == "control-plane joins" {
-		f.mu.Lock()
-		f.created = append(f.created, t.ID)
-		f.mu.Unlock()
 	}
 	return nil
 }
