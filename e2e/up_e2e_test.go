@@ -7,6 +7,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -39,8 +40,15 @@ type upRun struct {
 // kforgeUp runs kforge up from this machine (the root namespace) with the testbed's SSH key.
 func kforgeUp(t *testing.T, ctx context.Context, l *lab.Lab, cfg, knownHosts string, watch func(line string, p *os.Process), extra ...string) upRun {
 	t.Helper()
-	args := append([]string{"up", "-f", cfg, "-i", l.TB.SSHKey(), "--known-hosts", knownHosts, "--output", "json", "-v", "1",
-		"--kubeconfig-out", filepath.Join(filepath.Dir(cfg), "admin.conf")}, extra...)
+	return kforgeUpCmd(t, ctx, l, []string{"up"}, cfg, knownHosts, watch, extra...)
+}
+
+// kforgeUpCmd runs the kforge command cmd ("up", or "up phase prepare-hosts") as kforgeUp
+// does.
+func kforgeUpCmd(t *testing.T, ctx context.Context, l *lab.Lab, cmdArgs []string, cfg, knownHosts string, watch func(line string, p *os.Process), extra ...string) upRun {
+	t.Helper()
+	args := append(append(cmdArgs, "-f", cfg, "-i", l.TB.SSHKey(), "--known-hosts", knownHosts, "--output", "json", "-v", "1",
+		"--kubeconfig-out", filepath.Join(filepath.Dir(cfg), "admin.conf")), extra...)
 	cmd := exec.CommandContext(ctx, l.Kforge, args...)
 	cmd.Dir = filepath.Dir(cfg)
 	var stdout bytes.Buffer
@@ -67,7 +75,7 @@ func kforgeUp(t *testing.T, ctx context.Context, l *lab.Lab, cfg, knownHosts str
 	if jerr := json.Unmarshal(stdout.Bytes(), &r.report); jerr != nil && err == nil {
 		t.Fatalf("kforge up printed no JSON summary: %v\nstdout:\n%s\nstderr:\n%s", jerr, r.stdout, r.stderr)
 	}
-	t.Logf("kforge up -f %s: %s, exit %v", filepath.Base(cfg), r.took.Round(100*time.Millisecond), err)
+	t.Logf("kforge %s -f %s: %s, exit %v", strings.Join(cmdArgs, " "), filepath.Base(cfg), r.took.Round(100*time.Millisecond), err)
 	// up's own progress lines ("[h2] ..."), without the hosts' output ("h2: ...").
 	var progress []string
 	for _, line := range strings.Split(r.stderr, "\n") {
@@ -251,6 +259,35 @@ func TestUp(t *testing.T) {
 		}
 	})
 
+	t.Run("up phase prepare-hosts, then --skip-phases join-workers", func(t *testing.T) {
+		prep := kforgeUpCmd(t, ctx, l, []string{"up", "phase", "prepare-hosts"}, grown, knownHosts, nil)
+		if prep.err != nil {
+			t.Fatalf("up phase prepare-hosts: %v\n%s", prep.err, prep.stderr)
+		}
+		if h4 := prep.host("h4"); h4.Action != fleet.ActionJoinWorker || h4.Uploaded == 0 {
+			t.Errorf("h4 after prepare-hosts: %+v, want a planned worker join with kforge and the bundle uploaded", h4)
+		}
+		if strings.Contains(prep.stderr, "kforge join") {
+			t.Errorf("up phase prepare-hosts ran a join:\n%s", prep.stderr)
+		}
+		if got := nodes["h4"].sh(ctx, "test -x /usr/local/bin/kforge && test -f /etc/kforge/cluster.toml && echo prepared"); strings.TrimSpace(got) != "prepared" {
+			t.Errorf("h4 holds no kforge or cluster.toml after prepare-hosts: %q", got)
+		}
+		skip := kforgeUp(t, ctx, l, grown, knownHosts, nil, "--skip-phases", "join-workers")
+		if skip.err != nil {
+			t.Fatalf("up --skip-phases join-workers: %v\n%s", skip.err, skip.stderr)
+		}
+		if h4 := skip.host("h4"); h4.Result != fleet.ResultSkipped || h4.Uploaded != 0 {
+			t.Errorf("h4 with join-workers skipped: %+v, want skipped and nothing uploaded again", h4)
+		}
+		if !strings.Contains(skip.stderr, "[join-workers] skipped (--skip-phases)") {
+			t.Errorf("up did not say it skipped join-workers:\n%s", skip.stderr)
+		}
+		if _, err := cs.CoreV1().Nodes().Get(ctx, "h4", metav1.GetOptions{}); err == nil {
+			t.Error("h4 has a Node although join-workers was skipped")
+		}
+	})
+
 	t.Run("growth touches only the new host", func(t *testing.T) {
 		before := map[string]string{}
 		for _, n := range []string{"h1", "h2", "h3"} {
@@ -350,6 +387,37 @@ func TestUp(t *testing.T) {
 			waitFor(t, ctx, n+" Ready", 3*time.Minute, func() error { return nodeReady(ctx, hacs, n) })
 		}
 		timings = append(timings, fmt.Sprintf("up re-run that joins the lost worker: %s", again.took.Round(100*time.Millisecond)))
+	})
+
+	t.Run("reset -f of one worker over SSH", func(t *testing.T) {
+		cmd := exec.CommandContext(ctx, l.Kforge, "reset", "-f", ha, "--hosts", "h8", "-i", l.TB.SSHKey(), "--known-hosts", knownHosts)
+		cmd.Dir = dir
+		start := time.Now()
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("kforge reset -f --hosts h8: %v\n%s", err, out)
+		}
+		timings = append(timings, fmt.Sprintf("reset -f of one worker: %s", time.Since(start).Round(100*time.Millisecond)))
+		for _, want := range []string{"[h8] will reset", "[reset-workers] done", "[reset-control-planes] done"} {
+			if !strings.Contains(string(out), want) {
+				t.Errorf("reset -f output lacks %q:\n%s", want, out)
+			}
+		}
+		hacs := clientFromFile(t, filepath.Join(dir, "admin.conf"))
+		waitFor(t, ctx, "h8's Node to be deleted", time.Minute, func() error {
+			if _, err := hacs.CoreV1().Nodes().Get(ctx, "h8", metav1.GetOptions{}); err == nil {
+				return errors.New("Node h8 is still there")
+			}
+			return nil
+		})
+		if got := nodes["h8"].sh(ctx, "ls /etc/kubernetes/kubelet.conf 2>/dev/null || echo gone"); strings.TrimSpace(got) != "gone" {
+			t.Errorf("h8 still holds kubelet.conf after reset: %q", got)
+		}
+		for _, n := range []string{"h5", "h6", "h7"} {
+			if err := nodeReady(ctx, hacs, n); err != nil {
+				t.Errorf("after resetting h8: %v", err)
+			}
+		}
 	})
 
 	for _, line := range timings {
