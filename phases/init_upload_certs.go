@@ -123,7 +123,7 @@ func currentCertsSecret(ctx context.Context, d *Data, cs kubernetes.Interface, f
 			continue
 		case err != nil:
 			return "", time.Time{}, err
-		case !found || spec.Expires.IsZero() || spec.Expires.Sub(timeNow(d)) < bootstrap.CertsTokenTTL/2:
+		case !found || spec.Expires.IsZero() || spec.Expires.Sub(d.Now()) < bootstrap.CertsTokenTTL/2:
 			continue
 		}
 		return t.ID, spec.Expires, nil
@@ -139,7 +139,7 @@ func newCertsOwner(ctx context.Context, d *Data, phase string, cs kubernetes.Int
 	if err != nil {
 		return nil, "", time.Time{}, err
 	}
-	spec := bootstrap.CertsTokenSpec(timeNow(d))
+	spec := bootstrap.CertsTokenSpec(d.Now())
 	got, out, err := tokens.NewStore(cs, d.Log).CreateOwner(ctx, t, spec)
 	if err != nil {
 		return nil, "", time.Time{}, err

@@ -17,6 +17,7 @@ func removeNodePhase() Phase {
 		Short: "Delete this host's Node object from the cluster",
 		Run: func(ctx context.Context, d *Data) error {
 			const phase = "remove-node"
+			// A host that never joined, or whose kubeconfigs are gone, has no client.
 			if d.Client == nil {
 				d.Out.Phase(phase, "no kubeconfig on this host reaches the cluster; delete the node with: kubectl delete node %s", d.Node.Name)
 				return nil
