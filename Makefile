@@ -20,7 +20,10 @@ test: ## hermetic unit tests: no root, no network, no cluster
 integration: ## real etcd + control-plane binaries from generated files, no root (builds or reuses the bundle)
 	$(GO) test -tags integration -count=1 -timeout 45m -v -run Integration ./e2e/
 
-e2e: ## real hosts on the testbed: kubelet, containerd, kforge init/reset (root; builds or reuses the bundle)
+# The testbed's own test runs first, alone: it brings up and tears down two hosts on the
+# same bridge the e2e tests use, in a minute or two, and a broken testbed fails fast.
+e2e: ## the testbed itself, then real hosts on it: kubelet, containerd, kforge init/reset (root; builds or reuses the bundle)
+	$(GO) test -tags e2e -count=1 -timeout 10m -v -run 'TestTestbed' ./e2e/testbed/
 	$(GO) test -tags e2e -count=1 -timeout 50m -v -run 'TestSingleNodeInit|TestJoin|TestUp' ./e2e/
 
 testbed: ## create HOSTS test hosts (network, mount, UTS and PID namespaces with sshd and containerd) and leave them running (root)

@@ -9,10 +9,10 @@ import (
 	"net"
 	"path/filepath"
 	"testing"
-	"time"
 
 	"github.com/kforge/kforge/config"
 	"github.com/kforge/kforge/phases"
+	"github.com/kforge/kforge/preflight"
 )
 
 func offlineData(b *testing.B, alg string) *phases.Data {
@@ -26,17 +26,20 @@ func offlineData(b *testing.B, alg string) *phases.Data {
 	}
 	dir := b.TempDir()
 	c.Etcd.Local.DataDir = filepath.Join(dir, "etcd")
-	return &phases.Data{
+	s := phases.DataSpec{
 		Cluster:          c,
 		Node:             &c.Hosts[0],
 		AdvertiseAddress: net.ParseIP("192.0.2.10"),
 		CertDir:          filepath.Join(dir, "pki"),
 		KubeconfigDir:    filepath.Join(dir, "kube"),
 		ManifestsDir:     filepath.Join(dir, "kube", "manifests"),
+		PreflightSystem:  preflight.LocalSystem(),
 		Out:              phases.NewPrinter(io.Discard),
 		Log:              slog.New(slog.NewTextHandler(io.Discard, nil)),
-		Now:              time.Now,
+		Kubeconfig:       "admin.conf",
 	}
+	// The offline phases write files only, so the real implementations act on nothing else.
+	return phases.NewData(s, phases.RealDeps(s))
 }
 
 // offline runs the certs, kubeconfig, etcd and control-plane phases.

@@ -72,13 +72,13 @@ func BenchmarkUpFanout(b *testing.B) {
 		start := time.Now()
 		// The prepare-hosts phase of kforge up alone: it connects, detects (no cluster),
 		// plans and prepares every host.
-		d := &phases.Data{Cluster: c, Out: phases.NewPrinter(io.Discard), Log: slog.New(slog.DiscardHandler), Up: phases.UpData{Options: fleet.Options{
+		d := phases.NewData(phases.DataSpec{Cluster: c, Out: phases.NewPrinter(io.Discard), Log: slog.New(slog.DiscardHandler), Fleet: fleet.Options{
 			Cluster: c,
 			Kforge:  kforge,
 			Connect: func(ctx context.Context, h *config.Host) (host.Host, error) {
 				return host.Dial(ctx, host.SSHConfig{Name: h.Name, Address: h.Address, KeyFiles: []string{tb.SSHKey()}, KnownHostsPath: tb.KnownHosts()})
 			},
-		}}}
+		}}, phases.Deps{Now: time.Now})
 		err := phases.UpWorkflow().Run(ctx, d, "prepare-hosts", nil)
 		rep := d.CloseFleet(ctx)
 		took := time.Since(start)

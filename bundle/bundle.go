@@ -13,7 +13,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"os"
 	"os/exec"
 	"path"
@@ -290,10 +289,4 @@ func (m *Manifest) JSON() ([]byte, error) {
 		return nil, fmt.Errorf("encoding the bundle manifest: %w", err)
 	}
 	return append(b, '\n'), nil
-}
-
-// Exists reports whether dir holds a manifest.
-func Exists(dir string) bool {
-	_, err := os.Stat(filepath.Join(dir, ManifestName))
-	return !errors.Is(err, fs.ErrNotExist)
 }

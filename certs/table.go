@@ -2,8 +2,8 @@
 // minting (through cfssl, which lives in this package only), their files under the
 // certificate directory, and the CA pin hash joining nodes check.
 //
-// Every certificate is a Spec in Table. Phases, `certs renew` and `certs check-expiration`
-// are generated from that table; Spec.Ensure converges one pair on disk.
+// Every certificate is a Spec in Table. The init certs sub-phases and `certs
+// check-expiration` are generated from that table; Spec.Ensure converges one pair on disk.
 package certs
 
 import (
@@ -43,7 +43,7 @@ const (
 const ClusterAdminsGroup = "kubeadm:cluster-admins"
 
 // Spec describes one certificate and key pair of the control-plane PKI. It is data: the
-// init phases, `certs renew` and `certs check-expiration` are all generated from Table.
+// init phases and `certs check-expiration` are generated from Table.
 type Spec struct {
 	// Name is the phase name, "apiserver", "etcd-ca".
 	Name string

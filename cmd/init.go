@@ -8,19 +8,15 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
-	"k8s.io/client-go/kubernetes"
 
 	"github.com/kforge/kforge/bootstrap"
-	"github.com/kforge/kforge/bundle"
 	"github.com/kforge/kforge/config"
 	"github.com/kforge/kforge/phases"
 	"github.com/kforge/kforge/preflight"
-	"github.com/kforge/kforge/service"
 	"github.com/kforge/kforge/tokens"
 )
 
@@ -276,96 +272,53 @@ func (o *initOptions) data() (*phases.Data, func(), error) {
 	if o.advertiseAddress != "" && !net.ParseIP(o.advertiseAddress).Equal(adv) {
 		return nil, noop, fmt.Errorf("--advertise-address %s differs from host %q's address %s in the file; set internal_address there instead", o.advertiseAddress, node.Name, adv)
 	}
-	d, cleanup, err := o.root.buildData(dataSpec{
-		cluster: c, node: node, adv: adv, hostFlags: o.hostFlags, wait: o.wait,
-		clientKubeconfig: "admin.conf", superAdmin: true,
-	})
+	s, err := o.root.hostSpec(c, node, adv, o.hostFlags, o.wait)
 	if err != nil {
 		return nil, noop, err
 	}
-	if err := o.bootstrapData(d); err != nil {
-		cleanup()
+	s.Kubeconfig, s.SuperAdmin = "admin.conf", true
+	if err := o.bootstrapSpec(&s); err != nil {
 		return nil, noop, err
 	}
-	return d, cleanup, nil
+	return hostData(s, o.dryRun)
 }
 
-// dataSpec is what buildData needs to know about one run on this host.
-type dataSpec struct {
-	cluster *config.Cluster
-	node    *config.Host
-	adv     net.IP
-	hostFlags
-	wait time.Duration
-	// clientKubeconfig is the file in kubeconfigDir the online phases' client is built from.
-	clientKubeconfig string
-	// superAdmin gives the run a super-admin.conf client (init only).
-	superAdmin bool
-}
-
-// buildData builds the phase data of init and join: the real implementations, or on a dry
-// run the recording ones and a scratch root that cleanup removes.
-func (root *rootOptions) buildData(s dataSpec) (*phases.Data, func(), error) {
-	noop := func() {}
-	ignore, err := preflight.ParseIgnore(s.ignorePreflight)
+// hostSpec is the DataSpec of a run of init or join on this host.
+func (root *rootOptions) hostSpec(c *config.Cluster, node *config.Host, adv net.IP, h hostFlags, wait time.Duration) (phases.DataSpec, error) {
+	ignore, err := preflight.ParseIgnore(h.ignorePreflight)
 	if err != nil {
-		return nil, noop, err
+		return phases.DataSpec{}, err
 	}
-	d := &phases.Data{
-		Facts:             preflight.DetectHostFacts(root.preflight),
-		Wait:              s.wait,
-		Cluster:           s.cluster,
-		Node:              s.node,
-		AdvertiseAddress:  s.adv,
-		CertDir:           s.certDir,
-		KubeconfigDir:     s.kubeconfigDir,
-		ManifestsDir:      s.manifestsDir,
-		KubeletConfigPath: phases.DefaultKubeletConfig,
-		IgnorePreflight:   ignore,
-		PreflightSystem:   root.preflight,
-		Out:               phases.NewPrinter(root.streams.Out),
-		Log:               root.logger(),
-		Now:               time.Now,
-	}
-	if !s.dryRun {
-		d.Services = service.Detect()
-		d.Ctr = bundle.CtrCommand(strings.TrimPrefix(s.cluster.Kubelet.ContainerRuntimeEndpoint, "unix://"))
-		d.Waiter = phases.HealthWaiter{}
-		d.Etcd = phases.RealEtcd
-		d.Client = memoClient(func() (kubernetes.Interface, error) {
-			return phases.ClientFromKubeconfig(filepath.Join(d.KubeconfigDir, s.clientKubeconfig))
-		})
-		if s.superAdmin {
-			d.SuperAdminClient = memoClient(func() (kubernetes.Interface, error) {
-				return phases.ClientFromKubeconfig(filepath.Join(d.KubeconfigDir, "super-admin.conf"))
-			})
-		}
-		return d, noop, nil
-	}
-	dir, err := os.MkdirTemp("", "kforge-dry-run-")
-	if err != nil {
-		return nil, noop, fmt.Errorf("creating the dry-run directory: %w", err)
-	}
-	d.Root, d.DryRun = dir, true
-	say := func(format string, args ...any) { d.Out.Plain("[dry-run] "+format, args...) }
-	d.Services = &service.DryRun{Say: say}
-	d.Ctr = func(_ context.Context, args ...string) ([]byte, error) {
-		say("would run: ctr --namespace k8s.io %s", strings.Join(args, " "))
-		return nil, nil
-	}
-	d.Waiter = phases.DryRunWaiter{}
-	d.Etcd = phases.DryRunEtcd(say)
-	fakeClient := phases.DryRunClient(say, s.node.Name)
-	d.Client = func() (kubernetes.Interface, error) { return fakeClient, nil }
-	if s.superAdmin {
-		d.SuperAdminClient = d.Client
-	}
-	d.Out.Plain("[dry-run] writing nothing outside %s", dir)
-	return d, func() { os.RemoveAll(dir) }, nil
+	return phases.DataSpec{
+		Cluster:          c,
+		Node:             node,
+		AdvertiseAddress: adv,
+		CertDir:          h.certDir,
+		KubeconfigDir:    h.kubeconfigDir,
+		ManifestsDir:     h.manifestsDir,
+		IgnorePreflight:  ignore,
+		PreflightSystem:  root.preflight,
+		Out:              phases.NewPrinter(root.streams.Out),
+		Log:              root.logger(),
+		Wait:             wait,
+	}, nil
 }
 
-// bootstrapData fills the join token and certificate key from the flags.
-func (o *initOptions) bootstrapData(d *phases.Data) error {
+// hostData builds the Data of init or join: the real implementations, or on a dry run the
+// reporting ones and a scratch root that cleanup removes.
+func hostData(s phases.DataSpec, dryRun bool) (*phases.Data, func(), error) {
+	if !dryRun {
+		return phases.NewData(s, phases.RealDeps(s)), func() {}, nil
+	}
+	root, cleanup, err := phases.ScratchRoot(s.Out)
+	if err != nil {
+		return nil, cleanup, err
+	}
+	return phases.NewData(s, phases.DryRunDeps(s, root)), cleanup, nil
+}
+
+// bootstrapSpec fills the join token and certificate key from the flags.
+func (o *initOptions) bootstrapSpec(s *phases.DataSpec) error {
 	if o.token == "" {
 		o.token = os.Getenv(envToken)
 	}
@@ -377,16 +330,16 @@ func (o *initOptions) bootstrapData(d *phases.Data) error {
 		if err != nil {
 			return fmt.Errorf("--token: %w", err)
 		}
-		d.Token = t
+		s.Token = t
 	}
-	d.TokenTTL = o.tokenTTL
-	d.UploadCerts = o.uploadCerts
+	s.TokenTTL = o.tokenTTL
+	s.UploadCerts = o.uploadCerts
 	if o.certificateKey != "" {
 		k, err := bootstrap.ParseCertificateKey(o.certificateKey)
 		if err != nil {
 			return fmt.Errorf("--certificate-key: %w", err)
 		}
-		d.CertificateKey = k
+		s.CertificateKey = k
 	}
 	return nil
 }
@@ -410,19 +363,6 @@ func thisHost(name, addr, flag string) (string, string, error) {
 		addr = ip.String()
 	}
 	return name, addr, nil
-}
-
-// memoClient builds a client once, on first use.
-func memoClient(build func() (kubernetes.Interface, error)) func() (kubernetes.Interface, error) {
-	var (
-		once sync.Once
-		c    kubernetes.Interface
-		err  error
-	)
-	return func() (kubernetes.Interface, error) {
-		once.Do(func() { c, err = build() })
-		return c, err
-	}
 }
 
 // printPlan lists what a dry run wrote, as the real paths it would have.

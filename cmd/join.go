@@ -216,17 +216,19 @@ func (o *joinOptions) runPhases(ctx context.Context, wf *phases.Workflow, only s
 	if node.IsControlPlane() {
 		client = "admin.conf"
 	}
-	d, cleanup, err := o.root.buildData(dataSpec{
-		cluster: c, node: node, adv: adv, hostFlags: o.hostFlags, wait: o.wait,
-		clientKubeconfig: client,
-	})
+	s, err := o.root.hostSpec(c, node, adv, o.hostFlags, o.wait)
+	if err != nil {
+		return err
+	}
+	s.Kubeconfig = client
+	s.JoinControlPlane = node.IsControlPlane()
+	s.Token = req.Token
+	s.CertificateKey = key
+	d, cleanup, err := hostData(s, o.dryRun)
 	if err != nil {
 		return err
 	}
 	defer cleanup()
-	d.Join.ControlPlane = node.IsControlPlane()
-	d.Token = req.Token
-	d.CertificateKey = key
 	if err := phases.PrepareJoin(ctx, d, disc, key); err != nil {
 		return err
 	}

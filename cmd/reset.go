@@ -5,17 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"strings"
 
 	"github.com/spf13/cobra"
-	"k8s.io/client-go/kubernetes"
 
 	"github.com/kforge/kforge/config"
 	"github.com/kforge/kforge/fleet"
 	"github.com/kforge/kforge/phases"
 	"github.com/kforge/kforge/preflight"
-	"github.com/kforge/kforge/service"
 )
 
 type resetOptions struct {
@@ -111,7 +108,7 @@ func (o *resetOptions) run(ctx context.Context, wf *phases.Workflow) error {
 		return err
 	}
 	out := phases.NewPrinter(o.root.streams.Out)
-	d := &phases.Data{
+	s := phases.DataSpec{
 		Cluster:         c,
 		Node:            node,
 		CertDir:         o.certDir,
@@ -121,20 +118,15 @@ func (o *resetOptions) run(ctx context.Context, wf *phases.Workflow) error {
 		PreflightSystem: o.root.preflight,
 		Out:             out,
 		Log:             o.root.logger(),
-		Services:        service.Detect(),
-		Act:             phases.RealAct,
-		Etcd:            phases.RealEtcd,
 		Force:           o.force,
-		Client:          nodeClient(o.kubeconfigDir),
 	}
+	deps := phases.RealDeps(s)
 	if o.dryRun {
-		say := func(f string, a ...any) { out.Plain("[dry-run] "+f, a...) }
-		d.Act = phases.DryRunAct
-		d.Services = &service.DryRun{Say: say}
-		d.Etcd = phases.DryRunEtcd(say)
-		fake := phases.DryRunClient(say, node.Name)
-		d.Client = func() (kubernetes.Interface, error) { return fake, nil }
+		// Reset writes nothing, so its dry run has no scratch root: it reads the host as it
+		// is to say what it would remove.
+		deps = phases.DryRunDeps(s, "")
 	}
+	d := phases.NewData(s, deps)
 	if err := wf.Run(ctx, d, "", o.skipPhases); err != nil {
 		return err
 	}
@@ -156,11 +148,11 @@ func (o *resetOptions) runRemote(ctx context.Context) error {
 		}
 	}
 	out := phases.NewPrinter(o.root.streams.Out)
-	d, err := o.root.fleetData(c, out, &o.ssh, fleet.Options{Concurrency: o.concurrency, Hosts: o.hosts}, o.dryRun)
+	d, err := o.root.fleetData(phases.DataSpec{Cluster: c, Out: out, Force: o.force,
+		Fleet: fleet.Options{Concurrency: o.concurrency, Hosts: o.hosts}}, &o.ssh, o.dryRun)
 	if err != nil {
 		return err
 	}
-	d.Force = o.force
 	runErr := phases.ResetHostsWorkflow().Run(ctx, d, "", o.skipPhases)
 	rep := d.CloseFleet(ctx)
 	if rep == nil {
@@ -173,16 +165,4 @@ func (o *resetOptions) runRemote(ctx context.Context) error {
 		return fmt.Errorf("reset failed on some hosts; run it again for those:\n%w", failed)
 	}
 	return runErr
-}
-
-// nodeClient returns a client from the most capable kubeconfig on this host, admin.conf on
-// a control-plane host, else kubelet.conf; nil when there is neither.
-func nodeClient(dir string) func() (kubernetes.Interface, error) {
-	for _, f := range []string{"admin.conf", "kubelet.conf"} {
-		p := filepath.Join(dir, f)
-		if _, err := os.Stat(p); err == nil {
-			return memoClient(func() (kubernetes.Interface, error) { return phases.ClientFromKubeconfig(p) })
-		}
-	}
-	return nil
 }

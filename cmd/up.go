@@ -191,19 +191,22 @@ cluster's state lives in the cluster, not in a local file.`,
 	return c
 }
 
-// fleetData builds the Data of a workflow over the hosts of a file: up or reset-hosts.
-func (root *rootOptions) fleetData(c *config.Cluster, out *phases.Printer, ssh *sshOptions, fo fleet.Options, dryRun bool) (*phases.Data, error) {
+// fleetData builds the Data of a workflow over the hosts of a file, up or reset-hosts, from
+// s with its Cluster, Out and Fleet options.
+func (root *rootOptions) fleetData(s phases.DataSpec, ssh *sshOptions, dryRun bool) (*phases.Data, error) {
 	self, err := os.Executable()
 	if err != nil {
 		return nil, fmt.Errorf("finding the kforge binary to install on the hosts: %w", err)
 	}
-	fo.Cluster = c
-	fo.Kforge = self
-	fo.Connect = ssh.connect(out)
+	s.Log = root.logger()
+	s.Fleet.Cluster = s.Cluster
+	s.Fleet.Kforge = self
+	s.Fleet.Connect = ssh.connect(s.Out)
 	if root.verbosity > 0 {
-		fo.HostLog = root.streams.Err
+		s.Fleet.HostLog = root.streams.Err
 	}
-	return &phases.Data{Cluster: c, Out: out, Log: root.logger(), DryRun: dryRun, Up: phases.UpData{Options: fo}}, nil
+	// The fleet acts on the hosts over SSH; this machine lends the run only its clock.
+	return phases.NewData(s, phases.Deps{DryRun: dryRun, Now: time.Now}), nil
 }
 
 func (o *upOptions) run(ctx context.Context, wf *phases.Workflow, only string) error {
@@ -225,15 +228,14 @@ func (o *upOptions) run(ctx context.Context, wf *phases.Workflow, only string) e
 		progress = o.root.streams.Err
 	}
 	out := phases.NewPrinter(progress)
-	d, err := o.root.fleetData(c, out, &o.ssh, fleet.Options{
+	d, err := o.root.fleetData(phases.DataSpec{Cluster: c, Out: out, Prune: o.prune, Fleet: fleet.Options{
 		Concurrency:     o.concurrency,
 		IgnorePreflight: o.ignorePreflight,
 		Timeout:         o.wait,
-	}, o.dryRun)
+	}}, &o.ssh, o.dryRun)
 	if err != nil {
 		return err
 	}
-	d.Up.Prune = o.prune
 	upErr := wf.Run(ctx, d, only, o.skipPhases)
 	rep := d.CloseFleet(ctx)
 	if rep == nil {

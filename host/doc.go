@@ -1,7 +1,7 @@
 // Package host is how kforge acts on a machine: run a command, upload a file.
 //
-// A [Host] is either the machine kforge runs on ([Local]) or a machine
-// reached over SSH ([SSHHost], made by [Dial]). The interface is deliberately
+// A [Host] is a machine reached over SSH ([SSHHost], made by [Dial]); tests
+// and the testbed provide their own implementations. The interface is deliberately
 // small: a host describes itself, runs a command (with optional stdin) and
 // uploads a file with a mode and an owner. Knowledge about operating systems
 // (package managers, systemd, paths) lives in helper functions built on top of

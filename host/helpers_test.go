@@ -62,18 +62,11 @@ func dial(t *testing.T, cfg host.SSHConfig) *host.SSHHost {
 	return h
 }
 
-// hostKind makes a host of one implementation for tests that run on both.
-type hostKind struct {
-	name string
-	make func(t *testing.T) (host.Host, *testutil.SSHServer)
-}
-
-var hostKinds = []hostKind{
-	{"local", func(t *testing.T) (host.Host, *testutil.SSHServer) { return host.NewLocal("h1"), nil }},
-	{"ssh", func(t *testing.T) (host.Host, *testutil.SSHServer) {
-		f := newSSHFixture(t, testutil.SSHServerOptions{})
-		return f.dial(t), f.srv
-	}},
+// newSSHHost dials a fresh in-process SSH server as host "h1" and returns both.
+func newSSHHost(t *testing.T) (host.Host, *testutil.SSHServer) {
+	t.Helper()
+	f := newSSHFixture(t, testutil.SSHServerOptions{})
+	return f.dial(t), f.srv
 }
 
 // testContext is cancelled when the test ends and at the latest after 20s,

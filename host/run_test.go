@@ -57,95 +57,83 @@ func TestRun(t *testing.T) {
 			wantCode:   3,
 		},
 	}
-	for _, kind := range hostKinds {
-		t.Run(kind.name, func(t *testing.T) {
-			h, _ := kind.make(t)
-			for _, tc := range tests {
-				t.Run(tc.name, func(t *testing.T) {
-					c := tc.cmd
-					if tc.stdin != "" {
-						c.Stdin = strings.NewReader(tc.stdin)
-					}
-					res, err := h.Run(testContext(t), c)
-					var exitErr *host.ExitError
-					switch {
-					case tc.wantCode == 0 && err != nil:
-						t.Fatalf("Run: %v", err)
-					case tc.wantCode != 0 && !errors.As(err, &exitErr):
-						t.Fatalf("Run error = %v, want an *ExitError", err)
-					case tc.wantCode != 0 && exitErr.Code != tc.wantCode:
-						t.Errorf("ExitError.Code = %d, want %d", exitErr.Code, tc.wantCode)
-					}
-					got := []string{string(res.Stdout), string(res.Stderr), strconv.Itoa(res.ExitCode)}
-					want := []string{tc.wantStdout, tc.wantStderr, strconv.Itoa(tc.wantCode)}
-					if diff := cmp.Diff(want, got); diff != "" {
-						t.Errorf("stdout, stderr, exit code differ (-want +got):\n%s", diff)
-					}
-				})
+	h, _ := newSSHHost(t)
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			c := tc.cmd
+			if tc.stdin != "" {
+				c.Stdin = strings.NewReader(tc.stdin)
+			}
+			res, err := h.Run(testContext(t), c)
+			var exitErr *host.ExitError
+			switch {
+			case tc.wantCode == 0 && err != nil:
+				t.Fatalf("Run: %v", err)
+			case tc.wantCode != 0 && !errors.As(err, &exitErr):
+				t.Fatalf("Run error = %v, want an *ExitError", err)
+			case tc.wantCode != 0 && exitErr.Code != tc.wantCode:
+				t.Errorf("ExitError.Code = %d, want %d", exitErr.Code, tc.wantCode)
+			}
+			got := []string{string(res.Stdout), string(res.Stderr), strconv.Itoa(res.ExitCode)}
+			want := []string{tc.wantStdout, tc.wantStderr, strconv.Itoa(tc.wantCode)}
+			if diff := cmp.Diff(want, got); diff != "" {
+				t.Errorf("stdout, stderr, exit code differ (-want +got):\n%s", diff)
 			}
 		})
 	}
 }
 
 func TestRunWritesToGivenWriters(t *testing.T) {
-	for _, kind := range hostKinds {
-		t.Run(kind.name, func(t *testing.T) {
-			h, _ := kind.make(t)
-			var stdout, stderr bytes.Buffer
-			res, err := h.Run(testContext(t), host.Cmd{Script: "echo out; echo err >&2; exit 1", Stdout: &stdout, Stderr: &stderr})
-			var exitErr *host.ExitError
-			if !errors.As(err, &exitErr) {
-				t.Fatalf("Run error = %v, want an *ExitError", err)
-			}
-			if stdout.String() != "out\n" || stderr.String() != "err\n" {
-				t.Errorf("writers got stdout %q, stderr %q; want %q, %q", stdout.String(), stderr.String(), "out\n", "err\n")
-			}
-			if res.Stdout != nil || res.Stderr != nil {
-				t.Errorf("Result holds output %q, %q although writers were given", res.Stdout, res.Stderr)
-			}
-			if exitErr.Stderr != "err" {
-				t.Errorf("ExitError.Stderr = %q, want %q even with a Stderr writer", exitErr.Stderr, "err")
-			}
-		})
+	h, _ := newSSHHost(t)
+	var stdout, stderr bytes.Buffer
+	res, err := h.Run(testContext(t), host.Cmd{Script: "echo out; echo err >&2; exit 1", Stdout: &stdout, Stderr: &stderr})
+	var exitErr *host.ExitError
+	if !errors.As(err, &exitErr) {
+		t.Fatalf("Run error = %v, want an *ExitError", err)
+	}
+	if stdout.String() != "out\n" || stderr.String() != "err\n" {
+		t.Errorf("writers got stdout %q, stderr %q; want %q, %q", stdout.String(), stderr.String(), "out\n", "err\n")
+	}
+	if res.Stdout != nil || res.Stderr != nil {
+		t.Errorf("Result holds output %q, %q although writers were given", res.Stdout, res.Stderr)
+	}
+	if exitErr.Stderr != "err" {
+		t.Errorf("ExitError.Stderr = %q, want %q even with a Stderr writer", exitErr.Stderr, "err")
 	}
 }
 
 func TestExitError(t *testing.T) {
 	const secret = "s3cret-token-value"
-	for _, kind := range hostKinds {
-		t.Run(kind.name, func(t *testing.T) {
-			h, _ := kind.make(t)
-			script := `cat >/dev/null; i=1; while [ $i -le 30 ]; do echo "line $i" >&2; i=$((i+1)); done; exit 42`
-			_, err := h.Run(testContext(t), host.Cmd{Script: script, Stdin: strings.NewReader(secret)})
-			var exitErr *host.ExitError
-			if !errors.As(err, &exitErr) {
-				t.Fatalf("Run error = %v, want an *ExitError", err)
-			}
-			var wantTail []string
-			for i := 11; i <= 30; i++ {
-				wantTail = append(wantTail, fmt.Sprintf("line %d", i))
-			}
-			if diff := cmp.Diff(strings.Join(wantTail, "\n"), exitErr.Stderr); diff != "" {
-				t.Errorf("ExitError.Stderr is not the last 20 lines (-want +got):\n%s", diff)
-			}
-			if exitErr.Host != "h1" || exitErr.Code != 42 {
-				t.Errorf("ExitError host, code = %q, %d; want %q, 42", exitErr.Host, exitErr.Code, "h1")
-			}
-			msg := err.Error()
-			for _, want := range []string{"h1", "cat >/dev/null; i=1;", "code 42", "line 30"} {
-				if !strings.Contains(msg, want) {
-					t.Errorf("error %q does not mention %q", msg, want)
-				}
-			}
-			if strings.Contains(msg, secret) {
-				t.Errorf("error %q leaks the stdin secret", msg)
-			}
-		})
+	h, _ := newSSHHost(t)
+	script := `cat >/dev/null; i=1; while [ $i -le 30 ]; do echo "line $i" >&2; i=$((i+1)); done; exit 42`
+	_, err := h.Run(testContext(t), host.Cmd{Script: script, Stdin: strings.NewReader(secret)})
+	var exitErr *host.ExitError
+	if !errors.As(err, &exitErr) {
+		t.Fatalf("Run error = %v, want an *ExitError", err)
+	}
+	var wantTail []string
+	for i := 11; i <= 30; i++ {
+		wantTail = append(wantTail, fmt.Sprintf("line %d", i))
+	}
+	if diff := cmp.Diff(strings.Join(wantTail, "\n"), exitErr.Stderr); diff != "" {
+		t.Errorf("ExitError.Stderr is not the last 20 lines (-want +got):\n%s", diff)
+	}
+	if exitErr.Host != "h1" || exitErr.Code != 42 {
+		t.Errorf("ExitError host, code = %q, %d; want %q, 42", exitErr.Host, exitErr.Code, "h1")
+	}
+	msg := err.Error()
+	for _, want := range []string{"h1", "cat >/dev/null; i=1;", "code 42", "line 30"} {
+		if !strings.Contains(msg, want) {
+			t.Errorf("error %q does not mention %q", msg, want)
+		}
+	}
+	if strings.Contains(msg, secret) {
+		t.Errorf("error %q leaks the stdin secret", msg)
 	}
 }
 
 func TestExitErrorDisplay(t *testing.T) {
-	h := host.NewLocal("h1")
+	h, _ := newSSHHost(t)
 	_, err := h.Run(testContext(t), host.Cmd{
 		Args:    []string{"sh", "-c", "exit 1", "token=abcdef.0123456789abcdef"},
 		Display: "kubeadm-style join with a token",
@@ -160,64 +148,56 @@ func TestExitErrorDisplay(t *testing.T) {
 }
 
 func TestRunInvalidCmd(t *testing.T) {
-	for _, kind := range hostKinds {
-		t.Run(kind.name, func(t *testing.T) {
-			h, srv := kind.make(t)
-			for _, c := range []host.Cmd{{}, {Args: []string{"true"}, Script: "true"}} {
-				if _, err := h.Run(testContext(t), c); err == nil {
-					t.Errorf("Run(%+v) succeeded, want an error", c)
-				}
-			}
-			if srv != nil && srv.ExecCount() != 0 {
-				t.Errorf("server ran %d commands for invalid Cmds, want 0", srv.ExecCount())
-			}
-		})
+	h, srv := newSSHHost(t)
+	for _, c := range []host.Cmd{{}, {Args: []string{"true"}, Script: "true"}} {
+		if _, err := h.Run(testContext(t), c); err == nil {
+			t.Errorf("Run(%+v) succeeded, want an error", c)
+		}
+	}
+	if srv.ExecCount() != 0 {
+		t.Errorf("server ran %d commands for invalid Cmds, want 0", srv.ExecCount())
 	}
 }
 
 // TestRunCancel runs a long sleep, cancels it, and checks that Run returns
 // promptly with context.Canceled and that the process is gone.
 func TestRunCancel(t *testing.T) {
-	for _, kind := range hostKinds {
-		t.Run(kind.name, func(t *testing.T) {
-			h, srv := kind.make(t)
-			pidFile := filepath.Join(t.TempDir(), "pid")
-			ctx, cancel := context.WithCancel(testContext(t))
-			defer cancel()
-			done := make(chan error, 1)
-			go func() {
-				_, err := h.Run(ctx, host.Cmd{Script: fmt.Sprintf("echo $$ > %s.tmp; mv %s.tmp %s; exec sleep 30", pidFile, pidFile, pidFile)})
-				done <- err
-			}()
-			var pid int
-			waitFor(t, 5*time.Second, "the command to start", func() bool {
-				b, err := os.ReadFile(pidFile)
-				if err != nil {
-					return false
-				}
-				pid, err = strconv.Atoi(strings.TrimSpace(string(b)))
-				return err == nil
-			})
+	h, srv := newSSHHost(t)
+	pidFile := filepath.Join(t.TempDir(), "pid")
+	ctx, cancel := context.WithCancel(testContext(t))
+	defer cancel()
+	done := make(chan error, 1)
+	go func() {
+		_, err := h.Run(ctx, host.Cmd{Script: fmt.Sprintf("echo $$ > %s.tmp; mv %s.tmp %s; exec sleep 30", pidFile, pidFile, pidFile)})
+		done <- err
+	}()
+	var pid int
+	waitFor(t, 5*time.Second, "the command to start", func() bool {
+		b, err := os.ReadFile(pidFile)
+		if err != nil {
+			return false
+		}
+		pid, err = strconv.Atoi(strings.TrimSpace(string(b)))
+		return err == nil
+	})
 
-			start := time.Now()
-			cancel()
-			var err error
-			select {
-			case err = <-done:
-			case <-time.After(3 * time.Second):
-				t.Fatal("Run did not return within 3s of cancellation")
-			}
-			if !errors.Is(err, context.Canceled) {
-				t.Errorf("Run error = %v, want context.Canceled", err)
-			}
-			t.Logf("Run returned %s after cancel: %v", time.Since(start), err)
-			waitFor(t, 3*time.Second, fmt.Sprintf("process %d to be gone", pid), func() bool {
-				return processGone(pid)
-			})
-			if srv != nil && srv.SignalCount() != 1 {
-				t.Errorf("server got %d signal requests, want 1 (KILL)", srv.SignalCount())
-			}
-		})
+	start := time.Now()
+	cancel()
+	var err error
+	select {
+	case err = <-done:
+	case <-time.After(3 * time.Second):
+		t.Fatal("Run did not return within 3s of cancellation")
+	}
+	if !errors.Is(err, context.Canceled) {
+		t.Errorf("Run error = %v, want context.Canceled", err)
+	}
+	t.Logf("Run returned %s after cancel: %v", time.Since(start), err)
+	waitFor(t, 3*time.Second, fmt.Sprintf("process %d to be gone", pid), func() bool {
+		return processGone(pid)
+	})
+	if srv.SignalCount() != 1 {
+		t.Errorf("server got %d signal requests, want 1 (KILL)", srv.SignalCount())
 	}
 }
 
@@ -235,27 +215,4 @@ func processGone(pid int) bool {
 	// The state follows the parenthesised command name: "pid (comm) Z ...".
 	i := strings.LastIndex(string(stat), ") ")
 	return i >= 0 && strings.HasPrefix(string(stat[i+2:]), "Z")
-}
-
-func TestLocalNames(t *testing.T) {
-	tests := []struct {
-		name, wantName, wantString string
-	}{
-		{"h1", "h1", "h1 (local)"},
-		{"", "local", "local (local)"},
-	}
-	for _, tc := range tests {
-		h := host.NewLocal(tc.name)
-		if h.Name() != tc.wantName || h.String() != tc.wantString {
-			t.Errorf("NewLocal(%q): Name %q, String %q; want %q, %q", tc.name, h.Name(), h.String(), tc.wantName, tc.wantString)
-		}
-	}
-}
-
-func TestLocalCommandNotFound(t *testing.T) {
-	_, err := host.NewLocal("h1").Run(testContext(t), host.Cmd{Args: []string{"kforge-no-such-command"}})
-	var exitErr *host.ExitError
-	if err == nil || errors.As(err, &exitErr) || !strings.Contains(err.Error(), "kforge-no-such-command") {
-		t.Errorf("Run of a missing command: error = %v, want a start error naming it", err)
-	}
 }

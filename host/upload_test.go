@@ -18,8 +18,8 @@ import (
 	"github.com/kforge/kforge/host"
 )
 
-// The in-process SSH server runs commands on this machine, so uploads to
-// either kind of host can be checked on the local file system.
+// The in-process SSH server runs commands on this machine, so uploads can be
+// checked on the local file system.
 
 func TestUpload(t *testing.T) {
 	owner := fmt.Sprintf("%d:%d", os.Getuid(), os.Getgid())
@@ -36,83 +36,70 @@ func TestUpload(t *testing.T) {
 		{name: "setuid", content: "suid", mode: 0o755 | fs.ModeSetuid, wantMode: 0o755 | fs.ModeSetuid},
 		{name: "empty file", content: "", mode: 0o600, wantMode: 0o600},
 	}
-	for _, kind := range hostKinds {
-		t.Run(kind.name, func(t *testing.T) {
-			h, _ := kind.make(t)
-			for _, tc := range tests {
-				t.Run(tc.name, func(t *testing.T) {
-					dst := filepath.Join(t.TempDir(), "new", "dir", "file name")
-					f := host.BytesFile(dst, []byte(tc.content), tc.mode)
-					f.Owner = tc.owner
-					res, err := h.Upload(testContext(t), f)
-					if err != nil {
-						t.Fatalf("Upload: %v", err)
-					}
-					if res.Skipped || res.Bytes != int64(len(tc.content)) {
-						t.Errorf("result = %+v, want not skipped and %d bytes", res, len(tc.content))
-					}
-					if got := readFile(t, dst); got != tc.content {
-						t.Errorf("content = %q, want %q", got, tc.content)
-					}
-					fi, err := os.Stat(dst)
-					if err != nil {
-						t.Fatal(err)
-					}
-					if got := fi.Mode() & (fs.ModePerm | fs.ModeSetuid | fs.ModeSetgid | fs.ModeSticky); got != tc.wantMode {
-						t.Errorf("mode = %v, want %v", got, tc.wantMode)
-					}
-					assertNoTempFiles(t, filepath.Dir(dst))
-				})
-			}
-		})
-	}
-}
-
-func TestUploadSkipsUnchanged(t *testing.T) {
-	for _, kind := range hostKinds {
-		t.Run(kind.name, func(t *testing.T) {
-			h, srv := kind.make(t)
-			dst := filepath.Join(t.TempDir(), "file")
-			content := []byte("unchanged content\n")
-			if _, err := h.Upload(testContext(t), host.BytesFile(dst, content, 0o600)); err != nil {
-				t.Fatalf("first Upload: %v", err)
-			}
-			old := time.Now().Add(-time.Hour).Truncate(time.Second)
-			if err := os.Chtimes(dst, old, old); err != nil {
-				t.Fatal(err)
-			}
-			execsBefore := 0
-			if srv != nil {
-				execsBefore = srv.ExecCount()
-			}
-
-			var progress []int64
-			f := host.BytesFile(dst, content, 0o600)
-			f.Owner = fmt.Sprintf("%d:%d", os.Getuid(), os.Getgid())
-			f.Progress = func(sent, total int64) { progress = append(progress, sent) }
+	h, _ := newSSHHost(t)
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			dst := filepath.Join(t.TempDir(), "new", "dir", "file name")
+			f := host.BytesFile(dst, []byte(tc.content), tc.mode)
+			f.Owner = tc.owner
 			res, err := h.Upload(testContext(t), f)
 			if err != nil {
-				t.Fatalf("second Upload: %v", err)
+				t.Fatalf("Upload: %v", err)
 			}
-			if !res.Skipped || res.Bytes != 0 {
-				t.Errorf("result = %+v, want skipped with 0 bytes", res)
+			if res.Skipped || res.Bytes != int64(len(tc.content)) {
+				t.Errorf("result = %+v, want not skipped and %d bytes", res, len(tc.content))
 			}
-			if len(progress) != 0 {
-				t.Errorf("Progress called %d times for a skipped upload", len(progress))
+			if got := readFile(t, dst); got != tc.content {
+				t.Errorf("content = %q, want %q", got, tc.content)
 			}
 			fi, err := os.Stat(dst)
 			if err != nil {
 				t.Fatal(err)
 			}
-			if !fi.ModTime().Equal(old) {
-				t.Errorf("mtime changed to %v: the file was rewritten", fi.ModTime())
+			if got := fi.Mode() & (fs.ModePerm | fs.ModeSetuid | fs.ModeSetgid | fs.ModeSticky); got != tc.wantMode {
+				t.Errorf("mode = %v, want %v", got, tc.wantMode)
 			}
-			if srv != nil {
-				if n := srv.ExecCount() - execsBefore; n != 1 {
-					t.Errorf("skipped upload ran %d commands, want 1 (the checksum)", n)
-				}
-			}
+			assertNoTempFiles(t, filepath.Dir(dst))
 		})
+	}
+}
+
+func TestUploadSkipsUnchanged(t *testing.T) {
+	h, srv := newSSHHost(t)
+	dst := filepath.Join(t.TempDir(), "file")
+	content := []byte("unchanged content\n")
+	if _, err := h.Upload(testContext(t), host.BytesFile(dst, content, 0o600)); err != nil {
+		t.Fatalf("first Upload: %v", err)
+	}
+	old := time.Now().Add(-time.Hour).Truncate(time.Second)
+	if err := os.Chtimes(dst, old, old); err != nil {
+		t.Fatal(err)
+	}
+	execsBefore := srv.ExecCount()
+
+	var progress []int64
+	f := host.BytesFile(dst, content, 0o600)
+	f.Owner = fmt.Sprintf("%d:%d", os.Getuid(), os.Getgid())
+	f.Progress = func(sent, total int64) { progress = append(progress, sent) }
+	res, err := h.Upload(testContext(t), f)
+	if err != nil {
+		t.Fatalf("second Upload: %v", err)
+	}
+	if !res.Skipped || res.Bytes != 0 {
+		t.Errorf("result = %+v, want skipped with 0 bytes", res)
+	}
+	if len(progress) != 0 {
+		t.Errorf("Progress called %d times for a skipped upload", len(progress))
+	}
+	fi, err := os.Stat(dst)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !fi.ModTime().Equal(old) {
+		t.Errorf("mtime changed to %v: the file was rewritten", fi.ModTime())
+	}
+	if n := srv.ExecCount() - execsBefore; n != 1 {
+		t.Errorf("skipped upload ran %d commands, want 1 (the checksum)", n)
 	}
 }
 
@@ -125,28 +112,24 @@ func TestUploadReplacesDifferent(t *testing.T) {
 		{"different content", "new content\n", 0o600},
 		{"different mode", "old content\n", 0o644},
 	}
-	for _, kind := range hostKinds {
-		t.Run(kind.name, func(t *testing.T) {
-			h, _ := kind.make(t)
-			for _, tc := range tests {
-				t.Run(tc.name, func(t *testing.T) {
-					dst := filepath.Join(t.TempDir(), "file")
-					writeFile(t, dst, "old content\n", 0o600)
-					res, err := h.Upload(testContext(t), host.BytesFile(dst, []byte(tc.content), tc.mode))
-					if err != nil {
-						t.Fatalf("Upload: %v", err)
-					}
-					if res.Skipped {
-						t.Error("upload was skipped, want the file replaced")
-					}
-					fi, err := os.Stat(dst)
-					if err != nil {
-						t.Fatal(err)
-					}
-					if got := readFile(t, dst); got != tc.content || fi.Mode().Perm() != tc.mode {
-						t.Errorf("file = %q mode %v, want %q mode %v", got, fi.Mode().Perm(), tc.content, tc.mode)
-					}
-				})
+	h, _ := newSSHHost(t)
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			dst := filepath.Join(t.TempDir(), "file")
+			writeFile(t, dst, "old content\n", 0o600)
+			res, err := h.Upload(testContext(t), host.BytesFile(dst, []byte(tc.content), tc.mode))
+			if err != nil {
+				t.Fatalf("Upload: %v", err)
+			}
+			if res.Skipped {
+				t.Error("upload was skipped, want the file replaced")
+			}
+			fi, err := os.Stat(dst)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := readFile(t, dst); got != tc.content || fi.Mode().Perm() != tc.mode {
+				t.Errorf("file = %q mode %v, want %q mode %v", got, fi.Mode().Perm(), tc.content, tc.mode)
 			}
 		})
 	}
@@ -160,42 +143,38 @@ func TestUploadProgressAndLocalPath(t *testing.T) {
 	}
 	src := filepath.Join(t.TempDir(), "src.bin")
 	writeFile(t, src, string(data), 0o644)
-	for _, kind := range hostKinds {
-		t.Run(kind.name, func(t *testing.T) {
-			h, _ := kind.make(t)
-			dst := filepath.Join(t.TempDir(), "dst.bin")
-			var mu sync.Mutex
-			var calls [][2]int64
-			res, err := h.Upload(testContext(t), host.File{
-				LocalPath: src,
-				Dst:       dst,
-				Mode:      0o644,
-				Progress: func(sent, total int64) {
-					mu.Lock()
-					defer mu.Unlock()
-					calls = append(calls, [2]int64{sent, total})
-				},
-			})
-			if err != nil {
-				t.Fatalf("Upload: %v", err)
-			}
-			if res.Bytes != size {
-				t.Errorf("Bytes = %d, want %d", res.Bytes, size)
-			}
-			if !bytes.Equal([]byte(readFile(t, dst)), data) {
-				t.Error("uploaded content differs from the source")
-			}
+	h, _ := newSSHHost(t)
+	dst := filepath.Join(t.TempDir(), "dst.bin")
+	var mu sync.Mutex
+	var calls [][2]int64
+	res, err := h.Upload(testContext(t), host.File{
+		LocalPath: src,
+		Dst:       dst,
+		Mode:      0o644,
+		Progress: func(sent, total int64) {
 			mu.Lock()
 			defer mu.Unlock()
-			if len(calls) == 0 || calls[len(calls)-1] != [2]int64{size, size} {
-				t.Fatalf("Progress calls = %v, want the last to be [%d %d]", calls, size, size)
-			}
-			for i, c := range calls {
-				if c[1] != size || c[0] > size || (i > 0 && c[0] < calls[i-1][0]) {
-					t.Errorf("Progress call %d = %v: want total %d and sent non-decreasing", i, c, size)
-				}
-			}
-		})
+			calls = append(calls, [2]int64{sent, total})
+		},
+	})
+	if err != nil {
+		t.Fatalf("Upload: %v", err)
+	}
+	if res.Bytes != size {
+		t.Errorf("Bytes = %d, want %d", res.Bytes, size)
+	}
+	if !bytes.Equal([]byte(readFile(t, dst)), data) {
+		t.Error("uploaded content differs from the source")
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(calls) == 0 || calls[len(calls)-1] != [2]int64{size, size} {
+		t.Fatalf("Progress calls = %v, want the last to be [%d %d]", calls, size, size)
+	}
+	for i, c := range calls {
+		if c[1] != size || c[0] > size || (i > 0 && c[0] < calls[i-1][0]) {
+			t.Errorf("Progress call %d = %v: want total %d and sent non-decreasing", i, c, size)
+		}
 	}
 }
 
@@ -229,46 +208,42 @@ func (u *unstableReaderAt) ReadAt(p []byte, off int64) (int, error) {
 }
 
 func TestUploadFailureLeavesDestination(t *testing.T) {
-	for _, kind := range hostKinds {
-		t.Run(kind.name, func(t *testing.T) {
-			h, srv := kind.make(t)
-			t.Run("data changed during transfer", func(t *testing.T) {
-				dir := t.TempDir()
-				dst := filepath.Join(dir, "file")
-				writeFile(t, dst, "old\n", 0o644)
-				src := &unstableReaderAt{first: []byte("version one\n"), second: []byte("version two\n")}
-				_, err := h.Upload(testContext(t), host.File{Src: src, Size: 12, Dst: dst, Mode: 0o644})
-				if err == nil {
-					t.Fatal("Upload succeeded although the data changed after its checksum")
-				}
-				if !strings.Contains(err.Error(), "sha256") {
-					t.Errorf("error %q does not explain the checksum mismatch", err)
-				}
-				if got := readFile(t, dst); got != "old\n" {
-					t.Errorf("destination = %q, want it untouched", got)
-				}
-				assertNoTempFiles(t, dir)
-			})
-			t.Run("parent is a file", func(t *testing.T) {
-				dir := t.TempDir()
-				writeFile(t, filepath.Join(dir, "notadir"), "", 0o644)
-				_, err := h.Upload(testContext(t), host.BytesFile(filepath.Join(dir, "notadir", "file"), []byte("x"), 0o644))
-				if err == nil {
-					t.Fatal("Upload under a regular file succeeded")
-				}
-				var exitErr *host.ExitError
-				if srv != nil && !errors.As(err, &exitErr) {
-					t.Errorf("error = %v, want an *ExitError from the host", err)
-				}
-			})
-			t.Run("destination is a directory", func(t *testing.T) {
-				dir := t.TempDir()
-				if _, err := h.Upload(testContext(t), host.BytesFile(dir, []byte("x"), 0o644)); err == nil {
-					t.Fatal("Upload over a directory succeeded")
-				}
-			})
-		})
-	}
+	h, _ := newSSHHost(t)
+	t.Run("data changed during transfer", func(t *testing.T) {
+		dir := t.TempDir()
+		dst := filepath.Join(dir, "file")
+		writeFile(t, dst, "old\n", 0o644)
+		src := &unstableReaderAt{first: []byte("version one\n"), second: []byte("version two\n")}
+		_, err := h.Upload(testContext(t), host.File{Src: src, Size: 12, Dst: dst, Mode: 0o644})
+		if err == nil {
+			t.Fatal("Upload succeeded although the data changed after its checksum")
+		}
+		if !strings.Contains(err.Error(), "sha256") {
+			t.Errorf("error %q does not explain the checksum mismatch", err)
+		}
+		if got := readFile(t, dst); got != "old\n" {
+			t.Errorf("destination = %q, want it untouched", got)
+		}
+		assertNoTempFiles(t, dir)
+	})
+	t.Run("parent is a file", func(t *testing.T) {
+		dir := t.TempDir()
+		writeFile(t, filepath.Join(dir, "notadir"), "", 0o644)
+		_, err := h.Upload(testContext(t), host.BytesFile(filepath.Join(dir, "notadir", "file"), []byte("x"), 0o644))
+		if err == nil {
+			t.Fatal("Upload under a regular file succeeded")
+		}
+		var exitErr *host.ExitError
+		if !errors.As(err, &exitErr) {
+			t.Errorf("error = %v, want an *ExitError from the host", err)
+		}
+	})
+	t.Run("destination is a directory", func(t *testing.T) {
+		dir := t.TempDir()
+		if _, err := h.Upload(testContext(t), host.BytesFile(dir, []byte("x"), 0o644)); err == nil {
+			t.Fatal("Upload over a directory succeeded")
+		}
+	})
 }
 
 func TestUploadInvalid(t *testing.T) {
@@ -282,20 +257,16 @@ func TestUploadInvalid(t *testing.T) {
 		{"two sources", host.File{Dst: "/tmp/x", LocalPath: "/etc/hostname", Src: strings.NewReader("")}},
 		{"missing local file", host.File{Dst: "/tmp/x", LocalPath: "/nonexistent/kforge/file"}},
 	}
-	for _, kind := range hostKinds {
-		t.Run(kind.name, func(t *testing.T) {
-			h, srv := kind.make(t)
-			for _, tc := range tests {
-				t.Run(tc.name, func(t *testing.T) {
-					if _, err := h.Upload(testContext(t), tc.file); err == nil {
-						t.Error("Upload succeeded, want an error")
-					}
-				})
-			}
-			if srv != nil && srv.ExecCount() != 0 {
-				t.Errorf("server ran %d commands for invalid uploads, want 0", srv.ExecCount())
+	h, srv := newSSHHost(t)
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if _, err := h.Upload(testContext(t), tc.file); err == nil {
+				t.Error("Upload succeeded, want an error")
 			}
 		})
+	}
+	if srv.ExecCount() != 0 {
+		t.Errorf("server ran %d commands for invalid uploads, want 0", srv.ExecCount())
 	}
 }
 
@@ -304,23 +275,19 @@ func TestSha256(t *testing.T) {
 	file := filepath.Join(dir, "file")
 	writeFile(t, file, "some content", 0o640)
 	sum := sha256.Sum256([]byte("some content"))
-	for _, kind := range hostKinds {
-		t.Run(kind.name, func(t *testing.T) {
-			h, _ := kind.make(t)
-			got, mode, exists, err := host.Sha256(testContext(t), h, file)
-			if err != nil {
-				t.Fatalf("Sha256: %v", err)
-			}
-			if !exists || got != hex.EncodeToString(sum[:]) || mode != 0o640 {
-				t.Errorf("Sha256 = %s, %v, %v; want %x, 0640, true", got, mode, exists, sum)
-			}
-			if _, _, exists, err := host.Sha256(testContext(t), h, filepath.Join(dir, "absent")); err != nil || exists {
-				t.Errorf("Sha256 of a missing file: exists %v, err %v; want false, nil", exists, err)
-			}
-			if _, _, _, err := host.Sha256(testContext(t), h, dir); err == nil {
-				t.Error("Sha256 of a directory succeeded, want an error")
-			}
-		})
+	h, _ := newSSHHost(t)
+	got, mode, exists, err := host.Sha256(testContext(t), h, file)
+	if err != nil {
+		t.Fatalf("Sha256: %v", err)
+	}
+	if !exists || got != hex.EncodeToString(sum[:]) || mode != 0o640 {
+		t.Errorf("Sha256 = %s, %v, %v; want %x, 0640, true", got, mode, exists, sum)
+	}
+	if _, _, exists, err := host.Sha256(testContext(t), h, filepath.Join(dir, "absent")); err != nil || exists {
+		t.Errorf("Sha256 of a missing file: exists %v, err %v; want false, nil", exists, err)
+	}
+	if _, _, _, err := host.Sha256(testContext(t), h, dir); err == nil {
+		t.Error("Sha256 of a directory succeeded, want an error")
 	}
 }
 
@@ -341,7 +308,7 @@ func assertNoTempFiles(t *testing.T, dir string) {
 // TestUploadKnownChecksum: a checksum given in advance is trusted for the comparison, and
 // the host checks the received bytes against it before the destination is replaced.
 func TestUploadKnownChecksum(t *testing.T) {
-	h, _ := hostKinds[len(hostKinds)-1].make(t) // the SSH host: the shell upload path
+	h, _ := newSSHHost(t)
 	dst := filepath.Join(t.TempDir(), "file")
 	content := []byte("bundle part\n")
 	sum := sha256.Sum256(content)

@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"io"
-	"log/slog"
 	"strings"
 	"testing"
 
@@ -24,31 +23,12 @@ import (
 	"github.com/kforge/kforge/internal/apiclient"
 )
 
-// addonCluster is the default configuration with one control-plane host.
-func addonCluster(t *testing.T, edit func(c *config.Cluster)) *config.Cluster {
-	t.Helper()
-	c := &config.Cluster{Hosts: []config.Host{{Name: "cp1", Address: "10.77.0.11", Roles: []string{config.RoleControlPlane}}}}
-	if edit != nil {
-		edit(c)
-	}
-	config.SetDefaults(c)
-	if err := c.Validate(); err != nil {
-		t.Fatalf("test configuration is invalid: %v", err)
-	}
-	return c
-}
-
 // runAddons runs the addon phase tree against cs and returns its progress lines, without
 // the timing line.
 func runAddons(t *testing.T, ctx context.Context, c *config.Cluster, cs kubernetes.Interface) ([]string, error) {
 	t.Helper()
 	var out bytes.Buffer
-	d := &Data{
-		Cluster: c,
-		Out:     NewPrinter(&out),
-		Log:     slog.New(slog.NewTextHandler(io.Discard, nil)),
-		Client:  func() (kubernetes.Interface, error) { return cs, nil },
-	}
+	d := newTestData(t, c, "cp1", &out, cs)
 	w := &Workflow{Name: "test", Phases: []Phase{AddonPhase()}}
 	err := w.Run(ctx, d, "", nil)
 	var lines []string
@@ -98,7 +78,7 @@ func TestAddonPhaseTree(t *testing.T) {
 }
 
 func TestAddonApplyConverges(t *testing.T) {
-	c := addonCluster(t, nil)
+	c := testCluster(t, nil)
 	cs := fake.NewClientset()
 
 	lines, err := runAddons(t, t.Context(), c, cs)
@@ -166,7 +146,7 @@ func TestAddonApplyConverges(t *testing.T) {
 // TestAddonApplyRevertsDrift edits applied objects as another field manager would; the
 // next run takes the fields back and reports the change.
 func TestAddonApplyRevertsDrift(t *testing.T) {
-	c := addonCluster(t, nil)
+	c := testCluster(t, nil)
 	cs := fake.NewClientset()
 	if _, err := runAddons(t, t.Context(), c, cs); err != nil {
 		t.Fatal(err)
@@ -206,7 +186,7 @@ func TestAddonApplyRevertsDrift(t *testing.T) {
 // TestAddonApplyError checks that the phase reports an apply's error once, under its
 // path, still unwrapping to the API error. How Apply retries is tested in apiclient.
 func TestAddonApplyError(t *testing.T) {
-	c := addonCluster(t, func(c *config.Cluster) {
+	c := testCluster(t, func(c *config.Cluster) {
 		c.Addons.KubeProxy.Disabled, c.Addons.CNI.Plugin = true, config.CNINone
 	})
 	cs := fake.NewClientset()
@@ -268,7 +248,7 @@ func TestAddonSkips(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			c := addonCluster(t, tc.edit)
+			c := testCluster(t, tc.edit)
 			cs := fake.NewClientset()
 			lines, err := runAddons(t, t.Context(), c, cs)
 			if err != nil {
@@ -291,13 +271,9 @@ func TestAddonSkips(t *testing.T) {
 }
 
 func TestAddonClientError(t *testing.T) {
-	c := addonCluster(t, nil)
-	d := &Data{
-		Cluster: c,
-		Out:     NewPrinter(io.Discard),
-		Log:     slog.New(slog.NewTextHandler(io.Discard, nil)),
-		Client:  func() (kubernetes.Interface, error) { return nil, errors.New("admin.conf: no such file") },
-	}
+	c := testCluster(t, nil)
+	d := newTestData(t, c, "cp1", io.Discard, nil)
+	d.Client = func() (kubernetes.Interface, error) { return nil, errors.New("admin.conf: no such file") }
 	w := &Workflow{Name: "test", Phases: []Phase{AddonPhase()}}
 	err := w.Run(t.Context(), d, "addon/coredns", nil)
 	want := `phase "addon/coredns": building the API client: admin.conf: no such file`
@@ -309,7 +285,7 @@ func TestAddonClientError(t *testing.T) {
 // TestApplyKnowsEveryAddonKind guards the kinds apiclient.Apply has a client for: every
 // kind the add-ons build is one of them.
 func TestApplyKnowsEveryAddonKind(t *testing.T) {
-	c := addonCluster(t, nil)
+	c := testCluster(t, nil)
 	for _, a := range addons.All() {
 		objs, err := a.Objects(c)
 		if err != nil {

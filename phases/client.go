@@ -2,10 +2,10 @@ package phases
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+	"sync"
 
 	"github.com/kforge/kforge/bootstrap"
 	"github.com/kforge/kforge/internal/apiclient"
@@ -45,6 +45,7 @@ func ClientFromKubeconfig(path string) (kubernetes.Interface, error) {
 // since admin.conf can do nothing before that.
 func clusterClient(ctx context.Context, d *Data) (kubernetes.Interface, error) {
 	b := &d.BootstrapData
+	// A join has no super-admin.conf: the binding exists already, made by init.
 	if !b.clusterAdminsBound && b.SuperAdminClient != nil {
 		sc, err := b.SuperAdminClient()
 		if err != nil {
@@ -54,9 +55,6 @@ func clusterClient(ctx context.Context, d *Data) (kubernetes.Interface, error) {
 			return nil, err
 		}
 		b.clusterAdminsBound = true
-	}
-	if d.Client == nil {
-		return nil, errors.New("no API client: this phase needs a running control plane")
 	}
 	cs, err := d.Client()
 	if err != nil {
@@ -125,4 +123,31 @@ func getSecret(ctx context.Context, cs kubernetes.Interface, ns, name string) (*
 		return nil
 	})
 	return sec, err
+}
+
+// kubeconfigClient returns the API client built, once, from the kubeconfig file in dir.
+// Without a file it is the host's own: admin.conf on a control-plane host, else
+// kubelet.conf, whichever exists now; nil when neither does.
+func kubeconfigClient(dir, file string) func() (kubernetes.Interface, error) {
+	if file == "" {
+		for _, f := range []string{"admin.conf", "kubelet.conf"} {
+			if _, err := os.Stat(filepath.Join(dir, f)); err == nil {
+				file = f
+				break
+			}
+		}
+		if file == "" {
+			return nil
+		}
+	}
+	p := filepath.Join(dir, file)
+	var (
+		once sync.Once
+		c    kubernetes.Interface
+		err  error
+	)
+	return func() (kubernetes.Interface, error) {
+		once.Do(func() { c, err = ClientFromKubeconfig(p) })
+		return c, err
+	}
 }

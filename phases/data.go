@@ -6,12 +6,14 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/kforge/kforge/bootstrap"
 	"github.com/kforge/kforge/bundle"
 	"github.com/kforge/kforge/config"
 	"github.com/kforge/kforge/etcd"
+	"github.com/kforge/kforge/fleet"
 	"github.com/kforge/kforge/preflight"
 	"github.com/kforge/kforge/service"
 	"github.com/kforge/kforge/tokens"
@@ -42,10 +44,11 @@ type Data struct {
 	// KubeletConfigPath is where the kubelet config lives (for preflight's ownership checks).
 	KubeletConfigPath string
 
-	// Root prefixes every path kforge writes: "" on a real run, a temp dir on a dry run.
-	// Phases never branch on dry-run; they write under Root.
+	// Root prefixes every path kforge writes: "" on a real run, a scratch dir on a dry run
+	// of init or join. Phases never branch on dry-run; they write under Root.
 	Root string
-	// DryRun is true when Root is a scratch directory; only the plan printer reads it.
+	// DryRun is true on a dry run. Only the plan printer and the skip rules of the fleet
+	// workflows (up, reset-hosts) read it.
 	DryRun bool
 
 	// IgnorePreflight lists the preflight checks whose errors become warnings.
@@ -65,8 +68,9 @@ type Data struct {
 	// Services starts and stops the kubelet (and containerd, when nothing else does).
 	Services service.Manager
 
-	// Client returns the API client the online phases use: built from admin.conf on a real
-	// run, a fake clientset on a dry run. It is called only after wait-control-plane.
+	// Client returns the API client the online phases use: built from a kubeconfig of
+	// KubeconfigDir on a real run, a fake clientset on a dry run. It is called only after
+	// wait-control-plane. Nil only for reset on a host that holds no kubeconfig.
 	Client func() (kubernetes.Interface, error)
 	// Act carries out destructive steps (reset): a dry run prints them instead.
 	Act Act
@@ -117,14 +121,6 @@ func readFileIfExists(path string) ([]byte, error) {
 	return b, nil
 }
 
-// timeNow is Data's clock, or the system clock when it has none.
-func timeNow(d *Data) time.Time {
-	if d.Now != nil {
-		return d.Now()
-	}
-	return time.Now()
-}
-
 // BootstrapData is the part of Data the online bootstrap phases (upload-config,
 // upload-certs, mark-control-plane, bootstrap-token, show-join-command) read and produce.
 // Data embeds it.
@@ -153,4 +149,121 @@ type BootstrapData struct {
 	tokenExpires time.Time
 	// clusterAdminsBound is set once kubeadm:cluster-admins is known to exist in this run.
 	clusterAdminsBound bool
+}
+
+// DataSpec is what a command knows about one run: the configuration, this host, the flags,
+// and where progress and diagnostics go. NewData turns it and the run's Deps into Data.
+type DataSpec struct {
+	Cluster          *config.Cluster
+	Node             *config.Host
+	AdvertiseAddress net.IP
+	// CertDir, KubeconfigDir and ManifestsDir are the paths as the host sees them.
+	CertDir, KubeconfigDir, ManifestsDir string
+
+	IgnorePreflight preflight.IgnoreSet
+	// PreflightSystem is how preflight reads the machine, and how the host facts are detected.
+	PreflightSystem preflight.System
+
+	Out *Printer
+	Log *slog.Logger
+
+	// Kubeconfig is the file in KubeconfigDir that a real run's API client is built from,
+	// on first use, so a phase of the run may write it. Empty means the host's own: the
+	// most capable of admin.conf and kubelet.conf that exists when the run starts, and no
+	// client when neither does (reset).
+	Kubeconfig string
+	// SuperAdmin gives the run a client built from super-admin.conf (init).
+	SuperAdmin bool
+
+	// Token, TokenTTL, UploadCerts and CertificateKey are BootstrapData's flags.
+	Token          tokens.Token
+	TokenTTL       time.Duration
+	UploadCerts    bool
+	CertificateKey bootstrap.CertificateKey
+	// JoinControlPlane makes a join a control-plane join.
+	JoinControlPlane bool
+
+	// Fleet configures the fleet of the up and reset-hosts workflows; Prune is up --prune.
+	Fleet fleet.Options
+	Prune bool
+
+	Force bool
+	Wait  time.Duration
+}
+
+// Deps are the implementations a run acts through: RealDeps on a real run, DryRunDeps on a
+// dry run, and fakes in tests. The workflows over a fleet (up, reset-hosts) act through
+// their fleet and need only Now and DryRun.
+type Deps struct {
+	// Root and DryRun become Data's.
+	Root   string
+	DryRun bool
+	// Facts are what the host's PID 1, cgroups and capabilities look like.
+	Facts            preflight.HostFacts
+	Now              func() time.Time
+	Services         service.Manager
+	Ctr              bundle.Ctr
+	Waiter           Waiter
+	Etcd             func(d *Data, endpoints []string) (etcd.Cluster, error)
+	Client           func() (kubernetes.Interface, error)
+	SuperAdminClient func() (kubernetes.Interface, error)
+	Act              Act
+}
+
+// NewData builds a run's Data from what the command knows and the implementations it acts
+// through. Every command builds its Data here, once.
+func NewData(s DataSpec, deps Deps) *Data {
+	return &Data{
+		Cluster:           s.Cluster,
+		Node:              s.Node,
+		AdvertiseAddress:  s.AdvertiseAddress,
+		CertDir:           s.CertDir,
+		KubeconfigDir:     s.KubeconfigDir,
+		ManifestsDir:      s.ManifestsDir,
+		KubeletConfigPath: DefaultKubeletConfig,
+		Root:              deps.Root,
+		DryRun:            deps.DryRun,
+		IgnorePreflight:   s.IgnorePreflight,
+		PreflightSystem:   s.PreflightSystem,
+		Out:               s.Out,
+		Log:               s.Log,
+		Now:               deps.Now,
+		Facts:             deps.Facts,
+		Services:          deps.Services,
+		Client:            deps.Client,
+		Act:               deps.Act,
+		Etcd:              deps.Etcd,
+		Ctr:               deps.Ctr,
+		Waiter:            deps.Waiter,
+		BootstrapData: BootstrapData{
+			Token:            s.Token,
+			TokenTTL:         s.TokenTTL,
+			UploadCerts:      s.UploadCerts,
+			CertificateKey:   s.CertificateKey,
+			SuperAdminClient: deps.SuperAdminClient,
+		},
+		Join:  JoinData{ControlPlane: s.JoinControlPlane},
+		Up:    UpData{Options: s.Fleet, Prune: s.Prune},
+		Force: s.Force,
+		Wait:  s.Wait,
+	}
+}
+
+// RealDeps are the implementations of a real run on this host: the host's service manager,
+// containerd's ctr, health probes, etcd's client and API clients from the kubeconfigs.
+func RealDeps(s DataSpec) Deps {
+	d := Deps{
+		Facts:    preflight.DetectHostFacts(s.PreflightSystem),
+		Now:      time.Now,
+		Services: service.Detect(),
+		Ctr:      bundle.CtrCommand(strings.TrimPrefix(s.Cluster.Kubelet.ContainerRuntimeEndpoint, "unix://")),
+		Waiter:   HealthWaiter{},
+		Etcd:     RealEtcd,
+		Client:   kubeconfigClient(s.KubeconfigDir, s.Kubeconfig),
+		Act:      RealAct,
+	}
+	if s.SuperAdmin {
+		d.SuperAdminClient = kubeconfigClient(s.KubeconfigDir, "super-admin.conf")
+	}
+	return d
 }

@@ -1,6 +1,12 @@
 package phases
 
 import (
+	"context"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -10,6 +16,8 @@ import (
 	k8stesting "k8s.io/client-go/testing"
 
 	"github.com/kforge/kforge/etcd"
+	"github.com/kforge/kforge/preflight"
+	"github.com/kforge/kforge/service"
 )
 
 // DryRunClient is a fake clientset that reports every write it receives, for the plan of a
@@ -46,4 +54,44 @@ func DryRunEtcd(say func(format string, args ...any)) func(d *Data, endpoints []
 	return func(_ *Data, endpoints []string) (etcd.Cluster, error) {
 		return etcd.NewDryRun(say, endpoints), nil
 	}
+}
+
+// DryRunDeps are the implementations of a dry run: each reports through s.Out, with a
+// "[dry-run]" prefix, what a real run would do, and does nothing. Writes go under root: a
+// ScratchRoot for init and join, which write files; "" for reset, which writes nothing and
+// reads the host as it is to say what it would remove.
+func DryRunDeps(s DataSpec, root string) Deps {
+	say := func(format string, args ...any) { s.Out.Plain("[dry-run] "+format, args...) }
+	fake := DryRunClient(say, s.Node.Name)
+	client := func() (kubernetes.Interface, error) { return fake, nil }
+	d := Deps{
+		Root:     root,
+		DryRun:   true,
+		Facts:    preflight.DetectHostFacts(s.PreflightSystem),
+		Now:      time.Now,
+		Services: &service.DryRun{Say: say},
+		Ctr: func(_ context.Context, args ...string) ([]byte, error) {
+			say("would run: ctr --namespace k8s.io %s", strings.Join(args, " "))
+			return nil, nil
+		},
+		Waiter: DryRunWaiter{},
+		Etcd:   DryRunEtcd(say),
+		Client: client,
+		Act:    DryRunAct,
+	}
+	if s.SuperAdmin {
+		d.SuperAdminClient = client
+	}
+	return d
+}
+
+// ScratchRoot makes the directory a dry run of init or join writes under, and says so;
+// cleanup removes it.
+func ScratchRoot(out *Printer) (root string, cleanup func(), err error) {
+	dir, err := os.MkdirTemp("", "kforge-dry-run-")
+	if err != nil {
+		return "", func() {}, fmt.Errorf("creating the dry-run directory: %w", err)
+	}
+	out.Plain("[dry-run] writing nothing outside %s", dir)
+	return dir, func() { os.RemoveAll(dir) }, nil
 }

@@ -6,8 +6,8 @@ func InitWorkflow() *Workflow {
 	return &Workflow{
 		Name: "init",
 		Phases: []Phase{
+			preflightPhase(initChecks),
 			bundlePhase(),
-			preflightPhase(),
 			certsPhase(),
 			kubeconfigPhase(),
 			etcdPhase(),

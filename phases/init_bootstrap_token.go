@@ -72,7 +72,7 @@ func runBootstrapToken(ctx context.Context, d *Data) error {
 func ensureJoinToken(ctx context.Context, d *Data, cs kubernetes.Interface) error {
 	b := &d.BootstrapData
 	tok := b.Token
-	now := timeNow(d)
+	now := d.Now()
 	var expires time.Time
 	switch {
 	case b.TokenTTL == 0:
@@ -114,7 +114,7 @@ func describeExpiry(t time.Time) string {
 func waitForClusterInfoSignature(ctx context.Context, d *Data, cs kubernetes.Interface) error {
 	tok := d.BootstrapData.Token
 	d.Out.Say("waiting for the controller-manager to sign cluster-info with token %s", tok.ID)
-	err := waitUntil(ctx, d, fmt.Sprintf("cluster-info to be signed with token %s", tok.ID), func(ctx context.Context) error {
+	err := d.Waiter.WaitFor(ctx, d, fmt.Sprintf("cluster-info to be signed with token %s", tok.ID), func(ctx context.Context) error {
 		cm, err := cs.CoreV1().ConfigMaps(bootstrap.NamespacePublic).Get(ctx, bootstrap.ClusterInfoName, metav1.GetOptions{})
 		if err != nil {
 			err = fmt.Errorf("reading ConfigMap %s/%s: %w", bootstrap.NamespacePublic, bootstrap.ClusterInfoName, err)

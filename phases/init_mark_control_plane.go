@@ -41,7 +41,7 @@ func runMarkControlPlane(ctx context.Context, d *Data) error {
 	}
 	name := d.Node.Name
 	nodes := cs.CoreV1().Nodes()
-	err = waitUntil(ctx, d, "Node "+name+" to be registered", func(ctx context.Context) error {
+	err = d.Waiter.WaitFor(ctx, d, "Node "+name+" to be registered", func(ctx context.Context) error {
 		_, err := nodes.Get(ctx, name, metav1.GetOptions{})
 		if err == nil {
 			return nil

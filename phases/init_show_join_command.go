@@ -74,7 +74,7 @@ func findJoinToken(ctx context.Context, d *Data, cs kubernetes.Interface) error 
 	if err != nil {
 		return err
 	}
-	best, ok := tokens.LongestJoinToken(entries, timeNow(d))
+	best, ok := tokens.LongestJoinToken(entries, d.Now())
 	if !ok {
 		return errors.New("no join token to show: pass --token, or run the bootstrap-token phase to create one")
 	}

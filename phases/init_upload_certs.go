@@ -125,7 +125,7 @@ func currentCertsSecret(ctx context.Context, d *Data, cs kubernetes.Interface, f
 			continue
 		case err != nil:
 			return "", time.Time{}, err
-		case !found || spec.Expires.IsZero() || spec.Expires.Sub(timeNow(d)) < bootstrap.CertsTokenTTL/2:
+		case !found || spec.Expires.IsZero() || spec.Expires.Sub(d.Now()) < bootstrap.CertsTokenTTL/2:
 			continue
 		}
 		return t.ID, spec.Expires, nil
@@ -141,7 +141,7 @@ func newCertsOwner(ctx context.Context, d *Data, cs kubernetes.Interface) (*core
 	if err != nil {
 		return nil, "", time.Time{}, err
 	}
-	spec := bootstrap.CertsTokenSpec(timeNow(d))
+	spec := bootstrap.CertsTokenSpec(d.Now())
 	got, out, err := tokens.NewStore(cs, d.Log).CreateOwner(ctx, t, spec)
 	if err != nil {
 		return nil, "", time.Time{}, err

@@ -31,7 +31,7 @@ func JoinWorkflow() *Workflow {
 	return &Workflow{
 		Name: "join",
 		Phases: []Phase{
-			joinPreflightPhase(),
+			preflightPhase(joinChecks),
 			bundlePhase(),
 			{
 				Name:  "control-plane-prepare",

@@ -105,7 +105,7 @@ func runEtcdJoin(ctx context.Context, d *Data) error {
 	return etcd.Join(ctx, cli, members, etcd.JoinParams{Name: name, PeerURL: etcd.PeerURL(d.AdvertiseAddress.String())}, etcd.JoinHooks{
 		Report: report,
 		Wait: func(ctx context.Context, what string, check func(context.Context) error) error {
-			return waitUntil(ctx, d, what, check)
+			return d.Waiter.WaitFor(ctx, d, what, check)
 		},
 		Configure: func(initialCluster string, voter bool) error {
 			if voter && manifestExists(d, manifests.NameEtcd) {
@@ -117,7 +117,7 @@ func runEtcdJoin(ctx context.Context, d *Data) error {
 		Started: func(ctx context.Context) error {
 			report("waiting up to %s for the local etcd member to start and catch up", d.Wait)
 			selfURL := etcd.ClientURL(d.AdvertiseAddress.String())
-			err := waitUntil(ctx, d, "etcd member "+name+" to answer", func(ctx context.Context) error {
+			err := d.Waiter.WaitFor(ctx, d, "etcd member "+name+" to answer", func(ctx context.Context) error {
 				return cli.Healthy(ctx, selfURL)
 			})
 			if err != nil {

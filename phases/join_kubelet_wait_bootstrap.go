@@ -28,7 +28,7 @@ func kubeletWaitBootstrapPhase() Phase {
 			if !d.Join.AlreadyJoined {
 				d.Out.Say("waiting up to %s for the kubelet's TLS bootstrap (%s)", d.Wait, confShown)
 			}
-			err := waitUntil(ctx, d, "the kubelet to write "+confShown, func(context.Context) error {
+			err := d.Waiter.WaitFor(ctx, d, "the kubelet to write "+confShown, func(context.Context) error {
 				if !joinedHere(d, d.Join.ClusterCA) {
 					return fmt.Errorf("%s has no client certificate for node %s signed by the cluster CA yet", confShown, d.Node.Name)
 				}
@@ -42,7 +42,7 @@ func kubeletWaitBootstrapPhase() Phase {
 				return err
 			}
 			name := d.Node.Name
-			err = waitUntil(ctx, d, "Node "+name+" to be registered", func(ctx context.Context) error {
+			err = d.Waiter.WaitFor(ctx, d, "Node "+name+" to be registered", func(ctx context.Context) error {
 				_, err := cs.CoreV1().Nodes().Get(ctx, name, metav1.GetOptions{})
 				if err == nil || apierrors.IsNotFound(err) || apiclient.IsTransient(err) {
 					if err != nil {

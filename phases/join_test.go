@@ -2,11 +2,9 @@ package phases
 
 import (
 	"bytes"
-	"context"
 	"errors"
-	"fmt"
+	"io"
 	"log/slog"
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -15,14 +13,12 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/kubernetes/fake"
 
 	"github.com/kforge/kforge/bootstrap"
 	"github.com/kforge/kforge/config"
 	"github.com/kforge/kforge/etcd"
 	"github.com/kforge/kforge/manifests"
-	"github.com/kforge/kforge/service"
 	"github.com/kforge/kforge/tokens"
 )
 
@@ -37,13 +33,6 @@ type joinEnv struct {
 	key    bootstrap.CertificateKey
 }
 
-type noWait struct{}
-
-func (noWait) WaitControlPlane(context.Context, *Data) error { return nil }
-func (noWait) WaitFor(context.Context, *Data, string, func(context.Context) error) error {
-	return nil
-}
-
 func newJoinEnv(t *testing.T, node string, objs ...corev1.Node) *joinEnv {
 	t.Helper()
 	c := &config.Cluster{Hosts: []config.Host{
@@ -54,8 +43,7 @@ func newJoinEnv(t *testing.T, node string, objs ...corev1.Node) *joinEnv {
 	config.SetDefaults(c)
 
 	// The first host's certificates, as init makes them.
-	first := &Data{Cluster: c, Node: &c.Hosts[0], AdvertiseAddress: net.ParseIP("192.0.2.10"), CertDir: DefaultCertDir,
-		Root: t.TempDir(), Out: NewPrinter(&bytes.Buffer{}), Log: slog.New(slog.DiscardHandler), Now: time.Now}
+	first := newTestData(t, c, "cp1", io.Discard, nil)
 	if err := (&Workflow{Name: "init", Phases: []Phase{certsPhase()}}).Run(t.Context(), first, "", nil); err != nil {
 		t.Fatal(err)
 	}
@@ -81,25 +69,11 @@ func newJoinEnv(t *testing.T, node string, objs ...corev1.Node) *joinEnv {
 			t.Fatal(err)
 		}
 	}
-	h, _ := c.HostByName(node)
 	out := &bytes.Buffer{}
-	say := func(format string, args ...any) { fmt.Fprintf(out, "[fake] "+format+"\n", args...) }
 	tok, _ := tokens.Parse("abcdef.0123456789abcdef")
-	d := &Data{
-		Cluster: c, Node: h, AdvertiseAddress: net.ParseIP(h.NodeIP()),
-		CertDir: DefaultCertDir, KubeconfigDir: DefaultKubeconfigDir, ManifestsDir: DefaultManifestsDir,
-		KubeletConfigPath: DefaultKubeletConfig,
-		Root:              t.TempDir(),
-		Out:               NewPrinter(out),
-		Log:               slog.New(slog.NewTextHandler(out, nil)),
-		Now:               time.Now,
-		Services:          &service.DryRun{Say: say},
-		Waiter:            noWait{},
-		Etcd:              DryRunEtcd(say),
-		Client:            func() (kubernetes.Interface, error) { return cs, nil },
-		Wait:              time.Second,
-		Join:              JoinData{ControlPlane: h.IsControlPlane()},
-	}
+	d := newTestData(t, c, node, out, cs)
+	d.Log = slog.New(slog.NewTextHandler(out, nil))
+	d.Wait = time.Second
 	d.Token = tok
 	return &joinEnv{d: d, cs: cs, out: out, shared: shared, caPEM: shared["ca.crt"], key: key}
 }

@@ -12,7 +12,6 @@ import (
 	"errors"
 	"log/slog"
 	"math/big"
-	"net"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -82,23 +81,12 @@ func newOnlineEnv(t *testing.T, edit func(c *config.Cluster)) *onlineEnv {
 		shared: writeTestPKI(t, filepath.Join(root, DefaultCertDir)),
 		now:    testNow,
 	}
-	e.d = &Data{
-		Cluster:           c,
-		Node:              &c.Hosts[0],
-		AdvertiseAddress:  net.ParseIP("192.0.2.10"),
-		CertDir:           DefaultCertDir,
-		KubeconfigDir:     DefaultKubeconfigDir,
-		ManifestsDir:      DefaultManifestsDir,
-		KubeletConfigPath: DefaultKubeletConfig,
-		Root:              root,
-		Out:               NewPrinter(e.out),
-		Log:               slog.New(slog.NewTextHandler(e.log, &slog.HandlerOptions{Level: slog.LevelDebug})),
-		Now:               func() time.Time { return e.now },
-		Client:            func() (kubernetes.Interface, error) { return e.cs, nil },
-		Wait:              5 * time.Second,
-		Waiter:            HealthWaiter{Interval: 5 * time.Millisecond},
-	}
-	e.d.BootstrapData.SuperAdminClient = e.d.Client
+	e.d = newTestData(t, c, "cp1", e.out, e.cs)
+	e.d.Root = root
+	e.d.Log = slog.New(slog.NewTextHandler(e.log, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	e.d.Now = func() time.Time { return e.now }
+	e.d.Waiter = HealthWaiter{Interval: 5 * time.Millisecond}
+	e.d.SuperAdminClient = e.d.Client
 	e.d.BootstrapData.UploadCerts = true
 	return e
 }

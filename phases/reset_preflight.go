@@ -13,7 +13,7 @@ func resetPreflightPhase() Phase {
 		Name:  "preflight",
 		Short: "Check that reset can run here",
 		Run: func(_ context.Context, d *Data) error {
-			if d.PreflightSystem != nil && d.PreflightSystem.Euid() != 0 && !d.IgnorePreflight.Has("IsPrivilegedUser") && !d.IgnorePreflight.All() {
+			if d.PreflightSystem.Euid() != 0 && !d.IgnorePreflight.Has("IsPrivilegedUser") && !d.IgnorePreflight.All() {
 				return errors.New("reset must run as root (or pass --ignore-preflight-errors=IsPrivilegedUser to try anyway)")
 			}
 			d.Out.Say("resetting host %q: the kubelet, its pods and every file init or join wrote will be removed", d.Node.Name)

@@ -18,6 +18,7 @@ func removeNodePhase() Phase {
 		Name:  "remove-node",
 		Short: "Delete this host's Node object from the cluster",
 		Run: func(ctx context.Context, d *Data) error {
+			// A host that never joined, or whose kubeconfigs are gone, has no client.
 			if d.Client == nil {
 				d.Out.Say("no kubeconfig on this host reaches the cluster; delete the node with: kubectl delete node %s", d.Node.Name)
 				return nil

@@ -53,8 +53,8 @@ func TestRemoveEtcdMember(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			out := &bytes.Buffer{}
-			d := testData(out)
-			d.Root, d.ManifestsDir, d.Force = t.TempDir(), DefaultManifestsDir, tc.force
+			d := newTestData(t, testCluster(t, nil), "cp1", out, nil)
+			d.Force = tc.force
 			var endpoints []string
 			d.Etcd = func(_ *Data, e []string) (etcd.Cluster, error) {
 				endpoints = e

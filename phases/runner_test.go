@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"io"
-	"log/slog"
 	"strings"
 	"testing"
 
@@ -32,10 +31,6 @@ func recorder(log *[]string, fail string) *Workflow {
 	}}
 }
 
-func testData(out io.Writer) *Data {
-	return &Data{Out: NewPrinter(out), Log: slog.New(slog.NewTextHandler(io.Discard, nil))}
-}
-
 func TestWorkflowRun(t *testing.T) {
 	tests := []struct {
 		name    string
@@ -59,7 +54,7 @@ func TestWorkflowRun(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			var log []string
 			var out bytes.Buffer
-			err := recorder(&log, tc.fail).Run(context.Background(), testData(&out), tc.only, tc.skip)
+			err := recorder(&log, tc.fail).Run(context.Background(), newTestData(t, testCluster(t, nil), "cp1", &out, nil), tc.only, tc.skip)
 			if tc.wantErr == "" && err != nil {
 				t.Fatalf("Run: %v", err)
 			}
@@ -81,7 +76,7 @@ func TestWorkflowRun(t *testing.T) {
 func TestWorkflowRunReportsSkipsAndDurations(t *testing.T) {
 	var log []string
 	var out bytes.Buffer
-	if err := recorder(&log, "").Run(context.Background(), testData(&out), "", []string{"d"}); err != nil {
+	if err := recorder(&log, "").Run(context.Background(), newTestData(t, testCluster(t, nil), "cp1", &out, nil), "", []string{"d"}); err != nil {
 		t.Fatal(err)
 	}
 	for _, want := range []string{"[c] skipped: not today", "[d] skipped (--skip-phases)", "[a] done in ", "[b] done in "} {
@@ -96,7 +91,7 @@ func TestWorkflowRunStopsOnCancel(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	wf := recorder(&log, "")
 	wf.Phases[0].Run = func(context.Context, *Data) error { log = append(log, "a"); cancel(); return nil }
-	err := wf.Run(ctx, testData(io.Discard), "", nil)
+	err := wf.Run(ctx, newTestData(t, testCluster(t, nil), "cp1", io.Discard, nil), "", nil)
 	if !errors.Is(err, context.Canceled) {
 		t.Fatalf("Run error = %v, want context.Canceled", err)
 	}

@@ -76,12 +76,11 @@ func newUpLab(t *testing.T, initialised bool, nodes ...*corev1.Node) *upLab {
 func (l *upLab) data(dryRun bool) *Data {
 	kforge := filepath.Join(l.t.TempDir(), "kforge")
 	writeFile(l.t, kforge, []byte("#!/bin/sh\n"))
-	return &Data{
+	s := DataSpec{
 		Cluster: l.c,
 		Out:     NewPrinter(&l.out),
 		Log:     slog.New(slog.DiscardHandler),
-		DryRun:  dryRun,
-		Up: UpData{Options: fleet.Options{
+		Fleet: fleet.Options{
 			Cluster: l.c,
 			Kforge:  kforge,
 			Connect: func(_ context.Context, h *config.Host) (host.Host, error) {
@@ -93,8 +92,10 @@ func (l *upLab) data(dryRun bool) *Data {
 			},
 			Client:       func([]byte) (kubernetes.Interface, error) { return l.cs, nil },
 			PollInterval: time.Millisecond,
-		}},
+		},
 	}
+	// As kforge up builds it: the fleet acts on the hosts, this machine lends only its clock.
+	return NewData(s, Deps{DryRun: dryRun, Now: time.Now})
 }
 
 // run runs the up workflow (or one phase of it) and returns the report.

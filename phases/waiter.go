@@ -33,14 +33,6 @@ const (
 	DefaultProbeInterval = 250 * time.Millisecond
 )
 
-// waitUntil waits for the condition check through Data's Waiter.
-func waitUntil(ctx context.Context, d *Data, what string, check func(context.Context) error) error {
-	if d.Waiter == nil {
-		return fmt.Errorf("waiting for %s: the phase data has no Waiter", what)
-	}
-	return d.Waiter.WaitFor(ctx, d, what, check)
-}
-
 // Waiter waits for the cluster. A dry run swaps in one that waits for nothing.
 type Waiter interface {
 	// WaitControlPlane waits until every control-plane component reports healthy.
