@@ -113,7 +113,7 @@ func expandHome(p string) string {
 	if !ok {
 		return p
 	}
-	home, err := homeDir()
+	home, err := os.UserHomeDir()
 	if err != nil {
 		return p
 	}

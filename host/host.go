@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"os"
 	"strings"
 	"time"
 	"unicode"
@@ -260,6 +259,3 @@ func (o *output) result(code int) Result {
 func (o *output) exitError(host string, c Cmd, code int, signal string) *ExitError {
 	return &ExitError{Host: host, Cmd: c.display(), Code: code, Signal: signal, Stderr: o.tail.lines(stderrTailLines)}
 }
-
-// homeDir is os.UserHomeDir, replaceable in tests.
-var homeDir = os.UserHomeDir

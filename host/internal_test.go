@@ -190,9 +190,7 @@ func TestUnixMode(t *testing.T) {
 }
 
 func TestSSHConfigDefaults(t *testing.T) {
-	saved := homeDir
-	homeDir = func() (string, error) { return "/home/op", nil }
-	t.Cleanup(func() { homeDir = saved })
+	t.Setenv("HOME", "/home/op")
 	got, err := SSHConfig{Address: "10.0.0.5", KeyFiles: []string{"~/.ssh/id_ed25519"}}.withDefaults()
 	if err != nil {
 		t.Fatal(err)

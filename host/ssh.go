@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -108,7 +109,7 @@ func (c SSHConfig) withDefaults() (SSHConfig, error) {
 		c.User = DefaultSSHUser
 	}
 	if c.KnownHostsPath == "" {
-		home, err := homeDir()
+		home, err := os.UserHomeDir()
 		if err != nil {
 			return c, fmt.Errorf("finding the default known_hosts file: %w", err)
 		}

@@ -20,6 +20,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/kforge/kforge/internal/wait"
+
 	"github.com/kforge/kforge/cri"
 	"github.com/kforge/kforge/kubeconfig"
 	"github.com/kforge/kforge/manifests"
@@ -120,13 +122,10 @@ func sandboxSteps(ctx context.Context, endpoint string, warn func(error)) iter.S
 	}
 }
 
-// sandboxRemoveTries and sandboxRemoveDelay bound the retries of a sandbox removal: a
+// sandboxRemoveBackoff bounds the retries of a sandbox removal: a
 // container the kubelet had just asked for may still be starting, and containerd refuses
 // to remove it until it has started.
-const (
-	sandboxRemoveTries = 20
-	sandboxRemoveDelay = 500 * time.Millisecond
-)
+var sandboxRemoveBackoff = wait.Backoff{Steps: 20, Initial: 500 * time.Millisecond, Max: 500 * time.Millisecond}
 
 // sandboxRemover is the part of *cri.Client that removes a sandbox.
 type sandboxRemover interface {
@@ -134,18 +133,8 @@ type sandboxRemover interface {
 }
 
 func removeSandbox(ctx context.Context, c sandboxRemover, id string) error {
-	var err error
-	for i := 0; i < sandboxRemoveTries; i++ {
-		if err = c.RemoveSandbox(ctx, id); err == nil {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return err
-		case <-time.After(sandboxRemoveDelay):
-		}
-	}
-	return err
+	always := func(error) bool { return true }
+	return wait.Retry(ctx, sandboxRemoveBackoff, always, func(ctx context.Context) error { return c.RemoveSandbox(ctx, id) })
 }
 
 // unmountSteps unmounts what mountsUnder lists for dir.
