@@ -9,6 +9,9 @@ import (
 )
 
 // bundlePhase installs an air-gap bundle: binaries onto the host, images into containerd.
+// Shared by init and join.
+//
+// Reads Data.Cluster.Bundle and Data.Ctr.
 func bundlePhase() Phase {
 	noBundle := func(d *Data) (string, bool) {
 		return "no bundle (set bundle in cluster.toml or pass --bundle)", d.Cluster.Bundle == ""
