@@ -230,31 +230,35 @@ func (f *Fleet) Close() {
 // Connect connects to the named hosts of the file at once (all of them when names is
 // empty) and marks the ones it cannot reach as failed.
 func (f *Fleet) Connect(ctx context.Context, names []string) {
+	var todo []*config.Host
+	for _, h := range f.hosts(names) {
+		if f.conn(h.Name) == nil {
+			todo = append(todo, h)
+		}
+	}
+	err := host.Each(ctx, todo, f.o.Concurrency, hostName, func(ctx context.Context, h *config.Host) error {
+		conn, err := f.o.Connect(ctx, h)
+		if err != nil {
+			return fmt.Errorf("unreachable: %w", err)
+		}
+		f.mu.Lock()
+		f.conns[h.Name] = conn
+		f.mu.Unlock()
+		return nil
+	})
+	f.failEach(err)
 	hosts := f.hosts(names)
-	var wg sync.WaitGroup
-	sem := make(chan struct{}, f.o.Concurrency)
+	missing := 0
 	for _, h := range hosts {
 		if f.conn(h.Name) != nil {
 			continue
 		}
-		wg.Go(func() {
-			sem <- struct{}{}
-			defer func() { <-sem }()
-			conn, err := f.o.Connect(ctx, h)
-			if err != nil {
-				f.Fail(h.Name, fmt.Errorf("unreachable: %w", err))
-				return
-			}
-			f.mu.Lock()
-			f.conns[h.Name] = conn
-			f.mu.Unlock()
-		})
-	}
-	wg.Wait()
-	missing := 0
-	for _, h := range hosts {
-		if f.conn(h.Name) == nil {
-			missing++
+		missing++
+		f.mu.Lock()
+		notTried := f.reports[h.Name] != nil && f.reports[h.Name].Result == ""
+		f.mu.Unlock()
+		if notTried && ctx.Err() != nil {
+			f.Fail(h.Name, fmt.Errorf("not connected: %w", ctx.Err()))
 		}
 	}
 	if missing > 0 {
@@ -478,18 +482,25 @@ func (f *Fleet) ForEach(ctx context.Context, names []string, fn func(ctx context
 		mu.Unlock()
 		return fn(ctx, byName[c.Name()])
 	})
-	var he *host.HostError
-	for _, e := range unjoin(err) {
-		if errors.As(e, &he) {
-			f.Fail(he.Host, he.Err)
-		}
-	}
+	f.failEach(err)
 	for name := range byName {
 		if !started[name] {
 			f.Fail(name, ctx.Err())
 		}
 	}
 }
+
+// failEach marks the host of every *host.HostError in err failed.
+func (f *Fleet) failEach(err error) {
+	var he *host.HostError
+	for _, e := range unjoin(err) {
+		if errors.As(e, &he) {
+			f.Fail(he.Host, he.Err)
+		}
+	}
+}
+
+func hostName(h *config.Host) string { return h.Name }
 
 // unjoin lists the errors errors.Join combined.
 func unjoin(err error) []error {

@@ -47,23 +47,23 @@ func (f *Fleet) Observe(ctx context.Context) (Observed, error) {
 		_, cp := n.Labels["node-role.kubernetes.io/control-plane"]
 		o.Nodes[n.Name] = Node{ControlPlane: cp, Ready: nodeReady(n)}
 	}
-	var mu sync.Mutex
-	var wg sync.WaitGroup
+	var joined []host.Host
 	for name := range o.Nodes {
-		conn := f.conn(name)
-		if conn == nil {
-			continue
+		if conn := f.conn(name); conn != nil {
+			joined = append(joined, conn)
 		}
-		wg.Go(func() {
-			res, err := conn.Run(ctx, host.Cmd{Script: "test -f /etc/kubernetes/kubelet.conf && echo joined || echo reset", Display: "check kubelet.conf"})
-			if err == nil && strings.TrimSpace(string(res.Stdout)) == "reset" {
-				mu.Lock()
-				o.Stale[name] = true
-				mu.Unlock()
-			}
-		})
 	}
-	wg.Wait()
+	var mu sync.Mutex
+	// A host that does not answer here keeps its Node: the plan leaves it alone.
+	_ = host.ForEach(ctx, joined, f.o.Concurrency, func(ctx context.Context, conn host.Host) error {
+		res, err := conn.Run(ctx, host.Cmd{Script: "test -f /etc/kubernetes/kubelet.conf && echo joined || echo reset", Display: "check kubelet.conf"})
+		if err == nil && strings.TrimSpace(string(res.Stdout)) == "reset" {
+			mu.Lock()
+			o.Stale[conn.Name()] = true
+			mu.Unlock()
+		}
+		return err
+	})
 	return o, nil
 }
 
