@@ -78,7 +78,9 @@ control-plane member with its own etcd member.
 
 Discovery comes first and writes nothing: kforge fetches cluster-info from the endpoint,
 verifies its signature with the token, checks the cluster CA against the pin, fetches it
-again over TLS trusting only that CA, reads the cluster's configuration, checks that no
+again over TLS trusting only that CA, reads the cluster's configuration (the one kforge
+init stored, or, in a cluster made by kubeadm init, kubeadm's ClusterConfiguration and
+kubelet-config, as kubeadm join does), checks that no
 other Ready node has this name and, for a control-plane join, opens the shared
 certificates with the certificate key. Any failure stops the join before the host changes.
 
