@@ -31,17 +31,9 @@ func (r Result) String() string {
 // parent directories are created with dirPerm (EnsureDir). If the file already holds data with perm, it
 // is left alone.
 func WriteAtomic(path string, data []byte, perm, dirPerm fs.FileMode) (Result, error) {
-	res := Created
-	if st, err := os.Lstat(path); err == nil {
-		if st.Mode().IsRegular() {
-			old, err := os.ReadFile(path)
-			if err == nil && bytes.Equal(old, data) && st.Mode().Perm() == perm {
-				return Unchanged, nil
-			}
-		}
-		res = Updated
-	} else if !errors.Is(err, fs.ErrNotExist) {
-		return 0, fmt.Errorf("checking %s: %w", path, err)
+	res, err := Compare(path, data, perm)
+	if err != nil || res == Unchanged {
+		return res, err
 	}
 	dir := filepath.Dir(path)
 	if err := EnsureDir(dir, dirPerm); err != nil {
@@ -75,6 +67,24 @@ func WriteAtomic(path string, data []byte, perm, dirPerm fs.FileMode) (Result, e
 		return 0, fmt.Errorf("writing %s: %w", path, err)
 	}
 	return res, nil
+}
+
+// Compare says what WriteAtomic(path, data, perm, ...) would do, without doing it.
+func Compare(path string, data []byte, perm fs.FileMode) (Result, error) {
+	st, err := os.Lstat(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return Created, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("checking %s: %w", path, err)
+	}
+	if st.Mode().IsRegular() && st.Mode().Perm() == perm {
+		old, err := os.ReadFile(path)
+		if err == nil && bytes.Equal(old, data) {
+			return Unchanged, nil
+		}
+	}
+	return Updated, nil
 }
 
 // EnsureDir creates dir, and the parents it lacks, with mode perm (exactly, whatever the
