@@ -95,9 +95,9 @@ func configureContainerd(ctx context.Context, d *Data) error {
 			d.Out.Say("using existing %s: edited since kforge wrote it, and it has every setting the cluster needs", kubelet.ContainerdConfigPath)
 		}
 	case kubelet.ContainerdRefuse:
-		return fmt.Errorf("%s was edited since kforge wrote it, and the edit lacks what the cluster needs: add %s; "+
-			"or move the file away to let kforge write its own (your edits would be lost)",
-			kubelet.ContainerdConfigPath, strings.Join(plan.Missing, ", "))
+		return fmt.Errorf("%s is not the file kforge last wrote (it was edited, or written before kforge recorded its sha256 in %s) "+
+			"and it lacks what the cluster needs: add %s; or move the file away to let kforge write its own (edits would be lost)",
+			kubelet.ContainerdConfigPath, kubelet.ContainerdRecordPath, strings.Join(plan.Missing, ", "))
 	case kubelet.ContainerdReplace:
 		backup := kubelet.ContainerdConfigPath + ".kforge-backup-" + d.Now().UTC().Format("20060102T150405Z")
 		for i := 1; fileExists(d.Path(backup)); i++ {
