@@ -40,8 +40,10 @@ func (s *sshOptions) addFlags(fs *pflag.FlagSet) {
 	fs.BoolVar(&s.acceptNewHostKeys, "accept-new-host-keys", false, "trust and record the key of a host known_hosts does not know yet (a changed key is always refused)")
 }
 
-// connect returns the function that opens a host of the file over SSH.
+// connect returns the function that opens a host of the file over SSH. The hosts it opens
+// through the same bastion share one connection to it.
 func (s *sshOptions) connect(out *phases.Printer) func(ctx context.Context, h *config.Host) (host.Host, error) {
+	bastions := &host.Bastions{}
 	return func(ctx context.Context, h *config.Host) (host.Host, error) {
 		cfg := host.SSHConfig{
 			Name:              h.Name,
@@ -65,6 +67,7 @@ func (s *sshOptions) connect(out *phases.Printer) func(ctx context.Context, h *c
 				return nil, err
 			}
 			cfg.Bastion = bc
+			cfg.Bastions = bastions
 		}
 		return host.Dial(ctx, cfg)
 	}

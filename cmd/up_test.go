@@ -2,11 +2,18 @@ package cmd
 
 import (
 	"bytes"
+	"context"
+	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"golang.org/x/crypto/ssh"
+
+	"github.com/kforge/kforge/config"
+	"github.com/kforge/kforge/host"
 	"github.com/kforge/kforge/internal/testutil"
 	"github.com/kforge/kforge/kubeconfig"
 	"github.com/kforge/kforge/phases"
@@ -74,5 +81,38 @@ func TestWriteAdminKubeconfig(t *testing.T) {
 				t.Errorf("output %q does not say %q", out.String(), tc.wantSaid)
 			}
 		})
+	}
+}
+
+// TestUpDialsTheBastionOnce: the hosts of a file behind one bastion, connected at once as
+// up connects them, reach the bastion over a single connection.
+func TestUpDialsTheBastionOnce(t *testing.T) {
+	key := testutil.NewSSHKey(t, "")
+	jump := testutil.NewSSHServer(t, testutil.SSHServerOptions{AuthorizedKeys: []ssh.PublicKey{key.Public}})
+	target := testutil.NewSSHServer(t, testutil.SSHServerOptions{AuthorizedKeys: []ssh.PublicKey{key.Public}})
+	knownHosts := filepath.Join(t.TempDir(), "known_hosts")
+	if err := os.WriteFile(knownHosts, []byte(jump.KnownHostsLine()+"\n"+target.KnownHostsLine()+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s := &sshOptions{identity: []string{key.Path}, knownHosts: knownHosts}
+	connect := s.connect(phases.NewPrinter(io.Discard))
+	var hosts []*config.Host
+	for i := range 20 {
+		hosts = append(hosts, &config.Host{Name: fmt.Sprintf("h%d", i), Address: target.Host,
+			SSH: config.SSH{Port: target.Port, User: "kforge", Bastion: fmt.Sprintf("jumper@%s", jump.Addr)}})
+	}
+	err := host.Each(t.Context(), hosts, 20, func(h *config.Host) string { return h.Name }, func(ctx context.Context, h *config.Host) error {
+		conn, err := connect(ctx, h)
+		if err != nil {
+			return err
+		}
+		t.Cleanup(func() { conn.Close() })
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := jump.ConnCount(); got != 1 {
+		t.Errorf("20 hosts behind one bastion opened %d connections to it, want 1", got)
 	}
 }
