@@ -94,6 +94,15 @@ func TestMakePlan(t *testing.T) {
 			}},
 		},
 		{
+			name: "only a worker unreachable, no state anywhere: init, the worker gets no step",
+			obs:  Observed{Unreachable: map[string]bool{"w2": true}},
+			want: Plan{Init: "cp1", Steps: []Step{
+				{Host: "cp1", Role: cp, Action: ActionInit},
+				{Host: "cp2", Role: cp, Action: ActionJoinControlPlane},
+				{Host: "w1", Role: wk, Action: ActionJoinWorker},
+			}},
+		},
+		{
 			name:    "a control plane unreachable and no cluster: no init, the unreachable hosts named",
 			obs:     Observed{Unreachable: map[string]bool{"cp2": true, "w2": true}},
 			wantErr: ErrControlPlaneUnreachable,
