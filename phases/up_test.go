@@ -45,7 +45,13 @@ type upLab struct {
 
 func newUpLab(t *testing.T, initialised bool, nodes ...*corev1.Node) *upLab {
 	t.Helper()
-	l := &upLab{t: t, c: testutil.Cluster(t), hosts: map[string]*testutil.FakeHost{}, journal: &testutil.Journal{}, initialised: initialised}
+	return newUpLabOf(t, testutil.Cluster(t), initialised, nodes...)
+}
+
+// newUpLabOf is newUpLab over the hosts of c.
+func newUpLabOf(t *testing.T, c *config.Cluster, initialised bool, nodes ...*corev1.Node) *upLab {
+	t.Helper()
+	l := &upLab{t: t, c: c, hosts: map[string]*testutil.FakeHost{}, journal: &testutil.Journal{}, initialised: initialised}
 	var objs []runtime.Object
 	for _, n := range nodes {
 		objs = append(objs, n)
@@ -465,5 +471,37 @@ func TestUpFirstControlPlaneFailsWithNoCluster(t *testing.T) {
 		if h := hostReport(rep, name); h.Result != fleet.ResultSkipped {
 			t.Errorf("%s: %+v, want skipped", name, h)
 		}
+	}
+}
+
+// TestUpBrokenControlPlaneDoesNotStopAControlPlaneJoin: cp1 cannot use sudo, so the
+// certificates for cp3's join are uploaded from cp2, the other control plane in the
+// cluster.
+func TestUpBrokenControlPlaneDoesNotStopAControlPlaneJoin(t *testing.T) {
+	cp := []string{config.RoleControlPlane}
+	c := testutil.Cluster(t,
+		config.Host{Name: "cp1", Address: "192.0.2.10", Roles: cp},
+		config.Host{Name: "cp2", Address: "192.0.2.11", Roles: cp},
+		config.Host{Name: "cp3", Address: "192.0.2.12", Roles: cp},
+		config.Host{Name: "w1", Address: "192.0.2.20", Roles: []string{config.RoleWorker}},
+	)
+	l := newUpLabOf(t, c, true, cpNode("cp1"), cpNode("cp2"), workerNode("w1"))
+	l.hosts["cp1"].Rules = []testutil.Rule{noSudo("cp1")}
+	l.hosts["cp2"].Rules = append([]testutil.Rule{
+		testutil.On(`^check cluster state$`, "/etc/kubernetes/pki/ca.crt\n/etc/kubernetes/admin.conf\n"),
+		{Match: regexp.MustCompile(`^read admin\.conf$`), Reply: func(string) (string, error) { return string(l.admin), nil }},
+	}, l.hosts["cp2"].Rules...)
+	rep, err := l.run(l.data(false), "")
+	if err != nil {
+		t.Fatalf("up: %v\n%s", err, l.out.String())
+	}
+	if h := hostReport(rep, "cp3"); h.Action != fleet.ActionJoinControlPlane || h.Result != fleet.ResultOK {
+		t.Errorf("cp3: %+v, want joined as a control plane", h)
+	}
+	if runs := l.kforgeRuns(); !slices.Contains(runs, "cp2: init") || slices.Contains(runs, "cp1: init") {
+		t.Errorf("kforge runs %v, want the certificates uploaded (init phase upload-certs) on cp2 only", runs)
+	}
+	if h := hostReport(rep, "cp1"); h.Result != fleet.ResultFailed {
+		t.Errorf("cp1: %+v, want failed", h)
 	}
 }
