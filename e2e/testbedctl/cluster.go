@@ -58,7 +58,9 @@ func newCluster(g *globalOptions) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			args := []string{"up", "-f", cfg, "-i", tb.SSHKey(), "--known-hosts", tb.KnownHosts(), "--kubeconfig-out", abs}
+			// The testbed's hosts are this cluster's: a kubeconfig left here by an earlier
+			// testbed is replaced (kept as .old), where up would refuse by default.
+			args := []string{"up", "-f", cfg, "-i", tb.SSHKey(), "--known-hosts", tb.KnownHosts(), "--kubeconfig-out", abs, "--init-new-cluster"}
 			fmt.Fprintf(g.out, "[cluster] %s %s\n", l.Kforge, strings.Join(args, " "))
 			up := exec.CommandContext(ctx, l.Kforge, args...)
 			up.Stdout, up.Stderr = g.out, g.out
