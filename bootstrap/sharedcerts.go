@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"path"
 	"slices"
@@ -73,34 +74,58 @@ type SharedFile struct {
 	Path string
 	// Optional files may be absent: the keys of an external CA, which kforge never holds.
 	Optional bool
+	// Secret files (private keys, encryption keys) are readable by root only. What a file
+	// is decides this, never its name: an external etcd's key may be "client-key.pem".
+	Secret bool
+}
+
+// Modes of the files SharedFile.Mode returns.
+const (
+	SecretFileMode fs.FileMode = 0o600
+	PublicFileMode fs.FileMode = 0o644
+)
+
+// Mode is the permission the file is written with: SecretFileMode for a secret,
+// PublicFileMode otherwise.
+func (f SharedFile) Mode() fs.FileMode {
+	if f.Secret {
+		return SecretFileMode
+	}
+	return PublicFileMode
 }
 
 // SharedCertFiles lists the files a joining control-plane node needs from the first one:
 // the cluster, front-proxy and (local) etcd CAs, the service-account key pair, and the
 // client files of an external etcd. certDir is the certificate directory as hosts see it.
 func SharedCertFiles(c *config.Cluster, certDir string) []SharedFile {
-	under := func(rel string, optional bool) SharedFile {
-		return SharedFile{Key: strings.ReplaceAll(rel, "/", "-"), Path: path.Join(certDir, rel), Optional: optional}
+	const (
+		required = false
+		optional = true
+		public   = false
+		secret   = true
+	)
+	under := func(rel string, optional, secret bool) SharedFile {
+		return SharedFile{Key: strings.ReplaceAll(rel, "/", "-"), Path: path.Join(certDir, rel), Optional: optional, Secret: secret}
 	}
 	files := []SharedFile{
-		under("ca.crt", false),
-		under("ca.key", true),
-		under("front-proxy-ca.crt", false),
-		under("front-proxy-ca.key", true),
-		under("sa.key", false),
-		under("sa.pub", false),
+		under("ca.crt", required, public),
+		under("ca.key", optional, secret),
+		under("front-proxy-ca.crt", required, public),
+		under("front-proxy-ca.key", optional, secret),
+		under("sa.key", required, secret),
+		under("sa.pub", required, public),
 	}
 	if c.Etcd.Local != nil {
-		files = append(files, under("etcd/ca.crt", false), under("etcd/ca.key", true))
+		files = append(files, under("etcd/ca.crt", required, public), under("etcd/ca.key", optional, secret))
 	}
 	if e := c.Etcd.External; e != nil {
-		for _, f := range []struct{ key, path string }{
-			{"external-etcd-ca.crt", e.CAFile},
-			{"external-etcd.crt", e.CertFile},
-			{"external-etcd.key", e.KeyFile},
+		for _, f := range []SharedFile{
+			{Key: "external-etcd-ca.crt", Path: e.CAFile},
+			{Key: "external-etcd.crt", Path: e.CertFile},
+			{Key: "external-etcd.key", Path: e.KeyFile, Secret: true},
 		} {
-			if f.path != "" {
-				files = append(files, SharedFile{Key: f.key, Path: f.path})
+			if f.Path != "" {
+				files = append(files, f)
 			}
 		}
 	}

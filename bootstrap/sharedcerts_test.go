@@ -188,23 +188,26 @@ func TestSharedCertFiles(t *testing.T) {
 			if f.Optional {
 				s += " (optional)"
 			}
+			if f.Secret {
+				s += fmt.Sprintf(" (secret, %o)", f.Mode())
+			}
 			out = append(out, s)
 		}
 		return out
 	}
 	common := []string{
-		"ca.crt=/pki/ca.crt", "ca.key=/pki/ca.key (optional)",
-		"front-proxy-ca.crt=/pki/front-proxy-ca.crt", "front-proxy-ca.key=/pki/front-proxy-ca.key (optional)",
-		"sa.key=/pki/sa.key", "sa.pub=/pki/sa.pub",
+		"ca.crt=/pki/ca.crt", "ca.key=/pki/ca.key (optional) (secret, 600)",
+		"front-proxy-ca.crt=/pki/front-proxy-ca.crt", "front-proxy-ca.key=/pki/front-proxy-ca.key (optional) (secret, 600)",
+		"sa.key=/pki/sa.key (secret, 600)", "sa.pub=/pki/sa.pub",
 	}
-	local := append(append([]string{}, common...), "etcd-ca.crt=/pki/etcd/ca.crt", "etcd-ca.key=/pki/etcd/ca.key (optional)")
+	local := append(append([]string{}, common...), "etcd-ca.crt=/pki/etcd/ca.crt", "etcd-ca.key=/pki/etcd/ca.key (optional) (secret, 600)")
 	if diff := cmp.Diff(local, keys(SharedCertFiles(testCluster(nil), "/pki"))); diff != "" {
 		t.Errorf("local etcd (-want +got):\n%s", diff)
 	}
 	ext := testCluster(func(c *config.Cluster) {
-		c.Etcd.External = &config.ExternalEtcd{Endpoints: []string{"https://e:2379"}, CAFile: "/e/ca.crt", CertFile: "/e/c.crt", KeyFile: "/e/c.key"}
+		c.Etcd.External = &config.ExternalEtcd{Endpoints: []string{"https://e:2379"}, CAFile: "/e/ca.pem", CertFile: "/e/client.pem", KeyFile: "/e/client-key.pem"}
 	})
-	external := append(append([]string{}, common...), "external-etcd-ca.crt=/e/ca.crt", "external-etcd.crt=/e/c.crt", "external-etcd.key=/e/c.key")
+	external := append(append([]string{}, common...), "external-etcd-ca.crt=/e/ca.pem", "external-etcd.crt=/e/client.pem", "external-etcd.key=/e/client-key.pem (secret, 600)")
 	if diff := cmp.Diff(external, keys(SharedCertFiles(ext, "/pki"))); diff != "" {
 		t.Errorf("external etcd (-want +got):\n%s", diff)
 	}
