@@ -18,13 +18,14 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/kforge/kforge/config"
+	"github.com/kforge/kforge/internal/redact"
 	"github.com/kforge/kforge/tokens"
 )
 
 // CertificateKey is the AES-256 key that seals the shared control-plane certificates in
-// the kubeadm-certs Secret. It is never stored in the cluster and never logged: it
-// implements slog.LogValuer and fmt.GoStringer. String returns the hex form for the join
-// command a user must run; use it nowhere else.
+// the kubeadm-certs Secret. It is never stored in the cluster and never logged or printed
+// by mistake: String, fmt (every verb), encoders and slog all see "<redacted>". Reveal
+// returns the hex form for where it must really be written.
 type CertificateKey [32]byte
 
 // GenerateCertificateKey returns a new random key (crypto/rand).
@@ -52,14 +53,30 @@ func ParseCertificateKey(s string) (CertificateKey, error) {
 	return k, nil
 }
 
-// String is the key as hex, for the join command only.
-func (k CertificateKey) String() string { return hex.EncodeToString(k[:]) }
+// Reveal is the key as hex, the form --certificate-key takes. Call it only where the key
+// must really be written: stdin to kforge on a host, and a join command or upload-certs
+// output the user asked to see.
+func (k CertificateKey) Reveal() string { return hex.EncodeToString(k[:]) }
+
+// redactedKey is what every printed form of a CertificateKey shows.
+const redactedKey = "<redacted>"
+
+// String returns "<redacted>"; use Reveal for the key itself.
+func (k CertificateKey) String() string { return redactedKey }
+
+// Format prints "<redacted>" for every verb (%x and %d included), and GoString for %#v.
+func (k CertificateKey) Format(f fmt.State, verb rune) {
+	redact.Format(f, verb, redactedKey, k.GoString())
+}
+
+// MarshalText makes encoders (encoding/json among them) write "<redacted>".
+func (k CertificateKey) MarshalText() ([]byte, error) { return []byte(redactedKey), nil }
 
 // IsZero reports whether k is unset.
 func (k CertificateKey) IsZero() bool { return k == CertificateKey{} }
 
 // LogValue makes slog log the key as "<redacted>".
-func (k CertificateKey) LogValue() slog.Value { return slog.StringValue("<redacted>") }
+func (k CertificateKey) LogValue() slog.Value { return slog.StringValue(redactedKey) }
 
 // GoString keeps the key out of %#v.
 func (k CertificateKey) GoString() string { return "bootstrap.CertificateKey(<redacted>)" }

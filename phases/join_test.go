@@ -157,7 +157,7 @@ func TestPrepareJoinRefusesBeforeWriting(t *testing.T) {
 			if after := listFiles(t, e.d.Root); after != before {
 				t.Errorf("PrepareJoin wrote files:\nbefore: %s\nafter: %s", before, after)
 			}
-			if strings.Contains(e.out.String(), "0123456789abcdef") || strings.Contains(e.out.String(), e.key.String()) {
+			if strings.Contains(e.out.String(), "0123456789abcdef") || strings.Contains(e.out.String(), e.key.Reveal()) {
 				t.Errorf("a secret reached the output:\n%s", e.out)
 			}
 		})
