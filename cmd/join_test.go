@@ -39,8 +39,7 @@ func TestJoinRefusesBadInputBeforeDiscovery(t *testing.T) {
 }
 
 func TestJoinTokenFromEnvironment(t *testing.T) {
-	t.Setenv(envToken, "k4fg3x.q7w8e9r0t1y2u3i4")
-	o := &joinOptions{}
+	o := &joinOptions{root: &rootOptions{secrets: secretEnv{token: "k4fg3x.q7w8e9r0t1y2u3i4"}}}
 	req, err := o.request(nil, []string{"10.0.0.1"})
 	if err != nil {
 		t.Fatal(err)
