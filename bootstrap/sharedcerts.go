@@ -17,6 +17,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/kforge/kforge/certs"
 	"github.com/kforge/kforge/config"
 	"github.com/kforge/kforge/internal/redact"
 	"github.com/kforge/kforge/tokens"
@@ -96,19 +97,13 @@ type SharedFile struct {
 	Secret bool
 }
 
-// Modes of the files SharedFile.Mode returns.
-const (
-	SecretFileMode fs.FileMode = 0o600
-	PublicFileMode fs.FileMode = 0o644
-)
-
-// Mode is the permission the file is written with: SecretFileMode for a secret,
-// PublicFileMode otherwise.
+// Mode is the permission the file is written with: certs.KeyMode (0600) for a secret,
+// certs.CertMode (0644) otherwise.
 func (f SharedFile) Mode() fs.FileMode {
 	if f.Secret {
-		return SecretFileMode
+		return certs.KeyMode
 	}
-	return PublicFileMode
+	return certs.CertMode
 }
 
 // SharedCertFiles lists the files a joining control-plane node needs from the first one:
