@@ -585,6 +585,21 @@ func TestDialSystemKnownHosts(t *testing.T) {
 			wantErrIn: "ssh_known_hosts:1",
 		},
 		{
+			name: "the user's file lists the key, the system file one of another type",
+			user: func(f *sshFixture, _ ssh.PublicKey) string { return f.srv.KnownHostsLine() + "\n" },
+			system: func(f *sshFixture, _ ssh.PublicKey) string {
+				priv, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+				if err != nil {
+					panic(err)
+				}
+				pub, err := ssh.NewPublicKey(&priv.PublicKey)
+				if err != nil {
+					panic(err)
+				}
+				return knownhosts.Line([]string{f.srv.Addr}, pub) + "\n"
+			},
+		},
+		{
 			name: "the system file holds another key, accepting new keys",
 			user: func(*sshFixture, ssh.PublicKey) string { return "-" },
 			system: func(f *sshFixture, old ssh.PublicKey) string {
