@@ -1,6 +1,7 @@
 // Package tokens holds bootstrap tokens, "abcdef.0123456789abcdef": a public ID and a
-// secret. The secret never reaches a log or an error message: Token implements
-// slog.LogValuer, and Parse never echoes its input.
+// secret. The secret never reaches a log, an error message or output by mistake: String,
+// every fmt verb, encoders and slog show "id.<redacted>", Reveal is the one way to the
+// whole token, and Parse never echoes its input.
 package tokens
 
 import (
@@ -20,7 +21,8 @@ type Token struct {
 	// ID is public: it names the Secret kube-system/bootstrap-token-<ID> and the user
 	// system:bootstrap:<ID>.
 	ID string
-	// Secret authenticates the token. Never log it.
+	// Secret authenticates the token. Never log it. fmt cannot redact it inside a struct
+	// that holds a Token in an unexported field, so format such structs with care.
 	Secret string
 }
 
