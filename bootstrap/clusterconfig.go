@@ -199,7 +199,7 @@ func KubeadmConfig(c *config.Cluster, certDir string) (*corev1.ConfigMap, error)
 	if err != nil {
 		return nil, err
 	}
-	kf, err := config.Encode(c)
+	kf, err := config.EncodeShared(c)
 	if err != nil {
 		return nil, err
 	}
@@ -208,8 +208,9 @@ func KubeadmConfig(c *config.Cluster, certDir string) (*corev1.ConfigMap, error)
 	return cm, nil
 }
 
-// KforgeConfigKey is the key of kubeadm-config under which kforge keeps the whole cluster
-// configuration (cluster.toml), beside the ClusterConfiguration a stock kubeadm reads. The
+// KforgeConfigKey is the key of kubeadm-config under which kforge keeps the cluster
+// configuration joining nodes need (config.EncodeShared: no SSH settings, bundle path or
+// one host's own settings), beside the ClusterConfiguration a stock kubeadm reads. The
 // joining nodes' RBAC already lets them read it, and kubeadm ignores it.
 const KforgeConfigKey = "kforge.toml"
 

@@ -171,3 +171,57 @@ func TestKforgeConfigRoundTrip(t *testing.T) {
 		t.Errorf("without the key: err = %v, want ErrNoKforgeConfig", err)
 	}
 }
+
+// TestKforgeConfigHoldsNothingHostLocal checks that the configuration stored in
+// kubeadm-config, which every node and bootstrap token can read, holds none of the
+// operator's SSH settings, the bundle path or one host's own settings, and that it still
+// holds everything a joining node reads from it.
+func TestKforgeConfigHoldsNothingHostLocal(t *testing.T) {
+	c := testCluster(func(c *config.Cluster) {
+		c.Bundle = "/home/operator/kforge-bundle"
+		c.Kubelet.ExtraArgs = map[string]string{"v": "3"}
+		c.Hosts = []config.Host{
+			{Name: "cp1", Address: "cp1.ops.example.com", InternalAddress: "10.0.0.10", Roles: []string{config.RoleControlPlane},
+				KubeletExtraArgs: map[string]string{"node-labels-file": "/srv/cp1-only"},
+				SSH:              config.SSH{User: "deployer", Port: 2222, Key: "/home/operator/.ssh/id_cluster", KnownHosts: "/home/operator/kh", Bastion: "jumper@bastion.example.com:2200"}},
+			{Name: "w1", Address: "203.0.113.20", InternalAddress: "10.0.0.20", Roles: []string{config.RoleWorker},
+				Labels: map[string]string{"site": "w1-only-label"}, Taints: []string{"dedicated=w1-only-taint:NoSchedule"},
+				SSH: config.SSH{User: "deployer", Bastion: "jumper@bastion.example.com"}},
+		}
+	})
+	cm, err := KubeadmConfig(c, "/etc/kubernetes/pki")
+	if err != nil {
+		t.Fatal(err)
+	}
+	stored := cm.Data[KforgeConfigKey]
+	for _, secret := range []string{"deployer", "2222", "id_cluster", "/home/operator", "bastion", "jumper", "known_hosts", "kforge-bundle",
+		"ops.example.com", "203.0.113.20", "w1-only-label", "w1-only-taint", "cp1-only", "[hosts.ssh]", "user ="} {
+		if strings.Contains(stored, secret) {
+			t.Errorf("the stored configuration holds %q:\n%s", secret, stored)
+		}
+	}
+	got, err := ClusterFromKubeadmConfig(cm)
+	if err != nil {
+		t.Fatalf("reading the stored configuration back: %v\n%s", err, stored)
+	}
+	// What join reads: the endpoint, the cluster-wide settings, and the other hosts' names,
+	// node addresses and roles.
+	h, p := got.Endpoint()
+	wh, wp := c.Endpoint()
+	if h != wh || p != wp {
+		t.Errorf("stored endpoint %s:%d, want %s:%d", h, p, wh, wp)
+	}
+	if diff := cmp.Diff(c.Networking, got.Networking); diff != "" {
+		t.Errorf("networking (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff(c.Kubelet, got.Kubelet); diff != "" {
+		t.Errorf("kubelet (-want +got):\n%s", diff)
+	}
+	var hosts []string
+	for _, h := range got.Hosts {
+		hosts = append(hosts, h.Name+"="+h.NodeIP()+" "+strings.Join(h.Roles, ","))
+	}
+	if diff := cmp.Diff([]string{"cp1=10.0.0.10 control-plane", "w1=10.0.0.20 worker"}, hosts); diff != "" {
+		t.Errorf("stored hosts (-want +got):\n%s", diff)
+	}
+}

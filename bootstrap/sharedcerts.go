@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"path"
 	"slices"
@@ -16,14 +17,16 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/kforge/kforge/certs"
 	"github.com/kforge/kforge/config"
+	"github.com/kforge/kforge/internal/redact"
 	"github.com/kforge/kforge/tokens"
 )
 
 // CertificateKey is the AES-256 key that seals the shared control-plane certificates in
-// the kubeadm-certs Secret. It is never stored in the cluster and never logged: it
-// implements slog.LogValuer and fmt.GoStringer. String returns the hex form for the join
-// command a user must run; use it nowhere else.
+// the kubeadm-certs Secret. It is never stored in the cluster and never logged or printed
+// by mistake: String, fmt (every verb), encoders and slog all see "<redacted>". Reveal
+// returns the hex form for where it must really be written.
 type CertificateKey [32]byte
 
 // GenerateCertificateKey returns a new random key (crypto/rand).
@@ -51,14 +54,30 @@ func ParseCertificateKey(s string) (CertificateKey, error) {
 	return k, nil
 }
 
-// String is the key as hex, for the join command only.
-func (k CertificateKey) String() string { return hex.EncodeToString(k[:]) }
+// Reveal is the key as hex, the form --certificate-key takes. Call it only where the key
+// must really be written: stdin to kforge on a host, and a join command or upload-certs
+// output the user asked to see.
+func (k CertificateKey) Reveal() string { return hex.EncodeToString(k[:]) }
+
+// redactedKey is what every printed form of a CertificateKey shows.
+const redactedKey = "<redacted>"
+
+// String returns "<redacted>"; use Reveal for the key itself.
+func (k CertificateKey) String() string { return redactedKey }
+
+// Format prints "<redacted>" for every verb (%x and %d included), and GoString for %#v.
+func (k CertificateKey) Format(f fmt.State, verb rune) {
+	redact.Format(f, verb, redactedKey, k.GoString())
+}
+
+// MarshalText makes encoders (encoding/json among them) write "<redacted>".
+func (k CertificateKey) MarshalText() ([]byte, error) { return []byte(redactedKey), nil }
 
 // IsZero reports whether k is unset.
 func (k CertificateKey) IsZero() bool { return k == CertificateKey{} }
 
 // LogValue makes slog log the key as "<redacted>".
-func (k CertificateKey) LogValue() slog.Value { return slog.StringValue("<redacted>") }
+func (k CertificateKey) LogValue() slog.Value { return slog.StringValue(redactedKey) }
 
 // GoString keeps the key out of %#v.
 func (k CertificateKey) GoString() string { return "bootstrap.CertificateKey(<redacted>)" }
@@ -73,34 +92,52 @@ type SharedFile struct {
 	Path string
 	// Optional files may be absent: the keys of an external CA, which kforge never holds.
 	Optional bool
+	// Secret files (private keys, encryption keys) are readable by root only. What a file
+	// is decides this, never its name: an external etcd's key may be "client-key.pem".
+	Secret bool
+}
+
+// Mode is the permission the file is written with: certs.KeyMode (0600) for a secret,
+// certs.CertMode (0644) otherwise.
+func (f SharedFile) Mode() fs.FileMode {
+	if f.Secret {
+		return certs.KeyMode
+	}
+	return certs.CertMode
 }
 
 // SharedCertFiles lists the files a joining control-plane node needs from the first one:
 // the cluster, front-proxy and (local) etcd CAs, the service-account key pair, and the
 // client files of an external etcd. certDir is the certificate directory as hosts see it.
 func SharedCertFiles(c *config.Cluster, certDir string) []SharedFile {
-	under := func(rel string, optional bool) SharedFile {
-		return SharedFile{Key: strings.ReplaceAll(rel, "/", "-"), Path: path.Join(certDir, rel), Optional: optional}
+	const (
+		required = false
+		optional = true
+		public   = false
+		secret   = true
+	)
+	under := func(rel string, optional, secret bool) SharedFile {
+		return SharedFile{Key: strings.ReplaceAll(rel, "/", "-"), Path: path.Join(certDir, rel), Optional: optional, Secret: secret}
 	}
 	files := []SharedFile{
-		under("ca.crt", false),
-		under("ca.key", true),
-		under("front-proxy-ca.crt", false),
-		under("front-proxy-ca.key", true),
-		under("sa.key", false),
-		under("sa.pub", false),
+		under("ca.crt", required, public),
+		under("ca.key", optional, secret),
+		under("front-proxy-ca.crt", required, public),
+		under("front-proxy-ca.key", optional, secret),
+		under("sa.key", required, secret),
+		under("sa.pub", required, public),
 	}
 	if c.Etcd.Local != nil {
-		files = append(files, under("etcd/ca.crt", false), under("etcd/ca.key", true))
+		files = append(files, under("etcd/ca.crt", required, public), under("etcd/ca.key", optional, secret))
 	}
 	if e := c.Etcd.External; e != nil {
-		for _, f := range []struct{ key, path string }{
-			{"external-etcd-ca.crt", e.CAFile},
-			{"external-etcd.crt", e.CertFile},
-			{"external-etcd.key", e.KeyFile},
+		for _, f := range []SharedFile{
+			{Key: "external-etcd-ca.crt", Path: e.CAFile},
+			{Key: "external-etcd.crt", Path: e.CertFile},
+			{Key: "external-etcd.key", Path: e.KeyFile, Secret: true},
 		} {
-			if f.path != "" {
-				files = append(files, SharedFile{Key: f.key, Path: f.path})
+			if f.Path != "" {
+				files = append(files, f)
 			}
 		}
 	}

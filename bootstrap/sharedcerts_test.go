@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/aes"
 	"crypto/cipher"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -121,7 +122,7 @@ func TestOpenCertsErrors(t *testing.T) {
 			if !strings.Contains(err.Error(), tc.wantErr) {
 				t.Errorf("error %q does not contain %q", err, tc.wantErr)
 			}
-			if strings.Contains(err.Error(), tc.key.String()) {
+			if strings.Contains(err.Error(), tc.key.Reveal()) {
 				t.Errorf("error %q contains the key", err)
 			}
 		})
@@ -155,8 +156,8 @@ func TestParseCertificateKey(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if k.String() != strings.ToLower(tc.in) {
-				t.Errorf("String() = %q, want %q", k.String(), strings.ToLower(tc.in))
+			if k.Reveal() != strings.ToLower(tc.in) {
+				t.Errorf("Reveal() = %q, want %q", k.Reveal(), strings.ToLower(tc.in))
 			}
 		})
 	}
@@ -172,7 +173,7 @@ func TestCertificateKeyNeverLogged(t *testing.T) {
 		slog.New(h).Info("uploading", "key", k, "group", slog.GroupValue(slog.Any("key", k)))
 	}
 	fmt.Fprintf(&buf, "%#v", k)
-	if strings.Contains(buf.String(), k.String()) {
+	if strings.Contains(buf.String(), k.Reveal()) {
 		t.Errorf("the certificate key reached the output:\n%s", buf.String())
 	}
 	if !strings.Contains(buf.String(), "<redacted>") {
@@ -188,23 +189,26 @@ func TestSharedCertFiles(t *testing.T) {
 			if f.Optional {
 				s += " (optional)"
 			}
+			if f.Secret {
+				s += fmt.Sprintf(" (secret, %o)", f.Mode())
+			}
 			out = append(out, s)
 		}
 		return out
 	}
 	common := []string{
-		"ca.crt=/pki/ca.crt", "ca.key=/pki/ca.key (optional)",
-		"front-proxy-ca.crt=/pki/front-proxy-ca.crt", "front-proxy-ca.key=/pki/front-proxy-ca.key (optional)",
-		"sa.key=/pki/sa.key", "sa.pub=/pki/sa.pub",
+		"ca.crt=/pki/ca.crt", "ca.key=/pki/ca.key (optional) (secret, 600)",
+		"front-proxy-ca.crt=/pki/front-proxy-ca.crt", "front-proxy-ca.key=/pki/front-proxy-ca.key (optional) (secret, 600)",
+		"sa.key=/pki/sa.key (secret, 600)", "sa.pub=/pki/sa.pub",
 	}
-	local := append(append([]string{}, common...), "etcd-ca.crt=/pki/etcd/ca.crt", "etcd-ca.key=/pki/etcd/ca.key (optional)")
+	local := append(append([]string{}, common...), "etcd-ca.crt=/pki/etcd/ca.crt", "etcd-ca.key=/pki/etcd/ca.key (optional) (secret, 600)")
 	if diff := cmp.Diff(local, keys(SharedCertFiles(testCluster(nil), "/pki"))); diff != "" {
 		t.Errorf("local etcd (-want +got):\n%s", diff)
 	}
 	ext := testCluster(func(c *config.Cluster) {
-		c.Etcd.External = &config.ExternalEtcd{Endpoints: []string{"https://e:2379"}, CAFile: "/e/ca.crt", CertFile: "/e/c.crt", KeyFile: "/e/c.key"}
+		c.Etcd.External = &config.ExternalEtcd{Endpoints: []string{"https://e:2379"}, CAFile: "/e/ca.pem", CertFile: "/e/client.pem", KeyFile: "/e/client-key.pem"}
 	})
-	external := append(append([]string{}, common...), "external-etcd-ca.crt=/e/ca.crt", "external-etcd.crt=/e/c.crt", "external-etcd.key=/e/c.key")
+	external := append(append([]string{}, common...), "external-etcd-ca.crt=/e/ca.pem", "external-etcd.crt=/e/client.pem", "external-etcd.key=/e/client-key.pem (secret, 600)")
 	if diff := cmp.Diff(external, keys(SharedCertFiles(ext, "/pki"))); diff != "" {
 		t.Errorf("external etcd (-want +got):\n%s", diff)
 	}
@@ -229,5 +233,37 @@ func TestCertsSecretAndOwnerToken(t *testing.T) {
 	if len(sec.OwnerReferences) != 1 || sec.OwnerReferences[0].Name != "bootstrap-token-owner1" ||
 		sec.OwnerReferences[0].UID != "uid-1" || sec.OwnerReferences[0].Kind != "Secret" {
 		t.Errorf("owner references = %+v", sec.OwnerReferences)
+	}
+}
+
+// TestCertificateKeyFormattingRedacted formats the key every way fmt and encoding/json can
+// and checks the key never shows, as hex or as bytes.
+func TestCertificateKeyFormattingRedacted(t *testing.T) {
+	k, err := ParseCertificateKey(strings.Repeat("5a", 32))
+	if err != nil {
+		t.Fatal(err)
+	}
+	holder := struct{ Key CertificateKey }{k}
+	var outs []string
+	for _, verb := range []string{"%v", "%+v", "%#v", "%s", "%q", "%x", "%X", "%d", "%o", "%T"} {
+		for _, arg := range []any{k, &k, holder, &holder} {
+			outs = append(outs, fmt.Sprintf(verb, arg))
+		}
+	}
+	outs = append(outs, fmt.Sprint(k), k.String())
+	for _, v := range []any{k, &k, holder} {
+		b, err := json.Marshal(v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		outs = append(outs, string(b))
+	}
+	for _, out := range outs {
+		// The key's bytes are all 0x5a (90): any rendering of them repeats "5a", "90" or "132".
+		for _, leak := range []string{"5a5a5a", "5A5A5A", "90 90 90", "132 132 132", "WlpaWlpa"} {
+			if strings.Contains(out, leak) {
+				t.Errorf("formatted key shows the key (%s): %s", leak, out)
+			}
+		}
 	}
 }

@@ -44,7 +44,7 @@ secret: anyone with it and a join token can fetch the cluster's CA keys.`,
 			if err != nil {
 				return err
 			}
-			fmt.Fprintln(root.streams.Out, k.String())
+			fmt.Fprintln(root.streams.Out, k.Reveal())
 			return nil
 		},
 	}

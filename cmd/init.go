@@ -320,10 +320,10 @@ func hostData(s phases.DataSpec, dryRun bool) (*phases.Data, func(), error) {
 // bootstrapSpec fills the join token and certificate key from the flags.
 func (o *initOptions) bootstrapSpec(s *phases.DataSpec) error {
 	if o.token == "" {
-		o.token = os.Getenv(envToken)
+		o.token = o.root.secrets.token
 	}
 	if o.certificateKey == "" {
-		o.certificateKey = os.Getenv(envCertificateKey)
+		o.certificateKey = o.root.secrets.certificateKey
 	}
 	if o.token != "" {
 		t, err := tokens.Parse(o.token)

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -126,7 +125,7 @@ func (o *joinOptions) request(fileCluster *config.Cluster, args []string) (phase
 	}
 	tok := o.token
 	if tok == "" {
-		tok = os.Getenv(envToken)
+		tok = o.root.secrets.token
 	}
 	if tok != "" {
 		t, err := tokens.Parse(tok)
@@ -181,7 +180,7 @@ func (o *joinOptions) runPhases(ctx context.Context, wf *phases.Workflow, only s
 	var key bootstrap.CertificateKey
 	keyText := o.certificateKey
 	if keyText == "" {
-		keyText = os.Getenv(envCertificateKey)
+		keyText = o.root.secrets.certificateKey
 	}
 	if keyText != "" {
 		if key, err = bootstrap.ParseCertificateKey(keyText); err != nil {

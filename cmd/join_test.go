@@ -1,8 +1,14 @@
 package cmd
 
 import (
+	"fmt"
 	"strings"
 	"testing"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/kforge/kforge/bootstrap"
+	"github.com/kforge/kforge/config"
 )
 
 // TestJoinRefusesBadInputBeforeDiscovery covers the mistakes join catches without asking
@@ -39,8 +45,7 @@ func TestJoinRefusesBadInputBeforeDiscovery(t *testing.T) {
 }
 
 func TestJoinTokenFromEnvironment(t *testing.T) {
-	t.Setenv(envToken, "k4fg3x.q7w8e9r0t1y2u3i4")
-	o := &joinOptions{}
+	o := &joinOptions{root: &rootOptions{secrets: secretEnv{token: "k4fg3x.q7w8e9r0t1y2u3i4"}}}
 	req, err := o.request(nil, []string{"10.0.0.1"})
 	if err != nil {
 		t.Fatal(err)
@@ -64,5 +69,61 @@ func TestJoinHelpListsPhases(t *testing.T) {
 	key := strings.TrimSpace(mustRun(t, "certs", "certificate-key"))
 	if len(key) != 64 || strings.Trim(key, "0123456789abcdef") != "" {
 		t.Errorf("certs certificate-key printed %q, want 64 hex digits", key)
+	}
+}
+
+// TestJoinFromStoredConfiguration joins, without a file, from the configuration init stored
+// in kube-system/kubeadm-config, which holds no host's SSH settings or own settings.
+func TestJoinFromStoredConfiguration(t *testing.T) {
+	c := &config.Cluster{Bundle: "/home/operator/bundle", Hosts: []config.Host{
+		{Name: "cp1", Address: "cp1.ops.example.com", InternalAddress: "10.0.0.10", Roles: []string{config.RoleControlPlane},
+			SSH: config.SSH{User: "deployer", Bastion: "jump@bastion.example.com"}},
+		{Name: "w1", Address: "203.0.113.20", InternalAddress: "10.0.0.20", Roles: []string{config.RoleWorker},
+			Labels: map[string]string{"site": "a"}},
+	}}
+	config.SetDefaults(c)
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	cm, err := bootstrap.KubeadmConfig(c, "/etc/kubernetes/pki")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name, node, addr string
+		controlPlane     bool
+		wantHosts        []string
+	}{
+		{name: "new worker", node: "w2", addr: "10.0.0.30",
+			wantHosts: []string{"cp1 10.0.0.10 [control-plane]", "w1 10.0.0.20 [worker]", "w2 10.0.0.30 [worker]"}},
+		{name: "new control plane", node: "cp2", addr: "10.0.0.11", controlPlane: true,
+			wantHosts: []string{"cp1 10.0.0.10 [control-plane]", "w1 10.0.0.20 [worker]", "cp2 10.0.0.11 [control-plane]"}},
+		{name: "a worker that was in the file joins again", node: "w1", addr: "10.0.0.20",
+			wantHosts: []string{"cp1 10.0.0.10 [control-plane]", "w1 10.0.0.20 [worker]"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			stored, err := bootstrap.ClusterFromKubeadmConfig(cm)
+			if err != nil {
+				t.Fatal(err)
+			}
+			o := &joinOptions{node: tc.node, advertiseAddress: tc.addr, controlPlane: tc.controlPlane}
+			h, err := o.selectNode(stored, false)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if h.Name != tc.node || h.NodeIP() != tc.addr || h.IsControlPlane() != tc.controlPlane {
+				t.Errorf("this host = %s %s control plane %v", h.Name, h.NodeIP(), h.IsControlPlane())
+			}
+			var hosts []string
+			for _, x := range stored.Hosts {
+				hosts = append(hosts, fmt.Sprintf("%s %s %v", x.Name, x.NodeIP(), x.Roles))
+			}
+			if diff := cmp.Diff(tc.wantHosts, hosts); diff != "" {
+				t.Errorf("hosts (-want +got):\n%s", diff)
+			}
+			if ep, port := stored.Endpoint(); ep != "10.0.0.10" || port != 6443 {
+				t.Errorf("endpoint %s:%d, want the first control plane's node address 10.0.0.10:6443", ep, port)
+			}
+		})
 	}
 }

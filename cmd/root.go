@@ -7,6 +7,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"os"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -32,6 +33,27 @@ type rootOptions struct {
 	apiClient func(kubeconfig string) (kubernetes.Interface, error)
 	// now is the clock of commands that compute expiries; tests pin it.
 	now func() time.Time
+	// secrets are the secrets Execute took from the environment at startup.
+	secrets secretEnv
+}
+
+// secretEnv holds the secrets kforge accepts from its environment instead of flags, so that
+// they stay out of process listings and shell history.
+type secretEnv struct {
+	token          string // KFORGE_TOKEN
+	certificateKey string // KFORGE_CERTIFICATE_KEY
+}
+
+// takeSecretEnv reads the secret environment variables and unsets them, so that no process
+// kforge starts inherits them: the kubelet and containerd would otherwise keep them in
+// /proc/<pid>/environ for life.
+func takeSecretEnv() secretEnv {
+	take := func(name string) string {
+		v := os.Getenv(name)
+		_ = os.Unsetenv(name)
+		return v
+	}
+	return secretEnv{token: take(envToken), certificateKey: take(envCertificateKey)}
 }
 
 // logger returns the diagnostics logger: warnings by default, -v 1 info, -v 2 debug.
@@ -44,16 +66,6 @@ func (o *rootOptions) logger() *slog.Logger {
 		level = slog.LevelInfo
 	}
 	return slog.New(slog.NewTextHandler(o.streams.Err, &slog.HandlerOptions{Level: level}))
-}
-
-// NewRootCommand builds the kforge command tree.
-func NewRootCommand(s Streams) *cobra.Command {
-	return newRootCommand(&rootOptions{
-		streams:   s,
-		preflight: preflight.LocalSystem(),
-		apiClient: phases.ClientFromKubeconfig,
-		now:       time.Now,
-	})
 }
 
 func newRootCommand(o *rootOptions) *cobra.Command {
@@ -87,9 +99,16 @@ bootstrap contract, so kubectl and stock kubeadm work against a kforge cluster.`
 	return root
 }
 
-// Execute runs kforge with args.
+// Execute runs kforge with args. It takes the secrets out of the environment first (see
+// takeSecretEnv), before anything can start a process.
 func Execute(ctx context.Context, s Streams, args []string) error {
-	root := NewRootCommand(s)
+	root := newRootCommand(&rootOptions{
+		streams:   s,
+		preflight: preflight.LocalSystem(),
+		apiClient: phases.ClientFromKubeconfig,
+		now:       time.Now,
+		secrets:   takeSecretEnv(),
+	})
 	root.SetArgs(args)
 	return root.ExecuteContext(ctx)
 }

@@ -176,10 +176,10 @@ func (o *tokenCreateOptions) run(ctx context.Context, args []string) error {
 	}
 	log.Info("bootstrap token "+out.String(), "token", tok, "expires", spec.Expires, "usages", spec.Usages, "groups", spec.Groups)
 	if o.printJoinCommand {
-		fmt.Fprintf(o.root.streams.Out, "kforge join %s --token %s --discovery-token-ca-cert-hash %s\n", endpoint, tok, pin)
+		fmt.Fprintf(o.root.streams.Out, "kforge join %s --token %s --discovery-token-ca-cert-hash %s\n", endpoint, tok.Reveal(), pin)
 		return nil
 	}
-	fmt.Fprintln(o.root.streams.Out, tok)
+	fmt.Fprintln(o.root.streams.Out, tok.Reveal())
 	return nil
 }
 
@@ -224,7 +224,7 @@ func tokenInfos(entries []tokens.Entry, now time.Time, showSecrets bool) []token
 			tok:         e.Token,
 		}
 		if showSecrets {
-			info.Token = e.Token.String()
+			info.Token = e.Token.Reveal()
 		}
 		if !e.Spec.Expires.IsZero() {
 			exp := e.Spec.Expires.UTC()
@@ -288,7 +288,7 @@ func printTokenTable(w io.Writer, infos []tokenInfo, now time.Time, showSecrets 
 	for _, in := range infos {
 		token := in.tok.Redacted()
 		if showSecrets {
-			token = in.tok.String()
+			token = in.tok.Reveal()
 		}
 		ttl, expires := "<forever>", "<never>"
 		if in.Expires != nil {
@@ -369,7 +369,7 @@ func newTokenGenerateCommand(root *rootOptions) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			_, err = fmt.Fprintln(root.streams.Out, t)
+			_, err = fmt.Fprintln(root.streams.Out, t.Reveal())
 			return err
 		},
 	}

@@ -149,7 +149,7 @@ func TestTokenCreate(t *testing.T) {
 			if err != nil {
 				t.Fatalf("output %q is not a token: %v", out, err)
 			}
-			if tc.args[0] == explicit && tok.String() != explicit {
+			if tc.args[0] == explicit && tok.Reveal() != explicit {
 				t.Errorf("printed %s, want the given token", tok.Redacted())
 			}
 			if diff := cmp.Diff(tc.wantData(tok.ID, tok.Secret), secretData(t, cs, tok.ID)); diff != "" {
@@ -171,7 +171,7 @@ func TestTokenCreateExisting(t *testing.T) {
 	t.Run("same token updates it", func(t *testing.T) {
 		env := withFakeTokenClient(t, tokens.Secret(old, tokens.Spec{Description: "old"}))
 		cs := env.cs
-		if _, err := env.run(t, []string{old.Secret}, "token", "create", old.String(), "--description", "new"); err != nil {
+		if _, err := env.run(t, []string{old.Secret}, "token", "create", old.Reveal(), "--description", "new"); err != nil {
 			t.Fatal(err)
 		}
 		if got := secretData(t, cs, "abcdef")["description"]; got != "new" {
@@ -454,8 +454,8 @@ func TestTokenDelete(t *testing.T) {
 		wantAfter []string // Secrets left
 	}{
 		{name: "by id", args: []string{"abcdef"}, wantOut: "bootstrap token \"abcdef\" deleted\n", wantAfter: []string{"bootstrap-token-ghijkl"}},
-		{name: "by full token", args: []string{a.String()}, wantOut: "bootstrap token \"abcdef\" deleted\n", wantAfter: []string{"bootstrap-token-ghijkl"}},
-		{name: "several", args: []string{"abcdef", b.String()},
+		{name: "by full token", args: []string{a.Reveal()}, wantOut: "bootstrap token \"abcdef\" deleted\n", wantAfter: []string{"bootstrap-token-ghijkl"}},
+		{name: "several", args: []string{"abcdef", b.Reveal()},
 			wantOut: "bootstrap token \"abcdef\" deleted\nbootstrap token \"ghijkl\" deleted\n", wantAfter: []string{}},
 		{name: "missing one still deletes the others", args: []string{"nother", "abcdef"},
 			wantOut: "bootstrap token \"abcdef\" deleted\n", wantErr: []string{`deleting token "nother"`, "not found"},

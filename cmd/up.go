@@ -36,13 +36,14 @@ type sshOptions struct {
 
 func (s *sshOptions) addFlags(fs *pflag.FlagSet) {
 	fs.StringSliceVarP(&s.identity, "identity", "i", nil, "private key file(s) for SSH (default: hosts[].ssh.key, else ~/.ssh/id_ed25519 and ~/.ssh/id_rsa; ssh-agent is used when SSH_AUTH_SOCK is set)")
-	fs.StringVar(&s.knownHosts, "known-hosts", "~/.ssh/known_hosts", "known_hosts file the hosts' keys are checked against (hosts[].ssh.known_hosts wins)")
-	fs.BoolVar(&s.acceptNewHostKeys, "accept-new-host-keys", false, "trust and record the key of a host known_hosts does not know yet (a changed key is always refused)")
+	fs.StringVar(&s.knownHosts, "known-hosts", "~/.ssh/known_hosts", "known_hosts file the hosts' keys are checked against and new keys are recorded in (hosts[].ssh.known_hosts wins); /etc/ssh/ssh_known_hosts is checked too, never written")
+	fs.BoolVar(&s.acceptNewHostKeys, "accept-new-host-keys", false, "trust and record the key of a host known_hosts does not know yet (a changed key is always refused; with --dry-run, trust it for this run and record nothing)")
 }
 
 // connect returns the function that opens a host of the file over SSH. The hosts it opens
-// through the same bastion share one connection to it.
-func (s *sshOptions) connect(out *phases.Printer) func(ctx context.Context, h *config.Host) (host.Host, error) {
+// through the same bastion share one connection to it. On a dry run it writes no
+// known_hosts: a new key it accepts is trusted for this run only.
+func (s *sshOptions) connect(out *phases.Printer, dryRun bool) func(ctx context.Context, h *config.Host) (host.Host, error) {
 	bastions := &host.Bastions{}
 	return func(ctx context.Context, h *config.Host) (host.Host, error) {
 		cfg := host.SSHConfig{
@@ -54,12 +55,17 @@ func (s *sshOptions) connect(out *phases.Printer) func(ctx context.Context, h *c
 			UseAgent:          os.Getenv("SSH_AUTH_SOCK") != "",
 			KnownHostsPath:    s.knownHosts,
 			AcceptNewHostKeys: s.acceptNewHostKeys,
-			OnNewHostKey: func(hostname, fingerprint string) {
-				out.Phase(h.Name, "trusting the new host key %s of %s (--accept-new-host-keys); recorded in %s", fingerprint, hostname, s.knownHosts)
-			},
+			DryRun:            dryRun,
 		}
 		if h.SSH.KnownHosts != "" {
 			cfg.KnownHostsPath = h.SSH.KnownHosts
+		}
+		cfg.OnNewHostKey = func(hostname, fingerprint string) {
+			if dryRun {
+				out.Phase(h.Name, "would trust the new host key %s of %s (--accept-new-host-keys); dry run: not recorded in %s", fingerprint, hostname, cfg.KnownHostsPath)
+				return
+			}
+			out.Phase(h.Name, "trusting the new host key %s of %s (--accept-new-host-keys); recorded in %s", fingerprint, hostname, cfg.KnownHostsPath)
 		}
 		if b := h.SSH.Bastion; b != "" {
 			bc, err := bastionConfig(b)
@@ -217,7 +223,7 @@ func (root *rootOptions) fleetData(s phases.DataSpec, ssh *sshOptions, dryRun bo
 	s.Log = root.logger()
 	s.Fleet.Cluster = s.Cluster
 	s.Fleet.Kforge = self
-	s.Fleet.Connect = ssh.connect(s.Out)
+	s.Fleet.Connect = ssh.connect(s.Out, dryRun)
 	if root.verbosity > 0 {
 		s.Fleet.HostLog = root.streams.Err
 	}

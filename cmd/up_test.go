@@ -3,8 +3,10 @@ package cmd
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -84,6 +86,45 @@ func TestWriteAdminKubeconfig(t *testing.T) {
 	}
 }
 
+// TestConnectDryRunRecordsNoHostKey connects as `kforge up --accept-new-host-keys` does, with
+// and without --dry-run: the dry run prints the fingerprint it would trust and writes no
+// known_hosts; the real run records the key.
+func TestConnectDryRunRecordsNoHostKey(t *testing.T) {
+	key := testutil.NewSSHKey(t, "")
+	srv := testutil.NewSSHServer(t, testutil.SSHServerOptions{AuthorizedKeys: []ssh.PublicKey{key.Public}})
+	fp := ssh.FingerprintSHA256(srv.HostKey)
+	for _, tc := range []struct {
+		name    string
+		dryRun  bool
+		wantOut string
+	}{
+		{name: "dry run", dryRun: true, wantOut: "would trust the new host key"},
+		{name: "real run", wantOut: "trusting the new host key"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			knownHosts := filepath.Join(t.TempDir(), "ssh", "known_hosts")
+			s := &sshOptions{identity: []string{key.Path}, knownHosts: knownHosts, acceptNewHostKeys: true}
+			var out bytes.Buffer
+			h := &config.Host{Name: "h1", Address: srv.Host, SSH: config.SSH{User: "root", Port: srv.Port}}
+			conn, err := s.connect(phases.NewPrinter(&out), tc.dryRun)(t.Context(), h)
+			if err != nil {
+				t.Fatalf("connecting: %v", err)
+			}
+			conn.Close()
+			if !strings.Contains(out.String(), tc.wantOut) || !strings.Contains(out.String(), fp) {
+				t.Errorf("output %q lacks %q and the fingerprint %s", out.String(), tc.wantOut, fp)
+			}
+			_, err = os.Stat(knownHosts)
+			switch {
+			case tc.dryRun && !errors.Is(err, fs.ErrNotExist):
+				t.Errorf("the dry run wrote %s (stat: %v)", knownHosts, err)
+			case !tc.dryRun && err != nil:
+				t.Errorf("the real run did not record the key: %v", err)
+			}
+		})
+	}
+}
+
 // TestUpDialsTheBastionOnce: the hosts of a file behind one bastion, connected at once as
 // up connects them, reach the bastion over a single connection.
 func TestUpDialsTheBastionOnce(t *testing.T) {
@@ -95,7 +136,7 @@ func TestUpDialsTheBastionOnce(t *testing.T) {
 		t.Fatal(err)
 	}
 	s := &sshOptions{identity: []string{key.Path}, knownHosts: knownHosts}
-	connect := s.connect(phases.NewPrinter(io.Discard))
+	connect := s.connect(phases.NewPrinter(io.Discard), false)
 	var hosts []*config.Host
 	for i := range 20 {
 		hosts = append(hosts, &config.Host{Name: fmt.Sprintf("h%d", i), Address: target.Host,

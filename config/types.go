@@ -187,7 +187,7 @@ type Host struct {
 	// KubeletExtraArgs are kubelet flags for this host only; they win over
 	// kubelet.extra_args.
 	KubeletExtraArgs map[string]string `toml:"kubelet_extra_args,omitempty"`
-	SSH              SSH               `toml:"ssh"`
+	SSH              SSH               `toml:"ssh,omitempty"`
 }
 
 // SSH says how `kforge up` reaches a host.

@@ -188,7 +188,7 @@ func TestJoin(t *testing.T) {
 			t.Fatal(err)
 		}
 		expectRefusal("expired token", "is unknown or expired",
-			flagJoin("--token", expired.String(), "--discovery-token-ca-cert-hash", pin, "--discovery-timeout", "10s")...)
+			flagJoin("--token", expired.Reveal(), "--discovery-token-ca-cert-hash", pin, "--discovery-timeout", "10s")...)
 
 		expectRefusal("wrong certificate key", "certificate key does not open",
 			flagJoin("--token", token, "--discovery-token-ca-cert-hash", pin, "--control-plane", "--certificate-key", strings.Repeat("ab", 32))...)

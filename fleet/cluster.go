@@ -52,7 +52,7 @@ func (f *Fleet) controlPlaneSecrets() (tokens.Token, bootstrap.CertificateKey, e
 			return tokens.Token{}, bootstrap.CertificateKey{}, err
 		}
 		f.cpToken, f.cpKey = t, k
-		f.addSecret(t.Secret, t.String(), k.String())
+		f.addSecret(t.Secret, t.Reveal(), k.Reveal())
 	}
 	return f.cpToken, f.cpKey, nil
 }
@@ -75,7 +75,7 @@ func (f *Fleet) Init(ctx context.Context, name string, uploadCerts bool) error {
 		args = append(args, "--upload-certs")
 	}
 	err = f.timed(name, func() error {
-		return f.kforge(ctx, name, args, map[string]string{envToken: token.String(), envCertificateKey: key.String()})
+		return f.kforge(ctx, name, args, map[string]string{envToken: token.Reveal(), envCertificateKey: key.Reveal()})
 	})
 	if err != nil {
 		f.Fail(name, err)
@@ -121,7 +121,7 @@ func (f *Fleet) JoinControlPlanes(ctx context.Context, names []string) error {
 				return err
 			}
 			return f.kforge(ctx, name, append([]string{"join", "-f", RemoteConfig, "--node", name, "--discovery-token-ca-cert-hash", pin}, f.hostFlags()...),
-				map[string]string{envToken: token.String(), envCertificateKey: key.String()})
+				map[string]string{envToken: token.Reveal(), envCertificateKey: key.Reveal()})
 		})
 		if err != nil {
 			f.Fail(name, err)
@@ -170,7 +170,7 @@ func (f *Fleet) JoinWorkers(ctx context.Context, names []string) error {
 		if err != nil {
 			return err
 		}
-		f.addSecret(t.Secret, t.String())
+		f.addSecret(t.Secret, t.Reveal())
 		if err := f.createToken(ctx, t, workerTokenTTL, "join of "+name); err != nil {
 			return err
 		}
@@ -180,7 +180,7 @@ func (f *Fleet) JoinWorkers(ctx context.Context, names []string) error {
 				return err
 			}
 			return f.kforge(ctx, name, append([]string{"join", "-f", RemoteConfig, "--node", name, "--discovery-token-ca-cert-hash", pin}, f.hostFlags()...),
-				map[string]string{envToken: t.String()})
+				map[string]string{envToken: t.Reveal()})
 		})
 		if err != nil {
 			return err
@@ -333,7 +333,7 @@ func (f *Fleet) uploadCerts(ctx context.Context, name string, key bootstrap.Cert
 		return err
 	}
 	return f.kforge(ctx, name, []string{"init", "phase", "upload-certs", "--upload-certs", "-f", RemoteConfig, "--node", name},
-		map[string]string{envCertificateKey: key.String()})
+		map[string]string{envCertificateKey: key.Reveal()})
 }
 
 // ResetWorkers runs kforge reset on the named worker hosts that are still planned, in

@@ -12,7 +12,9 @@ import (
 )
 
 // sshFixture is an in-process SSH server, a key it accepts, a known_hosts
-// file that trusts it, and a config that reaches it.
+// file that trusts it, and a config that reaches it. The config's system-wide
+// known_hosts is a file in the test's directory that does not exist yet, so
+// that the machine's /etc/ssh/ssh_known_hosts plays no part.
 type sshFixture struct {
 	srv        *testutil.SSHServer
 	key        testutil.SSHKey
@@ -25,19 +27,21 @@ func newSSHFixture(t *testing.T, opts testutil.SSHServerOptions) *sshFixture {
 	key := testutil.NewSSHKey(t, "")
 	opts.AuthorizedKeys = append(opts.AuthorizedKeys, key.Public)
 	srv := testutil.NewSSHServer(t, opts)
-	knownHosts := filepath.Join(t.TempDir(), "known_hosts")
+	dir := t.TempDir()
+	knownHosts := filepath.Join(dir, "known_hosts")
 	writeFile(t, knownHosts, srv.KnownHostsLine()+"\n", 0o600)
 	return &sshFixture{
 		srv:        srv,
 		key:        key,
 		knownHosts: knownHosts,
 		cfg: host.SSHConfig{
-			Name:           "h1",
-			Address:        srv.Host,
-			Port:           srv.Port,
-			KeyFiles:       []string{key.Path},
-			KnownHostsPath: knownHosts,
-			DialTimeout:    5 * time.Second,
+			Name:                 "h1",
+			Address:              srv.Host,
+			Port:                 srv.Port,
+			KeyFiles:             []string{key.Path},
+			KnownHostsPath:       knownHosts,
+			SystemKnownHostsPath: filepath.Join(dir, "ssh_known_hosts"),
+			DialTimeout:          5 * time.Second,
 		},
 	}
 }

@@ -42,12 +42,19 @@ func loadKnownHosts(path string) (ssh.HostKeyCallback, error) {
 	return cb, nil
 }
 
-// hostKeyVerifier checks a server's host key against a known_hosts file,
-// optionally recording unknown keys, and remembers the outcome so that Dial
-// can tell a host key failure from an authentication failure.
+// DefaultSystemKnownHostsPath is the system-wide known_hosts file OpenSSH reads.
+const DefaultSystemKnownHostsPath = "/etc/ssh/ssh_known_hosts"
+
+// hostKeyVerifier checks a server's host key against the user's known_hosts file and the
+// system-wide one, optionally recording unknown keys (in the user's file only), and
+// remembers the outcome so that Dial can tell a host key failure from an authentication
+// failure.
 type hostKeyVerifier struct {
-	path   string
+	path   string // the user's known_hosts: read, and the only file new keys are written to
+	system string // the system-wide known_hosts: read only
 	accept bool
+	// dryRun trusts an accepted key for this connection only and writes nothing.
+	dryRun bool
 	onNew  func(host, fingerprint string)
 	logger *slog.Logger
 	label  string // the host as messages show it
@@ -79,12 +86,61 @@ func (v *hostKeyVerifier) outcome() (verified bool, err error) {
 	return v.verified, v.err
 }
 
-func (v *hostKeyVerifier) check(hostname string, remote net.Addr, key ssh.PublicKey) error {
-	cb, err := loadKnownHosts(v.path)
-	if err != nil {
-		return err
+// files are the known_hosts files consulted, the user's first.
+func (v *hostKeyVerifier) files() []string {
+	if v.system == "" || v.system == v.path {
+		return []string{v.path}
 	}
-	err = cb(hostname, remote, key)
+	return []string{v.path, v.system}
+}
+
+// lookup checks key against every known_hosts file. It returns nil when a file lists the
+// key and no file holds another key of the same type for the host; a *knownhosts.KeyError
+// whose Want lists the conflicting keys when some file holds another key of that type (or,
+// with no file listing the key, any key for the host); a *knownhosts.KeyError without Want
+// when no file knows the host; and a *knownhosts.RevokedError when any file revokes the
+// key. A mismatch anywhere is refused, whichever file accepts the key.
+func (v *hostKeyVerifier) lookup(hostname string, remote net.Addr, key ssh.PublicKey) error {
+	var accepted bool
+	var sameType, otherType []knownhosts.KnownKey
+	for _, path := range v.files() {
+		cb, err := loadKnownHosts(path)
+		if err != nil {
+			return err
+		}
+		err = cb(hostname, remote, key)
+		var keyErr *knownhosts.KeyError
+		switch {
+		case err == nil:
+			accepted = true
+		case errors.As(err, &keyErr):
+			for _, k := range keyErr.Want {
+				if k.Key.Type() == key.Type() {
+					sameType = append(sameType, k)
+				} else {
+					otherType = append(otherType, k)
+				}
+			}
+		default:
+			var revoked *knownhosts.RevokedError
+			if errors.As(err, &revoked) {
+				return err
+			}
+			return fmt.Errorf("checking host key against %s: %w", path, err)
+		}
+	}
+	switch {
+	case len(sameType) > 0:
+		return &knownhosts.KeyError{Want: sameType}
+	case accepted:
+		return nil
+	default:
+		return &knownhosts.KeyError{Want: otherType}
+	}
+}
+
+func (v *hostKeyVerifier) check(hostname string, remote net.Addr, key ssh.PublicKey) error {
+	err := v.lookup(hostname, remote, key)
 	var keyErr *knownhosts.KeyError
 	var revoked *knownhosts.RevokedError
 	switch {
@@ -100,7 +156,7 @@ func (v *hostKeyVerifier) check(hostname string, remote net.Addr, key ssh.Public
 	case errors.As(err, &keyErr):
 		return v.unknown(hostname, key)
 	default:
-		return fmt.Errorf("checking host key against %s: %w", v.path, err)
+		return err
 	}
 }
 
@@ -116,7 +172,7 @@ func (v *hostKeyVerifier) unknown(hostname string, key ssh.PublicKey) error {
 	}
 	return fmt.Errorf("%w: the server offered %s key %s and %s has no entry for %s; "+
 		"check that fingerprint%s, then trust it with %q, or pass --accept-new-host-keys",
-		ErrUnknownHostKey, key.Type(), ssh.FingerprintSHA256(key), v.path, knownhosts.Normalize(hostname), hint, keyscan)
+		ErrUnknownHostKey, key.Type(), ssh.FingerprintSHA256(key), strings.Join(v.files(), " nor "), knownhosts.Normalize(hostname), hint, keyscan)
 }
 
 func (v *hostKeyVerifier) changed(hostname string, key ssh.PublicKey, want []knownhosts.KnownKey) error {
@@ -128,33 +184,33 @@ func (v *hostKeyVerifier) changed(hostname string, key ssh.PublicKey, want []kno
 		"someone may be intercepting the connection, or the host was reinstalled; "+
 		"if you are sure it was reinstalled, remove the old key with %q and connect again",
 		ErrHostKeyChanged, key.Type(), ssh.FingerprintSHA256(key), knownhosts.Normalize(hostname),
-		strings.Join(old, ", "), "ssh-keygen -R '"+knownhosts.Normalize(hostname)+"' -f "+v.path)
+		strings.Join(old, ", "), "ssh-keygen -R '"+knownhosts.Normalize(hostname)+"' -f "+want[0].Filename)
 }
 
-// record appends key for hostname to the known_hosts file (trust on first
-// use). It rechecks under the file's lock: another connection may have
-// recorded a key for the same host meanwhile.
+// record appends key for hostname to the user's known_hosts file (trust on first use), or
+// on a dry run only says it would. It rechecks under the file's lock: another connection
+// may have recorded a key for the same host meanwhile.
 func (v *hostKeyVerifier) record(hostname string, remote net.Addr, key ssh.PublicKey) error {
 	unlock := lockKnownHosts(v.path)
 	defer unlock()
-	cb, err := loadKnownHosts(v.path)
-	if err != nil {
-		return err
-	}
 	var keyErr *knownhosts.KeyError
-	switch err := cb(hostname, remote, key); {
+	switch err := v.lookup(hostname, remote, key); {
 	case err == nil:
 		return nil
 	case errors.As(err, &keyErr) && len(keyErr.Want) > 0:
 		return v.changed(hostname, key, keyErr.Want)
 	case !errors.As(err, &keyErr):
-		return fmt.Errorf("checking host key against %s: %w", v.path, err)
-	}
-	if err := appendKnownHost(v.path, knownhosts.Line([]string{hostname}, key)); err != nil {
 		return err
 	}
 	fp := ssh.FingerprintSHA256(key)
-	v.logger.Info("recorded new ssh host key", "host", v.label, "type", key.Type(), "fingerprint", fp, "known_hosts", v.path)
+	if v.dryRun {
+		v.logger.Info("would record new ssh host key (dry run)", "host", v.label, "type", key.Type(), "fingerprint", fp, "known_hosts", v.path)
+	} else {
+		if err := appendKnownHost(v.path, knownhosts.Line([]string{hostname}, key)); err != nil {
+			return err
+		}
+		v.logger.Info("recorded new ssh host key", "host", v.label, "type", key.Type(), "fingerprint", fp, "known_hosts", v.path)
+	}
 	if v.onNew != nil {
 		v.onNew(v.label, key.Type()+" "+fp)
 	}
@@ -209,13 +265,18 @@ var placeholderKey = func() ssh.PublicKey {
 // the host and the connection fails as if the key had changed. It returns
 // nil (the library defaults) for hosts known_hosts does not list.
 func (v *hostKeyVerifier) hostKeyAlgorithms(hostport string) ([]string, error) {
-	cb, err := loadKnownHosts(v.path)
-	if err != nil {
-		return nil, err
+	var want []knownhosts.KnownKey
+	for _, path := range v.files() {
+		cb, err := loadKnownHosts(path)
+		if err != nil {
+			return nil, err
+		}
+		var keyErr *knownhosts.KeyError
+		if err := cb(hostport, &net.TCPAddr{IP: net.IPv4zero}, placeholderKey); errors.As(err, &keyErr) {
+			want = append(want, keyErr.Want...)
+		}
 	}
-	var keyErr *knownhosts.KeyError
-	err = cb(hostport, &net.TCPAddr{IP: net.IPv4zero}, placeholderKey)
-	if !errors.As(err, &keyErr) || len(keyErr.Want) == 0 {
+	if len(want) == 0 {
 		return nil, nil
 	}
 	var algos []string
@@ -224,7 +285,7 @@ func (v *hostKeyVerifier) hostKeyAlgorithms(hostport string) ([]string, error) {
 			algos = append(algos, a)
 		}
 	}
-	for _, k := range keyErr.Want {
+	for _, k := range want {
 		for _, a := range algorithmsForKeyType(k.Key.Type()) {
 			add(a)
 		}

@@ -66,16 +66,26 @@ type SSHConfig struct {
 	AgentSocket string
 	// KnownHostsPath defaults to ~/.ssh/known_hosts.
 	KnownHostsPath string
-	// AcceptNewHostKeys records the key of a host known_hosts does not list
-	// yet (trust on first use). A changed key is always refused.
+	// SystemKnownHostsPath is the system-wide known_hosts file, consulted
+	// with KnownHostsPath and never written; defaults to
+	// DefaultSystemKnownHostsPath. A key either file lists is accepted; a
+	// different key of the same type in either file is refused.
+	SystemKnownHostsPath string
+	// AcceptNewHostKeys records the key of a host neither known_hosts file
+	// lists yet (trust on first use) in KnownHostsPath. A changed key is
+	// always refused.
 	AcceptNewHostKeys bool
+	// DryRun writes nothing: with AcceptNewHostKeys a new key is trusted
+	// for this connection only, and OnNewHostKey is still told of it.
+	DryRun bool
 	// OnNewHostKey, if set, is told about each recorded key, with host as
 	// the host's description and fingerprint as "<type> SHA256:...".
 	OnNewHostKey func(host, fingerprint string)
 	// Bastion, if set, is a jump host the connection is tunnelled through.
-	// Its empty KnownHostsPath, KeyFiles, AgentSocket, DialTimeout,
-	// KeepAlive, OnNewHostKey and Logger are taken from this config, and
-	// UseAgent and AcceptNewHostKeys are enabled when they are here.
+	// Its empty KnownHostsPath, SystemKnownHostsPath, KeyFiles, AgentSocket,
+	// DialTimeout, KeepAlive, OnNewHostKey and Logger are taken from this
+	// config, and UseAgent, AcceptNewHostKeys and DryRun are enabled when
+	// they are here.
 	Bastion *SSHConfig
 	// Bastions, if set, shares the bastion connection with the other hosts dialled with
 	// the same Bastions through the same bastion; without it each host dials its own.
@@ -119,6 +129,9 @@ func (c SSHConfig) withDefaults() (SSHConfig, error) {
 		c.KnownHostsPath = home + "/.ssh/known_hosts"
 	}
 	c.KnownHostsPath = expandHome(c.KnownHostsPath)
+	if c.SystemKnownHostsPath == "" {
+		c.SystemKnownHostsPath = DefaultSystemKnownHostsPath
+	}
 	if c.KeepAlive == 0 {
 		c.KeepAlive = DefaultKeepAlive
 	}
@@ -140,6 +153,9 @@ func (c SSHConfig) bastionConfig() SSHConfig {
 	if b.KnownHostsPath == "" {
 		b.KnownHostsPath = c.KnownHostsPath
 	}
+	if b.SystemKnownHostsPath == "" {
+		b.SystemKnownHostsPath = c.SystemKnownHostsPath
+	}
 	if len(b.KeyFiles) == 0 {
 		b.KeyFiles = c.KeyFiles
 	}
@@ -160,6 +176,7 @@ func (c SSHConfig) bastionConfig() SSHConfig {
 	}
 	b.UseAgent = b.UseAgent || c.UseAgent
 	b.AcceptNewHostKeys = b.AcceptNewHostKeys || c.AcceptNewHostKeys
+	b.DryRun = b.DryRun || c.DryRun
 	return b
 }
 
@@ -223,7 +240,9 @@ func (h *SSHHost) connect(ctx context.Context) error {
 	}
 	verifier := &hostKeyVerifier{
 		path:   h.cfg.KnownHostsPath,
+		system: h.cfg.SystemKnownHostsPath,
 		accept: h.cfg.AcceptNewHostKeys,
+		dryRun: h.cfg.DryRun,
 		onNew:  h.cfg.OnNewHostKey,
 		logger: h.cfg.Logger,
 		label:  h.String(),

@@ -8,6 +8,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"net"
 	"os"
@@ -616,5 +617,136 @@ func TestBastionShared(t *testing.T) {
 	}
 	if got := jump.ConnCount(); got != 2 {
 		t.Errorf("the bastion got %d connections in all, want 2: the first should have been closed with its last host", got)
+	}
+}
+
+// TestDialSystemKnownHosts checks that the system-wide known_hosts is consulted with the
+// user's: a key either lists is accepted, a different key of the same type in either is
+// refused, and a new key is written to the user's file only.
+func TestDialSystemKnownHosts(t *testing.T) {
+	tests := []struct {
+		name         string
+		user, system func(f *sshFixture, old ssh.PublicKey) string // content; "-" for no file
+		accept       bool
+		wantErr      error
+		wantErrIn    string // the file the error must name
+		wantUserFile func(f *sshFixture) string
+	}{
+		{
+			name:   "only the system file lists the key",
+			user:   func(*sshFixture, ssh.PublicKey) string { return "-" },
+			system: func(f *sshFixture, _ ssh.PublicKey) string { return f.srv.KnownHostsLine() + "\n" },
+		},
+		{
+			name:   "the system file lists the key, the user's knows other hosts",
+			user:   func(*sshFixture, ssh.PublicKey) string { return "[192.0.2.1]:22 " + otherKeyLine + "\n" },
+			system: func(f *sshFixture, _ ssh.PublicKey) string { return f.srv.KnownHostsLine() + "\n" },
+		},
+		{
+			name: "the user's file lists the key, the system file another of its type",
+			user: func(f *sshFixture, _ ssh.PublicKey) string { return f.srv.KnownHostsLine() + "\n" },
+			system: func(f *sshFixture, old ssh.PublicKey) string {
+				return knownhosts.Line([]string{f.srv.Addr}, old) + "\n"
+			},
+			wantErr:   host.ErrHostKeyChanged,
+			wantErrIn: "ssh_known_hosts:1",
+		},
+		{
+			name: "the user's file lists the key, the system file one of another type",
+			user: func(f *sshFixture, _ ssh.PublicKey) string { return f.srv.KnownHostsLine() + "\n" },
+			system: func(f *sshFixture, _ ssh.PublicKey) string {
+				priv, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+				if err != nil {
+					panic(err)
+				}
+				pub, err := ssh.NewPublicKey(&priv.PublicKey)
+				if err != nil {
+					panic(err)
+				}
+				return knownhosts.Line([]string{f.srv.Addr}, pub) + "\n"
+			},
+		},
+		{
+			name: "the system file holds another key, accepting new keys",
+			user: func(*sshFixture, ssh.PublicKey) string { return "-" },
+			system: func(f *sshFixture, old ssh.PublicKey) string {
+				return knownhosts.Line([]string{f.srv.Addr}, old) + "\n"
+			},
+			accept:    true,
+			wantErr:   host.ErrHostKeyChanged,
+			wantErrIn: "ssh_known_hosts:1",
+		},
+		{
+			name:   "neither knows the host, accepting new keys",
+			user:   func(*sshFixture, ssh.PublicKey) string { return "-" },
+			system: func(*sshFixture, ssh.PublicKey) string { return "[192.0.2.1]:22 " + otherKeyLine + "\n" },
+			accept: true,
+			wantUserFile: func(f *sshFixture) string {
+				return knownhosts.Line([]string{f.srv.Addr}, f.srv.HostKey) + "\n"
+			},
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newSSHFixture(t, testutil.SSHServerOptions{})
+			old := testutil.NewSSHKey(t, "").Public
+			cfg := f.cfg
+			cfg.AcceptNewHostKeys = tc.accept
+			os.Remove(cfg.KnownHostsPath)
+			files := map[string]string{cfg.KnownHostsPath: tc.user(f, old), cfg.SystemKnownHostsPath: tc.system(f, old)}
+			for path, content := range files {
+				if content != "-" {
+					writeFile(t, path, content, 0o644)
+				}
+			}
+			h, err := host.Dial(testContext(t), cfg)
+			switch {
+			case tc.wantErr == nil && err != nil:
+				t.Fatalf("Dial: %v", err)
+			case tc.wantErr == nil:
+				h.Close()
+			case !errors.Is(err, tc.wantErr):
+				t.Fatalf("Dial error = %v, want %v", err, tc.wantErr)
+			case !strings.Contains(err.Error(), tc.wantErrIn):
+				t.Errorf("Dial error %q does not name %s", err, tc.wantErrIn)
+			}
+			if tc.wantUserFile != nil {
+				files[cfg.KnownHostsPath] = tc.wantUserFile(f)
+			}
+			for path, want := range files {
+				got, err := os.ReadFile(path)
+				switch {
+				case want == "-" && err == nil:
+					t.Errorf("%s was created:\n%s", path, got)
+				case want != "-" && string(got) != want:
+					t.Errorf("%s = %q, want %q", path, got, want)
+				}
+			}
+		})
+	}
+}
+
+// otherKeyLine is the key part of a known_hosts line for some other host.
+const otherKeyLine = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl"
+
+// TestDialDryRunRecordsNothing checks that a dry run with AcceptNewHostKeys trusts a new key
+// for its connection, tells OnNewHostKey its fingerprint, and writes no known_hosts.
+func TestDialDryRunRecordsNothing(t *testing.T) {
+	f := newSSHFixture(t, testutil.SSHServerOptions{})
+	cfg := f.cfg
+	cfg.KnownHostsPath = filepath.Join(t.TempDir(), "ssh", "known_hosts")
+	cfg.AcceptNewHostKeys = true
+	cfg.DryRun = true
+	var notes []string
+	cfg.OnNewHostKey = func(host, fingerprint string) { notes = append(notes, host+" "+fingerprint) }
+	h := dial(t, cfg)
+	if _, err := h.Run(testContext(t), host.Cmd{Args: []string{"true"}}); err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	if _, err := os.Stat(filepath.Dir(cfg.KnownHostsPath)); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("a dry run created %s (stat: %v)", filepath.Dir(cfg.KnownHostsPath), err)
+	}
+	if fp := ssh.FingerprintSHA256(f.srv.HostKey); len(notes) != 1 || !strings.Contains(notes[0], fp) {
+		t.Errorf("OnNewHostKey calls = %q, want one with %s", notes, fp)
 	}
 }

@@ -47,12 +47,12 @@ func runShowJoinCommand(ctx context.Context, d *Data) error {
 	}
 	host, port := d.Cluster.Endpoint()
 	cmd := fmt.Sprintf("kforge join %s --token %s \\\n    --discovery-token-ca-cert-hash %s",
-		net.JoinHostPort(host, strconv.Itoa(port)), b.Token, certs.PinHash(ca))
+		net.JoinHostPort(host, strconv.Itoa(port)), b.Token.Reveal(), certs.PinHash(ca))
 
 	w := d.Out.Writer()
 	fmt.Fprintf(w, "\nTo join worker nodes, run this on each of them as root:\n\n  %s\n\n", cmd)
 	if b.UploadCerts && !b.CertificateKey.IsZero() {
-		fmt.Fprintf(w, "To join control-plane nodes, run this on each of them as root:\n\n  %s \\\n    --control-plane --certificate-key %s\n\n", cmd, b.CertificateKey)
+		fmt.Fprintf(w, "To join control-plane nodes, run this on each of them as root:\n\n  %s \\\n    --control-plane --certificate-key %s\n\n", cmd, b.CertificateKey.Reveal())
 		fmt.Fprintf(w, "The certificate key opens the certificates in Secret kube-system/kubeadm-certs, which is\n"+
 			"deleted two hours after upload; \"kforge init phase upload-certs --upload-certs\" uploads them again.\n\n")
 	} else {

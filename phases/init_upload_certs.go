@@ -78,7 +78,7 @@ func runUploadCerts(ctx context.Context, d *Data) error {
 	}
 	d.Out.Say("the sealed certificates are deleted with bootstrap token %s, which %s", ownerID, describeExpiry(expires))
 	d.Out.Say("certificate key (a secret: it opens the certificates, pass it to join --control-plane):")
-	d.Out.Plain("%s", b.CertificateKey)
+	d.Out.Plain("%s", b.CertificateKey.Reveal())
 	return nil
 }
 

@@ -82,7 +82,7 @@ func DiscoverCluster(ctx context.Context, req JoinRequest, out *Printer) (*Disco
 	out.Phase("discovery", "the cluster's API server is %s; its CA is authenticated", res.Server)
 	cs, err := kubernetes.NewForConfig(&rest.Config{
 		Host:            res.Server,
-		BearerToken:     req.Token.String(),
+		BearerToken:     req.Token.Reveal(),
 		TLSClientConfig: rest.TLSClientConfig{CAData: res.CAPEM},
 		UserAgent:       "kforge-join",
 		Timeout:         15 * time.Second,

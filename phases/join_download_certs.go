@@ -4,8 +4,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"io/fs"
-	"path/filepath"
 
 	"github.com/kforge/kforge/bootstrap"
 	"github.com/kforge/kforge/internal/fileutil"
@@ -40,11 +38,7 @@ func downloadCertsPhase() Phase {
 					d.Out.Say("using existing %s", f.Path)
 					continue
 				}
-				mode := fs.FileMode(0o644)
-				if filepath.Ext(f.Path) == ".key" {
-					mode = 0o600
-				}
-				if _, err := fileutil.WriteAtomic(d.Path(f.Path), data, mode, 0o700); err != nil {
+				if _, err := fileutil.WriteAtomic(d.Path(f.Path), data, f.Mode(), 0o700); err != nil {
 					return err
 				}
 				d.Out.Say("wrote %s", f.Path)

@@ -37,7 +37,7 @@ func joinKubeletStartPhase() Phase {
 				if d.Token.IsZero() {
 					return errors.New("no bootstrap token for the TLS bootstrap: pass --token")
 				}
-				data, err := kubeconfig.BuildWithToken(d.Cluster.Name, d.Join.Server, d.Join.ClusterCA, kubeconfig.BootstrapUser, d.Token.String())
+				data, err := kubeconfig.BuildWithToken(d.Cluster.Name, d.Join.Server, d.Join.ClusterCA, kubeconfig.BootstrapUser, d.Token.Reveal())
 				if err != nil {
 					return err
 				}

@@ -157,7 +157,7 @@ func TestPrepareJoinRefusesBeforeWriting(t *testing.T) {
 			if after := listFiles(t, e.d.Root); after != before {
 				t.Errorf("PrepareJoin wrote files:\nbefore: %s\nafter: %s", before, after)
 			}
-			if strings.Contains(e.out.String(), "0123456789abcdef") || strings.Contains(e.out.String(), e.key.String()) {
+			if strings.Contains(e.out.String(), "0123456789abcdef") || strings.Contains(e.out.String(), e.key.Reveal()) {
 				t.Errorf("a secret reached the output:\n%s", e.out)
 			}
 		})
@@ -272,5 +272,44 @@ func TestJoinWorkflowWorker(t *testing.T) {
 	}
 	if !strings.Contains(e.out.String(), "would restart kubelet") && !strings.Contains(e.out.String(), "kubelet") {
 		t.Errorf("the kubelet was not started:\n%s", e.out)
+	}
+}
+
+// TestDownloadCertsWritesSecretsPrivate checks that every private key download-certs writes
+// is 0600 whatever its name: an external etcd's client key is often "client-key.pem".
+func TestDownloadCertsWritesSecretsPrivate(t *testing.T) {
+	c := &config.Cluster{
+		Etcd: config.Etcd{External: &config.ExternalEtcd{Endpoints: []string{"https://192.0.2.50:2379"},
+			CAFile: "/etc/etcd/pki/ca.pem", CertFile: "/etc/etcd/pki/client.pem", KeyFile: "/etc/etcd/pki/client-key.pem"}},
+		Hosts: []config.Host{{Name: "cp2", Address: "192.0.2.11", Roles: []string{config.RoleControlPlane}}},
+	}
+	config.SetDefaults(c)
+	d := newTestData(t, c, "cp2", io.Discard, nil)
+	d.Join.SharedCerts = map[string][]byte{}
+	for _, f := range bootstrap.SharedCertFiles(c, DefaultCertDir) {
+		d.Join.SharedCerts[f.Key] = []byte("content of " + f.Key)
+	}
+	if err := downloadCertsPhase().Run(t.Context(), d); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]os.FileMode{
+		"/etc/etcd/pki/client-key.pem":         0o600,
+		"/etc/etcd/pki/client.pem":             0o644,
+		"/etc/etcd/pki/ca.pem":                 0o644,
+		DefaultCertDir + "/sa.key":             0o600,
+		DefaultCertDir + "/sa.pub":             0o644,
+		DefaultCertDir + "/ca.key":             0o600,
+		DefaultCertDir + "/ca.crt":             0o644,
+		DefaultCertDir + "/front-proxy-ca.key": 0o600,
+	}
+	for p, mode := range want {
+		fi, err := os.Stat(d.Path(p))
+		if err != nil {
+			t.Errorf("%s: %v", p, err)
+			continue
+		}
+		if fi.Mode().Perm() != mode {
+			t.Errorf("%s has mode %v, want %v", p, fi.Mode().Perm(), mode)
+		}
 	}
 }

@@ -310,7 +310,7 @@ func (e *onlineEnv) assertNoSecretsLogged(t *testing.T) {
 	t.Helper()
 	secrets := []string{e.d.BootstrapData.Token.Secret}
 	if k := e.d.BootstrapData.CertificateKey; !k.IsZero() {
-		secrets = append(secrets, k.String())
+		secrets = append(secrets, k.Reveal())
 	}
 	list, _ := e.cs.CoreV1().Secrets("kube-system").List(context.Background(), metav1.ListOptions{})
 	for i := range list.Items {
@@ -449,10 +449,10 @@ func TestOnlinePhasesConvergeAndFulfilTheContract(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		worker := "kforge join 192.0.2.10:6443 --token " + b.Token.String() + " \\\n    --discovery-token-ca-cert-hash " + certs.PinHash(ca)
+		worker := "kforge join 192.0.2.10:6443 --token " + b.Token.Reveal() + " \\\n    --discovery-token-ca-cert-hash " + certs.PinHash(ca)
 		for _, want := range []string{
 			worker + "\n",
-			worker + " \\\n    --control-plane --certificate-key " + b.CertificateKey.String() + "\n",
+			worker + " \\\n    --control-plane --certificate-key " + b.CertificateKey.Reveal() + "\n",
 			`replace "kforge join" with "kubeadm join"`,
 		} {
 			if !strings.Contains(firstOut, want) {
@@ -944,7 +944,7 @@ func TestUploadCerts(t *testing.T) {
 			if diff := cmp.Diff(e.shared, opened); diff != "" {
 				t.Errorf("shared certificates (-want +got):\n%s", diff)
 			}
-			if !strings.Contains(e.out.String(), e.d.BootstrapData.CertificateKey.String()+"\n") {
+			if !strings.Contains(e.out.String(), e.d.BootstrapData.CertificateKey.Reveal()+"\n") {
 				t.Errorf("the certificate key is not printed:\n%s", e.out)
 			}
 			e.assertNoSecretsLogged(t)

@@ -216,3 +216,49 @@ func TestSystemdRestartReloadsAfterAKill(t *testing.T) {
 		t.Errorf("restart after the kill (-want +got):\n%s", diff)
 	}
 }
+
+// TestSupervisorPassesNoKforgeEnvironment starts a service under a real supervisor from a
+// process whose environment holds kforge's secrets, and checks that neither the supervisor
+// nor the service (the kubelet, containerd) inherits any KFORGE_ variable.
+func TestSupervisorPassesNoKforgeEnvironment(t *testing.T) {
+	t.Setenv("KFORGE_TOKEN", "abcdef.0123456789abcdef")
+	t.Setenv("KFORGE_CERTIFICATE_KEY", strings.Repeat("5a", 32))
+	t.Setenv("KFORGE_ANYTHING", "x")
+	t.Setenv("KEEP_ME", "kept")
+	dir := t.TempDir()
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := &Supervisor{StateDir: filepath.Join(dir, "run"), LogDir: filepath.Join(dir, "log"), Kforge: exe}
+	out := filepath.Join(dir, "env")
+	spec := Spec{Name: "svc", Command: []string{"/bin/sh", "-c", "env > " + out + ".tmp && mv " + out + ".tmp " + out + "; exec sleep 300"}}
+	t.Cleanup(func() { m.Stop(context.Background(), "svc") })
+	if err := m.Restart(context.Background(), spec); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the service to write its environment", func() bool { _, err := os.Stat(out); return err == nil })
+	svcEnv, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	supEnv, err := os.ReadFile(fmt.Sprintf("/proc/%d/environ", readPid(m.pidFile("svc"))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, env := range map[string][]string{
+		"service":    strings.Split(string(svcEnv), "\n"),
+		"supervisor": strings.Split(string(supEnv), "\x00"),
+	} {
+		var kept bool
+		for _, kv := range env {
+			if strings.HasPrefix(kv, "KFORGE_") {
+				t.Errorf("the %s's environment holds %s", name, strings.SplitN(kv, "=", 2)[0])
+			}
+			kept = kept || kv == "KEEP_ME=kept"
+		}
+		if !kept {
+			t.Errorf("the %s's environment lost KEEP_ME: only KFORGE_ variables are to be dropped", name)
+		}
+	}
+}

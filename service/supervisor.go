@@ -114,6 +114,7 @@ func (m *Supervisor) Restart(ctx context.Context, s Spec) error {
 	args = append(args, "--")
 	args = append(args, s.Command...)
 	cmd := exec.Command(m.Kforge, args...)
+	cmd.Env = Environ(os.Environ())
 	cmd.Stdout, cmd.Stderr = log, log
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	if err := cmd.Start(); err != nil {
@@ -272,6 +273,7 @@ func Supervise(ctx context.Context, opts SuperviseOptions) error {
 			return errors.New("nothing to run: the command is empty")
 		}
 		cmd := exec.Command(args[0], args[1:]...)
+		cmd.Env = Environ(os.Environ())
 		cmd.Stdout, cmd.Stderr = opts.Log, opts.Log
 		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 		started := time.Now()
@@ -325,6 +327,23 @@ func terminate(pid int, done <-chan error) {
 		_ = syscall.Kill(-pid, syscall.SIGKILL)
 		<-done
 	}
+}
+
+// kforgeEnvPrefix starts the names of kforge's own environment variables, secrets among
+// them (KFORGE_TOKEN, KFORGE_CERTIFICATE_KEY).
+const kforgeEnvPrefix = "KFORGE_"
+
+// Environ is environ ("KEY=VALUE" entries, as os.Environ returns) without kforge's own
+// variables: the environment of every process the supervisor starts, so that no service
+// keeps a secret kforge was given in its /proc/<pid>/environ.
+func Environ(environ []string) []string {
+	out := make([]string, 0, len(environ))
+	for _, kv := range environ {
+		if !strings.HasPrefix(kv, kforgeEnvPrefix) {
+			out = append(out, kv)
+		}
+	}
+	return out
 }
 
 // readEnvFiles reads KEY=VALUE lines; values may be double-quoted. Later files win.

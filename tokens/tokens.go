@@ -1,6 +1,7 @@
 // Package tokens holds bootstrap tokens, "abcdef.0123456789abcdef": a public ID and a
-// secret. The secret never reaches a log or an error message: Token implements
-// slog.LogValuer, and Parse never echoes its input.
+// secret. The secret never reaches a log, an error message or output by mistake: String,
+// every fmt verb, encoders and slog show "id.<redacted>", Reveal is the one way to the
+// whole token, and Parse never echoes its input.
 package tokens
 
 import (
@@ -11,6 +12,8 @@ import (
 
 	bootstrapapi "k8s.io/cluster-bootstrap/token/api"
 	bootstraputil "k8s.io/cluster-bootstrap/token/util"
+
+	"github.com/kforge/kforge/internal/redact"
 )
 
 // Token is a bootstrap token.
@@ -18,7 +21,8 @@ type Token struct {
 	// ID is public: it names the Secret kube-system/bootstrap-token-<ID> and the user
 	// system:bootstrap:<ID>.
 	ID string
-	// Secret authenticates the token. Never log it.
+	// Secret authenticates the token. Never log it. fmt cannot redact it inside a struct
+	// that holds a Token in an unexported field, so format such structs with care.
 	Secret string
 }
 
@@ -78,9 +82,10 @@ func Generate() (Token, error) {
 	return t, nil
 }
 
-// String returns the whole token, "id.secret", for the join command a user must run. Use
-// Redacted anywhere else.
-func (t Token) String() string {
+// Reveal returns the whole token, "id.secret". Call it only where the secret must really
+// be written: the token's Secret, a bootstrap kubeconfig, stdin to kforge on a host, and a
+// join command the user asked to see. Everything else sees the redacted form.
+func (t Token) Reveal() string {
 	return bootstraputil.TokenFromIDAndSecret(t.ID, t.Secret)
 }
 
@@ -89,10 +94,19 @@ func (t Token) Redacted() string {
 	return t.ID + ".<redacted>"
 }
 
+// String returns the redacted form, so that a token printed by mistake shows only its ID.
+func (t Token) String() string { return t.Redacted() }
+
 // GoString keeps the secret out of %#v.
 func (t Token) GoString() string {
 	return fmt.Sprintf("tokens.Token{ID:%q, Secret:\"<redacted>\"}", t.ID)
 }
+
+// Format prints the redacted form for every verb (%x and %d included), and GoString for %#v.
+func (t Token) Format(f fmt.State, verb rune) { redact.Format(f, verb, t.Redacted(), t.GoString()) }
+
+// MarshalText makes encoders (encoding/json among them) write the redacted form.
+func (t Token) MarshalText() ([]byte, error) { return []byte(t.Redacted()), nil }
 
 // LogValue makes slog log the token as "id.<redacted>".
 func (t Token) LogValue() slog.Value {

@@ -3,6 +3,7 @@ package tokens
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -60,7 +61,7 @@ func TestParse(t *testing.T) {
 			if d := cmp.Diff(tc.want, got); d != "" {
 				t.Errorf("Parse (-want +got):\n%s", d)
 			}
-			if got.String() != tc.in {
+			if got.Reveal() != tc.in {
 				t.Errorf("String() = %q, want %q", got.String(), tc.in)
 			}
 		})
@@ -75,7 +76,7 @@ func TestGenerate(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		s := tok.String()
+		s := tok.Reveal()
 		if !format.MatchString(s) {
 			t.Fatalf("Generate() = %q, not a bootstrap token", s)
 		}
@@ -98,8 +99,8 @@ func TestRedacted(t *testing.T) {
 	if got := fmt.Sprintf("%#v", tok); strings.Contains(got, tok.Secret) {
 		t.Errorf("%%#v = %q shows the secret", got)
 	}
-	if got, want := tok.String(), "abcdef.0123456789abcdef"; got != want {
-		t.Errorf("String() = %q, want %q", got, want)
+	if got, want := tok.Reveal(), "abcdef.0123456789abcdef"; got != want {
+		t.Errorf("Reveal() = %q, want %q", got, want)
 	}
 }
 
@@ -162,10 +163,10 @@ func FuzzParse(f *testing.F) {
 			}
 			return
 		}
-		if tok.String() != s {
-			t.Fatalf("Parse(%q).String() = %q", s, tok.String())
+		if tok.Reveal() != s {
+			t.Fatalf("Parse(%q).Reveal() = %q", s, tok.Reveal())
 		}
-		back, err := Parse(tok.String())
+		back, err := Parse(tok.Reveal())
 		if err != nil || back != tok {
 			t.Fatalf("round trip of %q: %v, %v", s, back.Redacted(), err)
 		}
@@ -196,4 +197,33 @@ func swapClasses(s string) string {
 		}
 	}
 	return string(b)
+}
+
+// TestFormattingNeverShowsSecret formats a token every way fmt and encoding/json can, on
+// its own, through a pointer and inside a struct, and checks only the ID shows.
+func TestFormattingNeverShowsSecret(t *testing.T) {
+	tok := Token{ID: "abcdef", Secret: "0123456789abcdef"}
+	holder := struct{ Tok Token }{tok}
+	var outs []string
+	for _, verb := range []string{"%v", "%+v", "%#v", "%s", "%q", "%x", "%X", "%d", "%T"} {
+		for _, arg := range []any{tok, &tok, holder, &holder, []Token{tok}} {
+			outs = append(outs, fmt.Sprintf(verb, arg))
+		}
+	}
+	outs = append(outs, fmt.Sprint(tok), fmt.Sprintln(tok), tok.String(), fmt.Sprintf("%v", error(fmt.Errorf("token %v", tok))))
+	for _, v := range []any{tok, &tok, holder} {
+		b, err := json.Marshal(v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		outs = append(outs, string(b))
+	}
+	for _, out := range outs {
+		if strings.Contains(out, tok.Secret) || strings.Contains(out, fmt.Sprintf("%x", tok.Secret)) {
+			t.Errorf("formatted token shows the secret: %s", out)
+		}
+	}
+	if got, want := tok.String(), "abcdef.<redacted>"; got != want {
+		t.Errorf("String() = %q, want %q", got, want)
+	}
 }
