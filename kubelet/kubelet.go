@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"maps"
 	"slices"
-	"strconv"
 	"strings"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -127,14 +126,22 @@ func Flags(p Params) map[string]string {
 }
 
 // FlagsEnv renders Flags as the env file the unit and the supervisor read:
-// KUBELET_KUBEADM_ARGS="--a=b --c=d".
-func FlagsEnv(p Params) []byte {
+// KUBELET_KUBEADM_ARGS="--a=b --c=d", as kubeadm writes it. systemd and kforge's supervisor
+// split the variable at white space, so each flag must stay one word: a name that is not a
+// flag name or a value config.FlagValueProblem refuses is an error, never written.
+func FlagsEnv(p Params) ([]byte, error) {
 	flags := Flags(p)
 	var args []string
 	for _, k := range slices.Sorted(maps.Keys(flags)) {
+		if !config.ValidFlagName(k) {
+			return nil, fmt.Errorf("kubelet flag %q is not a flag name; want lowercase letters, digits and dashes", k)
+		}
+		if problem := config.FlagValueProblem(flags[k], true); problem != "" {
+			return nil, fmt.Errorf("kubelet flag %s: value %q %s", k, flags[k], problem)
+		}
 		args = append(args, "--"+k+"="+flags[k])
 	}
-	return []byte("KUBELET_KUBEADM_ARGS=" + strconv.Quote(strings.Join(args, " ")) + "\n")
+	return []byte("KUBELET_KUBEADM_ARGS=\"" + strings.Join(args, " ") + "\"\n"), nil
 }
 
 // Command is the kubelet's command line, with $VAR references that the service manager

@@ -50,10 +50,33 @@ func TestConfigCgroupDriver(t *testing.T) {
 }
 
 func TestFlagsEnv(t *testing.T) {
-	got := string(FlagsEnv(params(Host{})))
+	b, err := FlagsEnv(params(Host{}))
+	if err != nil {
+		t.Fatal(err)
+	}
 	want := `KUBELET_KUBEADM_ARGS="--hostname-override=cp1 --node-ip=10.0.0.99 --v=2"` + "\n"
-	if got != want {
+	if got := string(b); got != want {
 		t.Errorf("FlagsEnv = %q, want %q (extra args win)", got, want)
+	}
+}
+
+// TestFlagsEnvRefusesInjection checks that a flag whose value or name the service manager
+// would split into more arguments is refused instead of written: the env file is read by
+// systemd and kforge's supervisor, which split $KUBELET_KUBEADM_ARGS at white space.
+func TestFlagsEnvRefusesInjection(t *testing.T) {
+	for name, extra := range map[string]map[string]string{
+		"space in value":   {"node-labels": "x --anonymous-auth=true"},
+		"quote in value":   {"node-labels": `x" --anonymous-auth=true "`},
+		"newline in value": {"v": "2\nKUBELET_EXTRA_ARGS=--anonymous-auth=true"},
+		"space in name":    {"v=2 --anonymous-auth": "true"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			p := params(Host{})
+			p.HostExtraArgs = extra
+			if b, err := FlagsEnv(p); err == nil {
+				t.Errorf("FlagsEnv wrote %q, want an error", b)
+			}
+		})
 	}
 }
 

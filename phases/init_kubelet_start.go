@@ -70,12 +70,16 @@ func startKubelet(ctx context.Context, d *Data, changed bool) error {
 	if err != nil {
 		return err
 	}
+	flags, err := kubelet.FlagsEnv(kubeletParams(d))
+	if err != nil {
+		return err
+	}
 	for _, f := range []struct {
 		path string
 		data []byte
 	}{
 		{kubelet.ConfigPath, cfg},
-		{kubelet.FlagsEnvPath, kubelet.FlagsEnv(kubeletParams(d))},
+		{kubelet.FlagsEnvPath, flags},
 	} {
 		res, err := fileutil.WriteAtomic(d.Path(f.path), f.data, 0o644, 0o755)
 		if err != nil {
