@@ -10,6 +10,7 @@ import (
 	"crypto/x509/pkix"
 	"encoding/pem"
 	"errors"
+	"fmt"
 	"log/slog"
 	"math/big"
 	"net/url"
@@ -1066,6 +1067,49 @@ func TestClusterAdminsBindingUsesSuperAdmin(t *testing.T) {
 	e2.d.BootstrapData.SuperAdminClient = nil
 	if err := e2.run(t, w); err != nil {
 		t.Fatalf("without a super-admin client: %v", err)
+	}
+}
+
+// TestAdminWaitsForTheClusterAdminsBinding checks that init waits until RBAC has seen the
+// binding that makes admin.conf a cluster admin: the apiserver's authorizer learns of a new
+// ClusterRoleBinding a moment after it is created, and admin.conf is Forbidden until then.
+func TestAdminWaitsForTheClusterAdminsBinding(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		forbidden int
+		wantErr   string
+	}{
+		{name: "authorized after a few refusals", forbidden: 3},
+		{name: "never authorized", forbidden: 1 << 30, wantErr: `cannot get resource "clusterrolebindings"`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newOnlineEnv(t, nil)
+			e.d.Wait = 300 * time.Millisecond
+			super := fake.NewClientset()
+			e.d.BootstrapData.SuperAdminClient = func() (kubernetes.Interface, error) { return super, nil }
+			refused := 0
+			e.cs.PrependReactor("*", "*", func(a k8stesting.Action) (bool, runtime.Object, error) {
+				if refused >= tc.forbidden {
+					return false, nil, nil
+				}
+				refused++
+				return true, nil, apierrors.NewForbidden(schema.GroupResource{Group: a.GetResource().Group, Resource: a.GetResource().Resource},
+					"", fmt.Errorf(`User "kubernetes-admin" cannot %s resource %q`, a.GetVerb(), a.GetResource().Resource))
+			})
+			err := e.run(t, &Workflow{Name: "init", Phases: []Phase{UploadConfigPhase()}})
+			if tc.wantErr == "" {
+				if err != nil {
+					t.Fatalf("init after %d refusals: %v", tc.forbidden, err)
+				}
+				if refused != tc.forbidden {
+					t.Errorf("admin.conf was refused %d times, want %d", refused, tc.forbidden)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tc.wantErr) || !strings.Contains(err.Error(), "admin.conf") {
+				t.Fatalf("init error = %v, want admin.conf still refused (%s)", err, tc.wantErr)
+			}
+		})
 	}
 }
 
