@@ -47,6 +47,12 @@ type Params struct {
 	Host         Host
 	// HostExtraArgs are this host's own kubelet flags (hosts[].kubelet_extra_args).
 	HostExtraArgs map[string]string
+	// NodeLabels are set by the kubelet when it registers the Node (--node-labels): only
+	// labels a kubelet may set on itself (bootstrap.NodeMarks.KubeletLabels).
+	NodeLabels map[string]string
+	// RegisterTaints are "key[=value]:Effect" taints the Node registers with
+	// (--register-with-taints).
+	RegisterTaints []string
 }
 
 // Config returns the KubeletConfiguration for a node.
@@ -113,12 +119,23 @@ func ConfigYAML(p Params) ([]byte, error) {
 	return append([]byte("# Written by kforge (kubelet-start). Edits are replaced on the next kforge run;\n# put overrides in cluster.toml under [kubelet].\n"), b...), nil
 }
 
-// Flags returns the node-specific kubelet flags kubeadm keeps in kubeadm-flags.env, with
-// the config's extra_args merged in (extra args win).
+// Flags returns the node-specific kubelet flags kubeadm keeps in kubeadm-flags.env (with
+// the node's registration labels and taints), with the config's extra_args merged in
+// (extra args win).
 func Flags(p Params) map[string]string {
 	flags := map[string]string{
 		"node-ip":           p.NodeIP,
 		"hostname-override": p.NodeName,
+	}
+	if len(p.NodeLabels) > 0 {
+		var labels []string
+		for _, k := range slices.Sorted(maps.Keys(p.NodeLabels)) {
+			labels = append(labels, k+"="+p.NodeLabels[k])
+		}
+		flags["node-labels"] = strings.Join(labels, ",")
+	}
+	if len(p.RegisterTaints) > 0 {
+		flags["register-with-taints"] = strings.Join(p.RegisterTaints, ",")
 	}
 	maps.Copy(flags, p.Cluster.Kubelet.ExtraArgs)
 	maps.Copy(flags, p.HostExtraArgs)

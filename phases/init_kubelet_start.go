@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os/exec"
 
+	"github.com/kforge/kforge/bootstrap"
 	"github.com/kforge/kforge/internal/fileutil"
 	"github.com/kforge/kforge/kubelet"
 	"github.com/kforge/kforge/service"
@@ -27,6 +28,20 @@ func kubeletParams(d *Data) kubelet.Params {
 			NoCapSysResource: !d.Facts.CapSysResource,
 		},
 	}
+}
+
+// kubeletFlagsEnv is kubeadm-flags.env for this node: its flags, and the labels (those a
+// kubelet may set on itself) and taints its Node registers with, as kubeadm's
+// nodeRegistration gives them; mark-control-plane sets the rest through the API.
+func kubeletFlagsEnv(d *Data) ([]byte, error) {
+	marks, err := bootstrap.HostMarks(d.Node)
+	if err != nil {
+		return nil, err
+	}
+	p := kubeletParams(d)
+	p.NodeLabels = marks.KubeletLabels()
+	p.RegisterTaints = marks.TaintStrings()
+	return kubelet.FlagsEnv(p)
 }
 
 // KubeletConfigYAML is the KubeletConfiguration this node runs with; upload-config
@@ -70,7 +85,7 @@ func startKubelet(ctx context.Context, d *Data, changed bool) error {
 	if err != nil {
 		return err
 	}
-	flags, err := kubelet.FlagsEnv(kubeletParams(d))
+	flags, err := kubeletFlagsEnv(d)
 	if err != nil {
 		return err
 	}

@@ -17,9 +17,10 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 )
 
-// MarkControlPlanePhase labels and taints this node as a control-plane node, adding the
-// labels and taints cluster.toml gives the host. It waits for the kubelet to register the
-// Node first. Labels and taints it does not set are left alone.
+// MarkControlPlanePhase labels and taints this node as a control-plane node, with the
+// labels and taints cluster.toml gives the host; those that an earlier run set and the file
+// no longer gives are removed (bootstrap.NodeMarks.Apply). It waits for the kubelet to
+// register the Node first. Labels and taints it did not set are left alone.
 //
 // Reads Data.Node, Data.Waiter and Data.Client.
 func MarkControlPlanePhase() Phase {
@@ -31,7 +32,7 @@ func MarkControlPlanePhase() Phase {
 }
 
 func runMarkControlPlane(ctx context.Context, d *Data) error {
-	marks, err := bootstrap.ControlPlaneMarks(d.Node)
+	marks, err := bootstrap.HostMarks(d.Node)
 	if err != nil {
 		return err
 	}
@@ -65,7 +66,7 @@ func runMarkControlPlane(ctx context.Context, d *Data) error {
 		if changed = marks.Apply(want); !changed {
 			return nil
 		}
-		patch, err := markPatch(node, want, marks)
+		patch, err := markPatch(node, want)
 		if err != nil {
 			return err
 		}
@@ -85,12 +86,31 @@ func runMarkControlPlane(ctx context.Context, d *Data) error {
 	return nil
 }
 
-// markPatch is a JSON merge patch that takes node to want: marks' labels (merged into the
-// node's) and the whole taint list (lists are replaced). It carries node's resourceVersion,
-// so a concurrent change to the Node makes it fail with a conflict instead of losing that
-// change; the caller then reads the Node again.
-func markPatch(node, want *corev1.Node, marks bootstrap.NodeMarks) ([]byte, error) {
-	meta := map[string]any{"labels": marks.Labels}
+// markPatch is a JSON merge patch that takes node to want: the labels and annotations
+// that differ (null for a removed one) and the whole taint list (lists are replaced). It
+// carries node's resourceVersion, so a concurrent change to the Node makes it fail with a
+// conflict instead of losing that change; the caller then reads the Node again.
+func markPatch(node, want *corev1.Node) ([]byte, error) {
+	meta := map[string]any{}
+	for field, m := range map[string][2]map[string]string{
+		"labels":      {node.Labels, want.Labels},
+		"annotations": {node.Annotations, want.Annotations},
+	} {
+		diff := map[string]any{}
+		for k, v := range m[1] {
+			if cur, ok := m[0][k]; !ok || cur != v {
+				diff[k] = v
+			}
+		}
+		for k := range m[0] {
+			if _, ok := m[1][k]; !ok {
+				diff[k] = nil
+			}
+		}
+		if len(diff) > 0 {
+			meta[field] = diff
+		}
+	}
 	if node.ResourceVersion != "" {
 		meta["resourceVersion"] = node.ResourceVersion
 	}
