@@ -2,7 +2,6 @@ package phases
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"slices"
 	"strings"
@@ -10,11 +9,8 @@ import (
 	"github.com/kforge/kforge/bootstrap"
 	"github.com/kforge/kforge/internal/apiclient"
 	"github.com/kforge/kforge/internal/wait"
-	corev1 "k8s.io/api/core/v1"
-	apiequality "k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/types"
 )
 
 // MarkControlPlanePhase labels and taints this node as a control-plane node, with the
@@ -56,25 +52,7 @@ func runMarkControlPlane(ctx context.Context, d *Data) error {
 	if err != nil {
 		return fmt.Errorf("waiting for the kubelet to register Node %s: %w", name, err)
 	}
-	changed := false
-	err = apiclient.Retry(ctx, func(ctx context.Context) error {
-		node, err := nodes.Get(ctx, name, metav1.GetOptions{})
-		if err != nil {
-			return fmt.Errorf("reading Node %s: %w", name, err)
-		}
-		want := node.DeepCopy()
-		if changed = marks.Apply(want); !changed {
-			return nil
-		}
-		patch, err := markPatch(node, want)
-		if err != nil {
-			return err
-		}
-		if _, err := nodes.Patch(ctx, name, types.MergePatchType, patch, metav1.PatchOptions{}); err != nil {
-			return fmt.Errorf("patching Node %s: %w", name, err)
-		}
-		return nil
-	})
+	changed, err := apiclient.MutateNode(ctx, cs, name, marks.Apply)
 	if err != nil {
 		return err
 	}
@@ -84,45 +62,6 @@ func runMarkControlPlane(ctx context.Context, d *Data) error {
 		d.Out.Say("using existing marks of node %s: %s", name, describeMarks(marks))
 	}
 	return nil
-}
-
-// markPatch is a JSON merge patch that takes node to want: the labels and annotations
-// that differ (null for a removed one) and the whole taint list (lists are replaced). It
-// carries node's resourceVersion, so a concurrent change to the Node makes it fail with a
-// conflict instead of losing that change; the caller then reads the Node again.
-func markPatch(node, want *corev1.Node) ([]byte, error) {
-	meta := map[string]any{}
-	for field, m := range map[string][2]map[string]string{
-		"labels":      {node.Labels, want.Labels},
-		"annotations": {node.Annotations, want.Annotations},
-	} {
-		diff := map[string]any{}
-		for k, v := range m[1] {
-			if cur, ok := m[0][k]; !ok || cur != v {
-				diff[k] = v
-			}
-		}
-		for k := range m[0] {
-			if _, ok := m[1][k]; !ok {
-				diff[k] = nil
-			}
-		}
-		if len(diff) > 0 {
-			meta[field] = diff
-		}
-	}
-	if node.ResourceVersion != "" {
-		meta["resourceVersion"] = node.ResourceVersion
-	}
-	patch := map[string]any{"metadata": meta}
-	if !apiequality.Semantic.DeepEqual(node.Spec.Taints, want.Spec.Taints) {
-		patch["spec"] = map[string]any{"taints": want.Spec.Taints}
-	}
-	out, err := json.Marshal(patch)
-	if err != nil {
-		return nil, fmt.Errorf("encoding the patch of Node %s: %w", node.Name, err)
-	}
-	return out, nil
 }
 
 // describeMarks lists marks for the progress line: "label a=b, taint k:NoSchedule".

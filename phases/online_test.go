@@ -36,6 +36,7 @@ import (
 	"github.com/kforge/kforge/bootstrap"
 	"github.com/kforge/kforge/certs"
 	"github.com/kforge/kforge/config"
+	"github.com/kforge/kforge/internal/apiclient"
 	"github.com/kforge/kforge/internal/testutil"
 	"github.com/kforge/kforge/tokens"
 )
@@ -1069,7 +1070,7 @@ func TestMarkPatchCarriesResourceVersion(t *testing.T) {
 	marks := bootstrap.NodeMarks{Labels: map[string]string{bootstrap.ControlPlaneLabel: ""}, Taints: []corev1.Taint{bootstrap.ControlPlaneTaint}}
 	want := node.DeepCopy()
 	marks.Apply(want)
-	patch, err := markPatch(node, want)
+	patch, err := apiclient.NodePatch(node, want)
 	if err != nil {
 		t.Fatal(err)
 	}
