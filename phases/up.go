@@ -39,6 +39,7 @@ func UpWorkflow() *Workflow {
 			upInitPhase(notDry),
 			upJoinControlPlanesPhase(notDry),
 			upJoinWorkersPhase(notDry),
+			upMarkNodesPhase(notDry),
 			upPrunePhase(notDry),
 		},
 	}
