@@ -1,6 +1,7 @@
 package bootstrap
 
 import (
+	"maps"
 	"strings"
 	"testing"
 
@@ -42,7 +43,7 @@ func TestParseTaint(t *testing.T) {
 	}
 }
 
-func TestControlPlaneMarks(t *testing.T) {
+func TestHostMarks(t *testing.T) {
 	cpTaint := corev1.Taint{Key: ControlPlaneLabel, Effect: corev1.TaintEffectNoSchedule}
 	tests := []struct {
 		name    string
@@ -79,6 +80,20 @@ func TestControlPlaneMarks(t *testing.T) {
 			},
 		},
 		{
+			name: "worker: its own labels and taints only",
+			host: config.Host{Name: "w1", Roles: []string{config.RoleWorker},
+				Labels: map[string]string{"zone": "a"}, Taints: []string{"dedicated=gpu:NoSchedule"}},
+			want: NodeMarks{
+				Labels: map[string]string{"zone": "a"},
+				Taints: []corev1.Taint{{Key: "dedicated", Value: "gpu", Effect: corev1.TaintEffectNoSchedule}},
+			},
+		},
+		{
+			name: "plain worker",
+			host: config.Host{Name: "w1", Roles: []string{config.RoleWorker}},
+			want: NodeMarks{Labels: map[string]string{}},
+		},
+		{
 			name:    "bad taint",
 			host:    config.Host{Name: "cp1", Roles: []string{config.RoleControlPlane}, Taints: []string{"nope"}},
 			wantErr: `host cp1: taint "nope"`,
@@ -86,7 +101,7 @@ func TestControlPlaneMarks(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			got, err := ControlPlaneMarks(&tc.host)
+			got, err := HostMarks(&tc.host)
 			if tc.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
 					t.Fatalf("error = %v, want %q", err, tc.wantErr)
@@ -115,8 +130,16 @@ func TestNodeMarksApply(t *testing.T) {
 		n.Spec.Taints = taints
 		return n
 	}
-	marked := node(map[string]string{ControlPlaneLabel: "", "zone": "a", "kubernetes.io/os": "linux"},
-		notReady, ControlPlaneTaint, corev1.Taint{Key: "dedicated", Value: "infra", Effect: corev1.TaintEffectNoSchedule})
+	managed := map[string]string{
+		ManagedLabelsAnnotation: ControlPlaneLabel + ",zone",
+		ManagedTaintsAnnotation: "dedicated:NoSchedule," + ControlPlaneLabel + ":NoSchedule",
+	}
+	annotated := func(n *corev1.Node, a map[string]string) *corev1.Node {
+		n.Annotations = maps.Clone(a)
+		return n
+	}
+	marked := annotated(node(map[string]string{ControlPlaneLabel: "", "zone": "a", "kubernetes.io/os": "linux"},
+		notReady, ControlPlaneTaint, corev1.Taint{Key: "dedicated", Value: "infra", Effect: corev1.TaintEffectNoSchedule}), managed)
 	tests := []struct {
 		name        string
 		node        *corev1.Node
@@ -135,25 +158,52 @@ func TestNodeMarksApply(t *testing.T) {
 			want: marked,
 		},
 		{
-			name: "taint value drifted",
+			name: "marks from before the annotations are adopted, not changed",
 			node: node(map[string]string{ControlPlaneLabel: "", "zone": "a", "kubernetes.io/os": "linux"},
-				notReady, ControlPlaneTaint, corev1.Taint{Key: "dedicated", Value: "other", Effect: corev1.TaintEffectNoSchedule}),
+				notReady, ControlPlaneTaint, corev1.Taint{Key: "dedicated", Value: "infra", Effect: corev1.TaintEffectNoSchedule}),
+			want:        marked,
+			wantChanged: true,
+		},
+		{
+			name: "what kforge set and the file no longer gives is removed; others' labels and taints stay",
+			node: annotated(node(map[string]string{ControlPlaneLabel: "", "zone": "a", "old": "x", "team": "db", "kubernetes.io/os": "linux"},
+				notReady, ControlPlaneTaint, corev1.Taint{Key: "dedicated", Value: "infra", Effect: corev1.TaintEffectNoSchedule},
+				corev1.Taint{Key: "gone", Effect: corev1.TaintEffectNoExecute}, corev1.Taint{Key: "theirs", Effect: corev1.TaintEffectNoExecute}),
+				map[string]string{
+					ManagedLabelsAnnotation: ControlPlaneLabel + ",old,zone",
+					ManagedTaintsAnnotation: "dedicated:NoSchedule,gone:NoExecute," + ControlPlaneLabel + ":NoSchedule",
+					"other":                 "kept",
+				}),
+			want: annotated(node(map[string]string{ControlPlaneLabel: "", "zone": "a", "team": "db", "kubernetes.io/os": "linux"},
+				notReady, ControlPlaneTaint, corev1.Taint{Key: "dedicated", Value: "infra", Effect: corev1.TaintEffectNoSchedule},
+				corev1.Taint{Key: "theirs", Effect: corev1.TaintEffectNoExecute}),
+				map[string]string{
+					ManagedLabelsAnnotation: ControlPlaneLabel + ",zone",
+					ManagedTaintsAnnotation: "dedicated:NoSchedule," + ControlPlaneLabel + ":NoSchedule",
+					"other":                 "kept",
+				}),
+			wantChanged: true,
+		},
+		{
+			name: "taint value drifted",
+			node: annotated(node(map[string]string{ControlPlaneLabel: "", "zone": "a", "kubernetes.io/os": "linux"},
+				notReady, ControlPlaneTaint, corev1.Taint{Key: "dedicated", Value: "other", Effect: corev1.TaintEffectNoSchedule}), managed),
 			want:        marked,
 			wantChanged: true,
 		},
 		{
 			name: "label value drifted",
-			node: node(map[string]string{ControlPlaneLabel: "", "zone": "b", "kubernetes.io/os": "linux"},
-				notReady, ControlPlaneTaint, corev1.Taint{Key: "dedicated", Value: "infra", Effect: corev1.TaintEffectNoSchedule}),
+			node: annotated(node(map[string]string{ControlPlaneLabel: "", "zone": "b", "kubernetes.io/os": "linux"},
+				notReady, ControlPlaneTaint, corev1.Taint{Key: "dedicated", Value: "infra", Effect: corev1.TaintEffectNoSchedule}), managed),
 			want:        marked,
 			wantChanged: true,
 		},
 		{
 			name: "same key with another effect is another taint",
 			node: node(nil, corev1.Taint{Key: ControlPlaneLabel, Effect: corev1.TaintEffectNoExecute}),
-			want: node(map[string]string{ControlPlaneLabel: "", "zone": "a"},
+			want: annotated(node(map[string]string{ControlPlaneLabel: "", "zone": "a"},
 				corev1.Taint{Key: ControlPlaneLabel, Effect: corev1.TaintEffectNoExecute}, ControlPlaneTaint,
-				corev1.Taint{Key: "dedicated", Value: "infra", Effect: corev1.TaintEffectNoSchedule}),
+				corev1.Taint{Key: "dedicated", Value: "infra", Effect: corev1.TaintEffectNoSchedule}), managed),
 			wantChanged: true,
 		},
 	}
@@ -170,5 +220,26 @@ func TestNodeMarksApply(t *testing.T) {
 				t.Error("applying twice changed the node again")
 			}
 		})
+	}
+}
+
+func TestKubeletLabels(t *testing.T) {
+	m := NodeMarks{Labels: map[string]string{
+		ControlPlaneLabel:                  "",
+		"zone":                             "a",
+		"example.com/team":                 "db",
+		"node.kubernetes.io/instance-type": "big",
+		"topology.kubernetes.io/zone":      "z1",
+		"foo.k8s.io/x":                     "y",
+		"kubernetes.io/custom":             "z",
+	}}
+	want := map[string]string{
+		"zone":                             "a",
+		"example.com/team":                 "db",
+		"node.kubernetes.io/instance-type": "big",
+		"topology.kubernetes.io/zone":      "z1",
+	}
+	if diff := cmp.Diff(want, m.KubeletLabels()); diff != "" {
+		t.Errorf("KubeletLabels (-want +got):\n%s", diff)
 	}
 }

@@ -597,3 +597,33 @@ func TestLoad(t *testing.T) {
 		t.Errorf("Load(missing) error = %v, want a wrapped fs.ErrNotExist", err)
 	}
 }
+
+// TestExtraArgsCannotInjectFlags checks that an extra_args value is one flag's value: a
+// value that would add a kubelet flag once written to kubeadm-flags.env, a line break in
+// any component's value, and a key that is not a flag name are refused with their line.
+func TestExtraArgsCannotInjectFlags(t *testing.T) {
+	doc := "[kubelet.extra_args]\n" +
+		"v = \"2\"\n" +
+		"node-labels = \"x --anonymous-auth=true\"\n" +
+		"[apiserver.extra_args]\n" +
+		"audit-log-path = \"/var/log/a\\n--anonymous-auth=true\"\n" +
+		"\"Feature_Gates\" = \"A=true\"\n" +
+		"[[hosts]]\n" +
+		"name = \"cp1\"\n" +
+		"address = \"10.0.0.1\"\n" +
+		"roles = [\"control-plane\"]\n" +
+		"kubelet_extra_args = { cgroup-root = \"/a\\\"b\" }\n"
+	_, err := Decode([]byte(doc), "cluster.toml")
+	want := []string{
+		`cluster.toml:6: apiserver.extra_args.Feature_Gates: flag name "Feature_Gates" is not a flag name; want lowercase letters, digits and dashes, such as "feature-gates"`,
+		`cluster.toml:5: apiserver.extra_args.audit-log-path: value "/var/log/a\n--anonymous-auth=true" contains a line break or control character; want one line`,
+		`cluster.toml:3: kubelet.extra_args.node-labels: value "x --anonymous-auth=true" cannot be written to kubeadm-flags.env as one argument: it contains white space; want a value without white space, quotes, backslashes or '$'`,
+		`cluster.toml:11: hosts[0].kubelet_extra_args.cgroup-root: value "/a\"b" cannot be written to kubeadm-flags.env as one argument: it contains '"'; want a value without white space, quotes, backslashes or '$'`,
+	}
+	if err == nil {
+		t.Fatal("Decode accepted extra_args that inject flags")
+	}
+	if diff := cmp.Diff(strings.Join(want, "\n"), err.Error()); diff != "" {
+		t.Errorf("Decode error (-want +got):\n%s", diff)
+	}
+}

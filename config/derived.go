@@ -10,10 +10,32 @@ import (
 	"strings"
 )
 
-// Images of the add-on and runtime components kforge pins for each Kubernetes minor release.
-// The control-plane images follow KubernetesVersion itself.
-var componentVersions = map[int]struct{ Etcd, Pause, CoreDNS, Flannel, FlannelCNIPlugin string }{
-	34: {Etcd: "3.6.4-0", Pause: "3.10.1", CoreDNS: "v1.12.1", Flannel: "v0.28.10", FlannelCNIPlugin: "v1.8.0-flannel1"},
+// ComponentVersions are the versions of the images kforge pins for one Kubernetes minor
+// release, beside the control-plane images, which follow KubernetesVersion itself.
+type ComponentVersions struct {
+	// Kubeadm is the kubeadm release whose constants (k8s.io/kubernetes
+	// cmd/kubeadm/app/constants/constants.go: SupportedEtcdVersion[minor], PauseVersion,
+	// CoreDNSVersion) give Etcd, Pause and CoreDNS, so that a bundle serves a stock
+	// kubeadm of that release too. TestPinsFollowKubeadm checks them against that source.
+	Kubeadm string
+	// Etcd, Pause and CoreDNS are image tags, as kubeadm writes them.
+	Etcd, Pause, CoreDNS string
+	// Flannel and FlannelCNIPlugin are the flannel release kforge installs (kubeadm
+	// installs no CNI).
+	Flannel, FlannelCNIPlugin string
+}
+
+// componentVersions is the one table of pins, by Kubernetes minor release.
+var componentVersions = map[int]ComponentVersions{
+	// kubeadm v1.34.4: SupportedEtcdVersion[34] = "3.6.5-0", PauseVersion = "3.10.1",
+	// CoreDNSVersion = "v1.12.1". Flannel v0.28.10 with flannel-cni-plugin v1.8.0-flannel1.
+	34: {Kubeadm: "v1.34.4", Etcd: "3.6.5-0", Pause: "3.10.1", CoreDNS: "v1.12.1", Flannel: "v0.28.10", FlannelCNIPlugin: "v1.8.0-flannel1"},
+}
+
+// Pins returns the image versions pinned for Kubernetes 1.minor.
+func Pins(minor int) (ComponentVersions, bool) {
+	v, ok := componentVersions[minor]
+	return v, ok
 }
 
 // flannelRepository is where flannel publishes its images. It is used when

@@ -118,7 +118,7 @@ func TestImage(t *testing.T) {
 		ImageControllerManager: "mirror.example.com/k8s/kube-controller-manager:v1.34.4",
 		ImageScheduler:         "mirror.example.com/k8s/kube-scheduler:v1.34.4",
 		ImageKubeProxy:         "mirror.example.com/k8s/kube-proxy:v1.34.4",
-		ImageEtcd:              "mirror.example.com/k8s/etcd:3.6.4-0",
+		ImageEtcd:              "mirror.example.com/k8s/etcd:3.6.5-0",
 		ImagePause:             "mirror.example.com/k8s/pause:3.10.1",
 		ImageCoreDNS:           "mirror.example.com/k8s/coredns/coredns:v1.12.1",
 		ImageFlannel:           "mirror.example.com/k8s/flannel-io/flannel:v0.28.10",

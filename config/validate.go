@@ -10,6 +10,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"unicode"
 
 	"k8s.io/apimachinery/pkg/api/resource"
 	"k8s.io/apimachinery/pkg/util/validation"
@@ -134,12 +135,12 @@ func (c *Cluster) validate() problemList {
 	c.validateEtcd(&l)
 	c.validateCertificates(&l)
 
-	validateExtraArgs(&l, "apiserver.extra_args", c.APIServer.ExtraArgs)
+	validateExtraArgs(&l, "apiserver.extra_args", c.APIServer.ExtraArgs, false)
 	validateExtraVolumes(&l, "apiserver.extra_volumes", c.APIServer.ExtraVolumes)
 	validateSANs(&l, "apiserver.cert_sans", c.APIServer.CertSANs)
-	validateExtraArgs(&l, "controller_manager.extra_args", c.ControllerManager.ExtraArgs)
+	validateExtraArgs(&l, "controller_manager.extra_args", c.ControllerManager.ExtraArgs, false)
 	validateExtraVolumes(&l, "controller_manager.extra_volumes", c.ControllerManager.ExtraVolumes)
-	validateExtraArgs(&l, "scheduler.extra_args", c.Scheduler.ExtraArgs)
+	validateExtraArgs(&l, "scheduler.extra_args", c.Scheduler.ExtraArgs, false)
 	validateExtraVolumes(&l, "scheduler.extra_volumes", c.Scheduler.ExtraVolumes)
 
 	c.validateKubelet(&l)
@@ -262,7 +263,7 @@ func (c *Cluster) validateEtcd(l *problemList) {
 		if !isAbsPath(e.Local.DataDir) {
 			l.add("etcd.local.data_dir", "%q is not an absolute path; want a directory such as %q", e.Local.DataDir, DefaultEtcdDataDir)
 		}
-		validateExtraArgs(l, "etcd.local.extra_args", e.Local.ExtraArgs)
+		validateExtraArgs(l, "etcd.local.extra_args", e.Local.ExtraArgs, false)
 		validateSANs(l, "etcd.local.server_cert_sans", e.Local.ServerCertSANs)
 		validateSANs(l, "etcd.local.peer_cert_sans", e.Local.PeerCertSANs)
 	}
@@ -327,8 +328,11 @@ func fmtDuration(d Duration) string {
 	return strconv.Quote(string(b))
 }
 
-// validateExtraArgs checks flag names: written without dashes, value separate.
-func validateExtraArgs(l *problemList, at string, args map[string]string) {
+// validateExtraArgs checks extra_args: each key is a flag name written without dashes and
+// each value is one flag's value, so that "key = value" is exactly one argument
+// "--key=value". envFile says the flags are written to kubeadm-flags.env (the kubelet's),
+// whose values must also survive the service manager's word splitting (FlagValueProblem).
+func validateExtraArgs(l *problemList, at string, args map[string]string, envFile bool) {
 	for _, k := range sortedKeys(args) {
 		p := joinKey(at, k)
 		switch name := strings.TrimLeft(k, "-"); {
@@ -341,8 +345,49 @@ func validateExtraArgs(l *problemList, at string, args map[string]string) {
 			l.add(p, "flag name %q contains '='; want the name as the key and the value as its value: %s = %q", k, joinKey("", n), v)
 		case strings.ContainsFunc(k, isSpace):
 			l.add(p, "flag name %q contains white space; want a flag name such as \"feature-gates\"", k)
+		case !ValidFlagName(k):
+			l.add(p, "flag name %q is not a flag name; want lowercase letters, digits and dashes, such as \"feature-gates\"", k)
+		}
+		if problem := FlagValueProblem(args[k], envFile); problem != "" {
+			l.add(p, "value %q %s", args[k], problem)
 		}
 	}
+}
+
+// flagName is what a flag of a Kubernetes component or etcd is called, without dashes.
+var flagName = regexp.MustCompile(`^[a-z0-9][a-z0-9-]*$`)
+
+// envFileUnsafe are the characters systemd and kforge's supervisor unquote or expand in a
+// value read from an env file and a $VAR in a command line.
+const envFileUnsafe = "\"'`\\$"
+
+// ValidFlagName reports whether name (without dashes) can be a component's flag.
+func ValidFlagName(name string) bool { return flagName.MatchString(name) }
+
+// FlagValueProblem says why value cannot be one flag's value, or returns "". No value may
+// hold a line break or another control character. envFile values are written to
+// kubeadm-flags.env, which systemd and kforge's supervisor split into arguments at white
+// space (as kubeadm's file is read): those may hold no white space, no quotes, backslashes
+// or '$' either, since the service manager would split, unquote or expand them and a value
+// could then add a flag of its own.
+func FlagValueProblem(value string, envFile bool) string {
+	if strings.ContainsFunc(value, unicode.IsControl) {
+		return "contains a line break or control character; want one line"
+	}
+	if !envFile {
+		return ""
+	}
+	what := ""
+	switch {
+	case strings.ContainsFunc(value, unicode.IsSpace):
+		what = "white space"
+	case strings.ContainsAny(value, envFileUnsafe):
+		what = fmt.Sprintf("'%c'", value[strings.IndexAny(value, envFileUnsafe)])
+	default:
+		return ""
+	}
+	return "cannot be written to kubeadm-flags.env as one argument: it contains " + what +
+		"; want a value without white space, quotes, backslashes or '$'"
 }
 
 func isSpace(r rune) bool {
@@ -435,7 +480,7 @@ func (c *Cluster) validateKubelet(l *problemList) {
 			l.add(p, "%q is not a quantity; want e.g. \"100Mi\" or a percentage such as \"10%%\"", v)
 		}
 	}
-	validateExtraArgs(l, "kubelet.extra_args", k.ExtraArgs)
+	validateExtraArgs(l, "kubelet.extra_args", k.ExtraArgs, true)
 }
 
 // checkCRIEndpoint returns what is wrong with a container runtime endpoint, or "".
@@ -563,7 +608,7 @@ func (c *Cluster) validateHosts(l *problemList) {
 		validateRoles(l, p, h.Roles)
 		validateLabels(l, p+".labels", h.Labels)
 		validateTaints(l, p+".taints", h.Taints)
-		validateExtraArgs(l, p+".kubelet_extra_args", h.KubeletExtraArgs)
+		validateExtraArgs(l, p+".kubelet_extra_args", h.KubeletExtraArgs, true)
 		validateSSH(l, p+".ssh", h.SSH)
 	}
 }

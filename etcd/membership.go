@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 )
@@ -52,15 +53,30 @@ type JoinHooks struct {
 }
 
 // Join makes the member p a voting member of the cluster whose members are members (as
-// listed just before): it refuses a member with p's name and another peer URL, adds p as a
-// learner unless a member has p's peer URL already (refusing when the cluster cannot commit
-// the change, and waiting while another learner is pending), configures it and waits for it
-// to start through h, promotes it once it has caught up, and reports the cluster's size. Running it again after
-// any step converges.
+// listed just before): it refuses a voting member with p's name and another peer URL,
+// removes a learner with p's name and another peer URL (this host's, left by an earlier
+// join from another address; a learner does not count for quorum), adds p as a learner
+// unless a member has p's peer URL already (then it is reused: an earlier run of this join
+// added it), refusing when the cluster cannot commit the change and waiting while another
+// host's learner is pending, configures it and waits for it to start through h, promotes it
+// once it has caught up, and reports the cluster's size. Running it again after any step
+// converges.
+//
+// Another host's learner is never removed: etcd does not say when a learner was added, so
+// a learner whose join was killed cannot be told from one that is starting right now. Join
+// waits for it through h.Wait, and when the wait ends, the error names the learner and
+// what to do (run that host's join again, reset it, or etcdctl member remove).
 func Join(ctx context.Context, c Cluster, members []Member, p JoinParams, h JoinHooks) error {
-	self, err := findJoining(members, p)
+	self, stale, err := findJoining(members, p)
 	if err != nil {
 		return err
+	}
+	if stale != nil {
+		h.Report("removing etcd learner %s: it has this host's name but another peer URL, left by an earlier join", stale)
+		if err := c.Remove(ctx, stale.ID); err != nil {
+			return fmt.Errorf("removing etcd learner %x, left by an earlier join of %s: %w", stale.ID, p.Name, err)
+		}
+		members = slices.DeleteFunc(members, func(m Member) bool { return m.ID == stale.ID })
 	}
 	if self == nil {
 		if self, members, err = addLearner(ctx, c, members, p, h); err != nil {
@@ -92,20 +108,37 @@ func Join(ctx context.Context, c Cluster, members []Member, p JoinParams, h Join
 	return nil
 }
 
-// findJoining returns the member with p's peer URL, nil when there is none, or an error
-// when another member has p's name.
-func findJoining(members []Member, p JoinParams) (*Member, error) {
-	var self *Member
+// findJoining returns the member with p's peer URL (nil when there is none) and a learner
+// with p's name and another peer URL (stale, nil when there is none), or an error when a
+// voting member has p's name and another peer URL.
+func findJoining(members []Member, p JoinParams) (self, stale *Member, err error) {
 	for i := range members {
-		if members[i].HasPeerURL(p.PeerURL) {
-			self = &members[i]
-		}
-		if members[i].Name == p.Name && !members[i].HasPeerURL(p.PeerURL) {
-			return nil, fmt.Errorf("etcd already has a member named %s with peer URL %s, not %s: remove it first "+
-				"(kforge reset on that host, or etcdctl member remove %x)", p.Name, strings.Join(members[i].PeerURLs, ","), p.PeerURL, members[i].ID)
+		m := &members[i]
+		switch {
+		case m.HasPeerURL(p.PeerURL):
+			self = m
+		case m.Name == p.Name && m.Learner:
+			stale = m
+		case m.Name == p.Name:
+			return nil, nil, fmt.Errorf("etcd already has a member named %s with peer URL %s, not %s: remove it first "+
+				"(kforge reset on that host, or etcdctl member remove %x)", p.Name, strings.Join(m.PeerURLs, ","), p.PeerURL, m.ID)
 		}
 	}
-	return self, nil
+	return self, stale, nil
+}
+
+// otherLearner returns a learner of the cluster that is not p's, or nil; members is the
+// fallback when the cluster cannot be listed.
+func otherLearner(ctx context.Context, c Cluster, members []Member, p JoinParams) *Member {
+	if ms, err := c.Members(ctx); err == nil {
+		members = ms
+	}
+	for _, m := range members {
+		if m.Learner && !m.HasPeerURL(p.PeerURL) {
+			return &m
+		}
+	}
+	return nil
 }
 
 // addLearner adds p as a learner, once the cluster can commit the change and no other
@@ -126,10 +159,19 @@ func addLearner(ctx context.Context, c Cluster, members []Member, p JoinParams, 
 	}
 	err := add(ctx)
 	if errors.Is(err, ErrOtherLearner) {
-		h.Report("another control-plane host is joining etcd; waiting for it to finish")
+		if other := otherLearner(ctx, c, members, p); other != nil {
+			h.Report("another control-plane host is joining etcd: learner %s; waiting for it to be promoted", other)
+		} else {
+			h.Report("another control-plane host is joining etcd; waiting for its learner to be promoted")
+		}
 		err = waitFor(ctx, h.Wait, "etcd to admit "+p.Name+" as a learner", add, func(err error) bool {
 			return errors.Is(err, ErrOtherLearner)
 		})
+		if other := otherLearner(ctx, c, members, p); errors.Is(err, ErrOtherLearner) && other != nil {
+			err = fmt.Errorf("etcd still has the learner %s of another host, and admits one learner at a time: "+
+				"if that host's join was interrupted, run kforge join on it again to finish it, or kforge reset on it, "+
+				"or remove the learner with etcdctl member remove %x; then run this join again: %w", other, other.ID, err)
+		}
 	}
 	if err != nil {
 		return nil, nil, err

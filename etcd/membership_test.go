@@ -61,6 +61,9 @@ func (f *fakeCluster) Promote(_ context.Context, id uint64) error {
 
 func (f *fakeCluster) Remove(_ context.Context, id uint64) error {
 	*f.log = append(*f.log, fmt.Sprintf("remove %x", id))
+	if f.removeErr == nil {
+		f.members = slices.DeleteFunc(f.members, func(m Member) bool { return m.ID == id })
+	}
 	return f.removeErr
 }
 
@@ -152,7 +155,7 @@ func TestJoin(t *testing.T) {
 			cluster: fakeCluster{members: []Member{voter(1, "cp1")}, addErrs: []error{otherLearner, otherLearner}},
 			want: slices.Concat([]string{
 				"add learner https://10.0.0.2:2380",
-				"report: another control-plane host is joining etcd; waiting for it to finish",
+				"report: another control-plane host is joining etcd; waiting for its learner to be promoted",
 				"wait for etcd to admit cp2 as a learner",
 				"add learner https://10.0.0.2:2380",
 			}, added, promoted),
@@ -163,7 +166,7 @@ func TestJoin(t *testing.T) {
 			checkNever: true,
 			want: []string{
 				"add learner https://10.0.0.2:2380",
-				"report: another control-plane host is joining etcd; waiting for it to finish",
+				"report: another control-plane host is joining etcd; waiting for its learner to be promoted",
 				"wait for etcd to admit cp2 as a learner",
 			},
 			wantErr: "etcd did not admit this host as a learner",
@@ -173,7 +176,7 @@ func TestJoin(t *testing.T) {
 			cluster: fakeCluster{members: []Member{voter(1, "cp1")}, addErrs: []error{otherLearner, errors.New("permission denied")}},
 			want: []string{
 				"add learner https://10.0.0.2:2380",
-				"report: another control-plane host is joining etcd; waiting for it to finish",
+				"report: another control-plane host is joining etcd; waiting for its learner to be promoted",
 				"wait for etcd to admit cp2 as a learner",
 				"add learner https://10.0.0.2:2380",
 			},
@@ -220,6 +223,32 @@ func TestJoin(t *testing.T) {
 			cluster: fakeCluster{members: []Member{voter(1, "cp1"), {ID: 0xab, Name: "cp2", PeerURLs: []string{"https://10.0.0.7:2380"}}}},
 			wantErr: "etcd already has a member named cp2 with peer URL https://10.0.0.7:2380, not https://10.0.0.2:2380: remove it first " +
 				"(kforge reset on that host, or etcdctl member remove ab)",
+		},
+		{
+			name: "this host's learner from an earlier address: removed, then added again",
+			cluster: fakeCluster{members: []Member{voter(1, "cp1"),
+				{ID: 0xab, Name: "cp2", PeerURLs: []string{"https://10.0.0.7:2380"}, Learner: true}}},
+			want: slices.Concat([]string{
+				"report: removing etcd learner cp2 ab https://10.0.0.7:2380 learner: it has this host's name but another peer URL, left by an earlier join",
+				"remove ab",
+			}, added, promoted),
+		},
+		{
+			name: "another host's learner never promoted: the wait ends naming it and what to do",
+			cluster: fakeCluster{members: []Member{voter(1, "cp1"),
+				{ID: 0x5, PeerURLs: []string{"https://10.0.0.5:2380"}, Learner: true}},
+				addErrs: slices.Repeat([]error{otherLearner}, 6)},
+			want: []string{
+				"add learner https://10.0.0.2:2380",
+				"report: another control-plane host is joining etcd: learner (not started) 5 https://10.0.0.5:2380 learner; waiting for it to be promoted",
+				"wait for etcd to admit cp2 as a learner",
+				"add learner https://10.0.0.2:2380", "add learner https://10.0.0.2:2380", "add learner https://10.0.0.2:2380",
+				"add learner https://10.0.0.2:2380", "add learner https://10.0.0.2:2380",
+			},
+			wantErr: "etcd still has the learner (not started) 5 https://10.0.0.5:2380 learner of another host, and admits one learner at a time: " +
+				"if that host's join was interrupted, run kforge join on it again to finish it, or kforge reset on it, " +
+				"or remove the learner with etcdctl member remove 5; then run this join again: timed out: " +
+				"adding https://10.0.0.2:2380 as an etcd learner: another member is joining (etcd allows one learner at a time)",
 		},
 		{
 			name:    "no quorum: nothing is added",

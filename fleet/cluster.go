@@ -12,6 +12,7 @@ import (
 
 	"github.com/kforge/kforge/bootstrap"
 	"github.com/kforge/kforge/config"
+	"github.com/kforge/kforge/internal/apiclient"
 	"github.com/kforge/kforge/kubeconfig"
 	"github.com/kforge/kforge/tokens"
 )
@@ -377,4 +378,32 @@ func (f *Fleet) reset(ctx context.Context, h *config.Host, force bool) error {
 	}
 	f.done(h.Name, "reset")
 	return nil
+}
+
+// MarkNodes gives the Node of every host of the file that is in the cluster the labels and
+// taints cluster.toml gives it (bootstrap.HostMarks), removing only those an earlier run
+// set: a worker's kubelet registers with them once, and cannot change its own taints
+// afterwards, so an existing Node converges here, through the admin client. A host whose
+// Node does not exist (it failed to join) is left out; a failure marks the host failed.
+func (f *Fleet) MarkNodes(ctx context.Context) {
+	if !f.HasCluster() {
+		return
+	}
+	for i := range f.c.Hosts {
+		h := &f.c.Hosts[i]
+		marks, err := bootstrap.HostMarks(h)
+		if err == nil {
+			var changed bool
+			changed, err = apiclient.MutateNode(ctx, f.cs, h.Name, marks.Apply)
+			switch {
+			case apierrors.IsNotFound(err):
+				continue
+			case err == nil && changed:
+				f.out().Phase(h.Name, "set the labels and taints of its Node from the file")
+			}
+		}
+		if err != nil {
+			f.Fail(h.Name, fmt.Errorf("labelling and tainting Node %s: %w", h.Name, err))
+		}
+	}
 }

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"maps"
 	"slices"
-	"strconv"
 	"strings"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -48,6 +47,12 @@ type Params struct {
 	Host         Host
 	// HostExtraArgs are this host's own kubelet flags (hosts[].kubelet_extra_args).
 	HostExtraArgs map[string]string
+	// NodeLabels are set by the kubelet when it registers the Node (--node-labels): only
+	// labels a kubelet may set on itself (bootstrap.NodeMarks.KubeletLabels).
+	NodeLabels map[string]string
+	// RegisterTaints are "key[=value]:Effect" taints the Node registers with
+	// (--register-with-taints).
+	RegisterTaints []string
 }
 
 // Config returns the KubeletConfiguration for a node.
@@ -114,12 +119,23 @@ func ConfigYAML(p Params) ([]byte, error) {
 	return append([]byte("# Written by kforge (kubelet-start). Edits are replaced on the next kforge run;\n# put overrides in cluster.toml under [kubelet].\n"), b...), nil
 }
 
-// Flags returns the node-specific kubelet flags kubeadm keeps in kubeadm-flags.env, with
-// the config's extra_args merged in (extra args win).
+// Flags returns the node-specific kubelet flags kubeadm keeps in kubeadm-flags.env (with
+// the node's registration labels and taints), with the config's extra_args merged in
+// (extra args win).
 func Flags(p Params) map[string]string {
 	flags := map[string]string{
 		"node-ip":           p.NodeIP,
 		"hostname-override": p.NodeName,
+	}
+	if len(p.NodeLabels) > 0 {
+		var labels []string
+		for _, k := range slices.Sorted(maps.Keys(p.NodeLabels)) {
+			labels = append(labels, k+"="+p.NodeLabels[k])
+		}
+		flags["node-labels"] = strings.Join(labels, ",")
+	}
+	if len(p.RegisterTaints) > 0 {
+		flags["register-with-taints"] = strings.Join(p.RegisterTaints, ",")
 	}
 	maps.Copy(flags, p.Cluster.Kubelet.ExtraArgs)
 	maps.Copy(flags, p.HostExtraArgs)
@@ -127,14 +143,22 @@ func Flags(p Params) map[string]string {
 }
 
 // FlagsEnv renders Flags as the env file the unit and the supervisor read:
-// KUBELET_KUBEADM_ARGS="--a=b --c=d".
-func FlagsEnv(p Params) []byte {
+// KUBELET_KUBEADM_ARGS="--a=b --c=d", as kubeadm writes it. systemd and kforge's supervisor
+// split the variable at white space, so each flag must stay one word: a name that is not a
+// flag name or a value config.FlagValueProblem refuses is an error, never written.
+func FlagsEnv(p Params) ([]byte, error) {
 	flags := Flags(p)
 	var args []string
 	for _, k := range slices.Sorted(maps.Keys(flags)) {
+		if !config.ValidFlagName(k) {
+			return nil, fmt.Errorf("kubelet flag %q is not a flag name; want lowercase letters, digits and dashes", k)
+		}
+		if problem := config.FlagValueProblem(flags[k], true); problem != "" {
+			return nil, fmt.Errorf("kubelet flag %s: value %q %s", k, flags[k], problem)
+		}
 		args = append(args, "--"+k+"="+flags[k])
 	}
-	return []byte("KUBELET_KUBEADM_ARGS=" + strconv.Quote(strings.Join(args, " ")) + "\n")
+	return []byte("KUBELET_KUBEADM_ARGS=\"" + strings.Join(args, " ") + "\"\n"), nil
 }
 
 // Command is the kubelet's command line, with $VAR references that the service manager

@@ -50,10 +50,54 @@ func TestConfigCgroupDriver(t *testing.T) {
 }
 
 func TestFlagsEnv(t *testing.T) {
-	got := string(FlagsEnv(params(Host{})))
+	b, err := FlagsEnv(params(Host{}))
+	if err != nil {
+		t.Fatal(err)
+	}
 	want := `KUBELET_KUBEADM_ARGS="--hostname-override=cp1 --node-ip=10.0.0.99 --v=2"` + "\n"
-	if got != want {
+	if got := string(b); got != want {
 		t.Errorf("FlagsEnv = %q, want %q (extra args win)", got, want)
+	}
+}
+
+// TestFlagsRegisterLabelsAndTaints checks that the node's labels and taints reach the
+// kubelet's registration flags, as kubeadm's nodeRegistration does, and that extra_args win.
+func TestFlagsRegisterLabelsAndTaints(t *testing.T) {
+	p := params(Host{})
+	p.NodeLabels = map[string]string{"zone": "a", "example.com/team": "db"}
+	p.RegisterTaints = []string{"dedicated=gpu:NoSchedule", "node-role.kubernetes.io/control-plane:NoSchedule"}
+	b, err := FlagsEnv(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := `KUBELET_KUBEADM_ARGS="--hostname-override=cp1 --node-ip=10.0.0.99 --node-labels=example.com/team=db,zone=a ` +
+		`--register-with-taints=dedicated=gpu:NoSchedule,node-role.kubernetes.io/control-plane:NoSchedule --v=2"` + "\n"
+	if got := string(b); got != want {
+		t.Errorf("FlagsEnv = %q\nwant         %q", got, want)
+	}
+	p.HostExtraArgs = map[string]string{"node-labels": "mine=1"}
+	if got := Flags(p)["node-labels"]; got != "mine=1" {
+		t.Errorf("node-labels = %q, want extra_args' %q", got, "mine=1")
+	}
+}
+
+// TestFlagsEnvRefusesInjection checks that a flag whose value or name the service manager
+// would split into more arguments is refused instead of written: the env file is read by
+// systemd and kforge's supervisor, which split $KUBELET_KUBEADM_ARGS at white space.
+func TestFlagsEnvRefusesInjection(t *testing.T) {
+	for name, extra := range map[string]map[string]string{
+		"space in value":   {"node-labels": "x --anonymous-auth=true"},
+		"quote in value":   {"node-labels": `x" --anonymous-auth=true "`},
+		"newline in value": {"v": "2\nKUBELET_EXTRA_ARGS=--anonymous-auth=true"},
+		"space in name":    {"v=2 --anonymous-auth": "true"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			p := params(Host{})
+			p.HostExtraArgs = extra
+			if b, err := FlagsEnv(p); err == nil {
+				t.Errorf("FlagsEnv wrote %q, want an error", b)
+			}
+		})
 	}
 }
 

@@ -9,6 +9,7 @@ import (
 
 	"github.com/kforge/kforge/bootstrap"
 	"github.com/kforge/kforge/internal/apiclient"
+	"github.com/kforge/kforge/internal/wait"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -54,13 +55,41 @@ func clusterClient(ctx context.Context, d *Data) (kubernetes.Interface, error) {
 		if err := ensureObjects(ctx, d, sc, bootstrap.ClusterAdminsBinding()); err != nil {
 			return nil, err
 		}
-		b.clusterAdminsBound = true
 	}
 	cs, err := d.Client()
 	if err != nil {
 		return nil, fmt.Errorf("building the API client: %w", err)
 	}
+	if !b.clusterAdminsBound && b.SuperAdminClient != nil {
+		if err := waitClusterAdmin(ctx, d, cs); err != nil {
+			return nil, err
+		}
+		b.clusterAdminsBound = true
+	}
 	return cs, nil
+}
+
+// waitClusterAdmin waits until admin.conf's client is authorized, as kubeadm does after
+// creating kubeadm:cluster-admins: the apiserver's RBAC authorizer sees a new binding a
+// moment after it is written, and until then admin.conf is Forbidden. The client reads the
+// binding itself; any answer but Forbidden, Unauthorized or a transient error means RBAC
+// has caught up.
+func waitClusterAdmin(ctx context.Context, d *Data, cs kubernetes.Interface) error {
+	name := bootstrap.ClusterAdminsBindingName
+	err := d.Waiter.WaitFor(ctx, d, "admin.conf to be authorized through ClusterRoleBinding "+name, func(ctx context.Context) error {
+		_, err := cs.RbacV1().ClusterRoleBindings().Get(ctx, name, metav1.GetOptions{})
+		switch {
+		case err == nil, apierrors.IsNotFound(err):
+			return nil
+		case apierrors.IsForbidden(err), apierrors.IsUnauthorized(err), apiclient.IsTransient(err):
+			return err
+		}
+		return wait.Permanent(err)
+	})
+	if err != nil {
+		return fmt.Errorf("waiting for admin.conf to be authorized through ClusterRoleBinding %s: %w", name, err)
+	}
+	return nil
 }
 
 // ensureObjects converges objs in order and prints what happened to each.

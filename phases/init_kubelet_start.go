@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os/exec"
 
+	"github.com/kforge/kforge/bootstrap"
 	"github.com/kforge/kforge/kubelet"
 	"github.com/kforge/kforge/service"
 )
@@ -26,6 +27,20 @@ func kubeletParams(d *Data) kubelet.Params {
 			NoCapSysResource: !d.Facts.CapSysResource,
 		},
 	}
+}
+
+// kubeletFlagsEnv is kubeadm-flags.env for this node: its flags, and the labels (those a
+// kubelet may set on itself) and taints its Node registers with, as kubeadm's
+// nodeRegistration gives them; mark-control-plane sets the rest through the API.
+func kubeletFlagsEnv(d *Data) ([]byte, error) {
+	marks, err := bootstrap.HostMarks(d.Node)
+	if err != nil {
+		return nil, err
+	}
+	p := kubeletParams(d)
+	p.NodeLabels = marks.KubeletLabels()
+	p.RegisterTaints = marks.TaintStrings()
+	return kubelet.FlagsEnv(p)
 }
 
 // KubeletConfigYAML is the KubeletConfiguration this node runs with; upload-config
@@ -70,9 +85,13 @@ func startKubelet(ctx context.Context, d *Data, extra []service.File) error {
 	if err != nil {
 		return err
 	}
+	flags, err := kubeletFlagsEnv(d)
+	if err != nil {
+		return err
+	}
 	files := append(extra,
 		service.File{Path: kubelet.ConfigPath, Data: cfg, Mode: 0o644, DirMode: 0o755},
-		service.File{Path: kubelet.FlagsEnvPath, Data: kubelet.FlagsEnv(kubeletParams(d)), Mode: 0o644, DirMode: 0o755})
+		service.File{Path: kubelet.FlagsEnvPath, Data: flags, Mode: 0o644, DirMode: 0o755})
 	a, err := service.Apply(ctx, d.Services, service.Change{Spec: kubeletSpec(d), Files: files, Root: d.Root, StartStopped: true})
 	for _, w := range a.Written {
 		d.Out.Say("%s %s", w.Result, w.Path)

@@ -2,7 +2,6 @@ package phases
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"slices"
 	"strings"
@@ -10,16 +9,14 @@ import (
 	"github.com/kforge/kforge/bootstrap"
 	"github.com/kforge/kforge/internal/apiclient"
 	"github.com/kforge/kforge/internal/wait"
-	corev1 "k8s.io/api/core/v1"
-	apiequality "k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/types"
 )
 
-// MarkControlPlanePhase labels and taints this node as a control-plane node, adding the
-// labels and taints cluster.toml gives the host. It waits for the kubelet to register the
-// Node first. Labels and taints it does not set are left alone.
+// MarkControlPlanePhase labels and taints this node as a control-plane node, with the
+// labels and taints cluster.toml gives the host; those that an earlier run set and the file
+// no longer gives are removed (bootstrap.NodeMarks.Apply). It waits for the kubelet to
+// register the Node first. Labels and taints it did not set are left alone.
 //
 // Reads Data.Node, Data.Waiter and Data.Client.
 func MarkControlPlanePhase() Phase {
@@ -31,7 +28,7 @@ func MarkControlPlanePhase() Phase {
 }
 
 func runMarkControlPlane(ctx context.Context, d *Data) error {
-	marks, err := bootstrap.ControlPlaneMarks(d.Node)
+	marks, err := bootstrap.HostMarks(d.Node)
 	if err != nil {
 		return err
 	}
@@ -55,25 +52,7 @@ func runMarkControlPlane(ctx context.Context, d *Data) error {
 	if err != nil {
 		return fmt.Errorf("waiting for the kubelet to register Node %s: %w", name, err)
 	}
-	changed := false
-	err = apiclient.Retry(ctx, func(ctx context.Context) error {
-		node, err := nodes.Get(ctx, name, metav1.GetOptions{})
-		if err != nil {
-			return fmt.Errorf("reading Node %s: %w", name, err)
-		}
-		want := node.DeepCopy()
-		if changed = marks.Apply(want); !changed {
-			return nil
-		}
-		patch, err := markPatch(node, want, marks)
-		if err != nil {
-			return err
-		}
-		if _, err := nodes.Patch(ctx, name, types.MergePatchType, patch, metav1.PatchOptions{}); err != nil {
-			return fmt.Errorf("patching Node %s: %w", name, err)
-		}
-		return nil
-	})
+	changed, err := apiclient.MutateNode(ctx, cs, name, marks.Apply)
 	if err != nil {
 		return err
 	}
@@ -83,26 +62,6 @@ func runMarkControlPlane(ctx context.Context, d *Data) error {
 		d.Out.Say("using existing marks of node %s: %s", name, describeMarks(marks))
 	}
 	return nil
-}
-
-// markPatch is a JSON merge patch that takes node to want: marks' labels (merged into the
-// node's) and the whole taint list (lists are replaced). It carries node's resourceVersion,
-// so a concurrent change to the Node makes it fail with a conflict instead of losing that
-// change; the caller then reads the Node again.
-func markPatch(node, want *corev1.Node, marks bootstrap.NodeMarks) ([]byte, error) {
-	meta := map[string]any{"labels": marks.Labels}
-	if node.ResourceVersion != "" {
-		meta["resourceVersion"] = node.ResourceVersion
-	}
-	patch := map[string]any{"metadata": meta}
-	if !apiequality.Semantic.DeepEqual(node.Spec.Taints, want.Spec.Taints) {
-		patch["spec"] = map[string]any{"taints": want.Spec.Taints}
-	}
-	out, err := json.Marshal(patch)
-	if err != nil {
-		return nil, fmt.Errorf("encoding the patch of Node %s: %w", node.Name, err)
-	}
-	return out, nil
 }
 
 // describeMarks lists marks for the progress line: "label a=b, taint k:NoSchedule".

@@ -10,6 +10,7 @@ import (
 	"crypto/x509/pkix"
 	"encoding/pem"
 	"errors"
+	"fmt"
 	"log/slog"
 	"math/big"
 	"net/url"
@@ -35,6 +36,7 @@ import (
 	"github.com/kforge/kforge/bootstrap"
 	"github.com/kforge/kforge/certs"
 	"github.com/kforge/kforge/config"
+	"github.com/kforge/kforge/internal/apiclient"
 	"github.com/kforge/kforge/internal/testutil"
 	"github.com/kforge/kforge/tokens"
 )
@@ -1021,16 +1023,60 @@ func TestMarkControlPlaneHostMarks(t *testing.T) {
 	}
 }
 
+// TestMarkControlPlaneConverges checks a re-run after cluster.toml changed: the label and
+// taint kforge set and the file dropped are removed, the new ones added, and a label and a
+// taint someone else set stay.
+func TestMarkControlPlaneConverges(t *testing.T) {
+	e := newOnlineEnv(t, func(c *config.Cluster) {
+		c.Hosts[0].Labels = map[string]string{"zone": "a", "old": "x"}
+		c.Hosts[0].Taints = []string{"gone:NoExecute"}
+	})
+	w := &Workflow{Name: "init", Phases: []Phase{MarkControlPlanePhase()}}
+	if err := e.run(t, w); err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	n, err := e.cs.CoreV1().Nodes().Get(ctx, "cp1", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n.Labels["team"] = "db"
+	n.Spec.Taints = append(n.Spec.Taints, corev1.Taint{Key: "theirs", Effect: corev1.TaintEffectNoSchedule})
+	if _, err := e.cs.CoreV1().Nodes().Update(ctx, n, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	e.d.Node.Labels = map[string]string{"zone": "b"}
+	e.d.Node.Taints = []string{"dedicated=infra:NoSchedule"}
+	if err := e.run(t, w); err != nil {
+		t.Fatal(err)
+	}
+	n, err = e.cs.CoreV1().Nodes().Get(ctx, "cp1", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantLabels := map[string]string{"kubernetes.io/os": "linux", bootstrap.ControlPlaneLabel: "", "zone": "b", "team": "db"}
+	if diff := cmp.Diff(wantLabels, n.Labels); diff != "" {
+		t.Errorf("labels (-want +got):\n%s", diff)
+	}
+	wantTaints := []corev1.Taint{notReadyTaint, bootstrap.ControlPlaneTaint, {Key: "theirs", Effect: corev1.TaintEffectNoSchedule},
+		{Key: "dedicated", Value: "infra", Effect: corev1.TaintEffectNoSchedule}}
+	if diff := cmp.Diff(wantTaints, n.Spec.Taints); diff != "" {
+		t.Errorf("taints (-want +got):\n%s", diff)
+	}
+}
+
 func TestMarkPatchCarriesResourceVersion(t *testing.T) {
 	node := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "cp1", ResourceVersion: "42"}}
 	marks := bootstrap.NodeMarks{Labels: map[string]string{bootstrap.ControlPlaneLabel: ""}, Taints: []corev1.Taint{bootstrap.ControlPlaneTaint}}
 	want := node.DeepCopy()
 	marks.Apply(want)
-	patch, err := markPatch(node, want, marks)
+	patch, err := apiclient.NodePatch(node, want)
 	if err != nil {
 		t.Fatal(err)
 	}
-	const wantPatch = `{"metadata":{"labels":{"node-role.kubernetes.io/control-plane":""},"resourceVersion":"42"},` +
+	const wantPatch = `{"metadata":{"annotations":{"kforge.io/managed-labels":"node-role.kubernetes.io/control-plane",` +
+		`"kforge.io/managed-taints":"node-role.kubernetes.io/control-plane:NoSchedule"},` +
+		`"labels":{"node-role.kubernetes.io/control-plane":""},"resourceVersion":"42"},` +
 		`"spec":{"taints":[{"key":"node-role.kubernetes.io/control-plane","effect":"NoSchedule"}]}}`
 	if string(patch) != wantPatch {
 		t.Errorf("patch = %s\nwant    %s", patch, wantPatch)
@@ -1066,6 +1112,49 @@ func TestClusterAdminsBindingUsesSuperAdmin(t *testing.T) {
 	e2.d.BootstrapData.SuperAdminClient = nil
 	if err := e2.run(t, w); err != nil {
 		t.Fatalf("without a super-admin client: %v", err)
+	}
+}
+
+// TestAdminWaitsForTheClusterAdminsBinding checks that init waits until RBAC has seen the
+// binding that makes admin.conf a cluster admin: the apiserver's authorizer learns of a new
+// ClusterRoleBinding a moment after it is created, and admin.conf is Forbidden until then.
+func TestAdminWaitsForTheClusterAdminsBinding(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		forbidden int
+		wantErr   string
+	}{
+		{name: "authorized after a few refusals", forbidden: 3},
+		{name: "never authorized", forbidden: 1 << 30, wantErr: `cannot get resource "clusterrolebindings"`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newOnlineEnv(t, nil)
+			e.d.Wait = 300 * time.Millisecond
+			super := fake.NewClientset()
+			e.d.BootstrapData.SuperAdminClient = func() (kubernetes.Interface, error) { return super, nil }
+			refused := 0
+			e.cs.PrependReactor("*", "*", func(a k8stesting.Action) (bool, runtime.Object, error) {
+				if refused >= tc.forbidden {
+					return false, nil, nil
+				}
+				refused++
+				return true, nil, apierrors.NewForbidden(schema.GroupResource{Group: a.GetResource().Group, Resource: a.GetResource().Resource},
+					"", fmt.Errorf(`User "kubernetes-admin" cannot %s resource %q`, a.GetVerb(), a.GetResource().Resource))
+			})
+			err := e.run(t, &Workflow{Name: "init", Phases: []Phase{UploadConfigPhase()}})
+			if tc.wantErr == "" {
+				if err != nil {
+					t.Fatalf("init after %d refusals: %v", tc.forbidden, err)
+				}
+				if refused != tc.forbidden {
+					t.Errorf("admin.conf was refused %d times, want %d", refused, tc.forbidden)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tc.wantErr) || !strings.Contains(err.Error(), "admin.conf") {
+				t.Fatalf("init error = %v, want admin.conf still refused (%s)", err, tc.wantErr)
+			}
+		})
 	}
 }
 
@@ -1203,5 +1292,30 @@ func TestShowJoinCommandFindsToken(t *testing.T) {
 			}
 			e.assertNoSecretsLogged(t)
 		})
+	}
+}
+
+// TestKubeletFlagsRegisterHostMarks checks that a node registers with its labels and taints
+// from cluster.toml, except labels a kubelet may not set on itself, which mark-control-plane
+// sets through the API.
+func TestKubeletFlagsRegisterHostMarks(t *testing.T) {
+	e := newOnlineEnv(t, func(c *config.Cluster) {
+		c.Hosts[0].Labels = map[string]string{"zone": "a", "node-role.kubernetes.io/infra": ""}
+		c.Hosts[0].Taints = []string{"dedicated=infra:NoExecute"}
+	})
+	b, err := kubeletFlagsEnv(e.d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{
+		" --node-labels=zone=a ",
+		" --register-with-taints=node-role.kubernetes.io/control-plane:NoSchedule,dedicated=infra:NoExecute",
+	} {
+		if !strings.Contains(string(b), want) {
+			t.Errorf("kubeadm-flags.env lacks %q:\n%s", want, b)
+		}
+	}
+	if strings.Contains(string(b), "node-role.kubernetes.io/infra") {
+		t.Errorf("kubeadm-flags.env asks the kubelet to set a label it may not set on itself:\n%s", b)
 	}
 }

@@ -41,6 +41,7 @@ func UpWorkflow() *Workflow {
 			upInitPhase(notDry),
 			upJoinControlPlanesPhase(notDry),
 			upJoinWorkersPhase(notDry),
+			upMarkNodesPhase(notDry),
 			upPrunePhase(notDry),
 		},
 	}

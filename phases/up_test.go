@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -21,6 +22,7 @@ import (
 	"k8s.io/client-go/kubernetes/fake"
 	k8stesting "k8s.io/client-go/testing"
 
+	"github.com/kforge/kforge/bootstrap"
 	"github.com/kforge/kforge/config"
 	"github.com/kforge/kforge/fleet"
 	"github.com/kforge/kforge/host"
@@ -216,6 +218,36 @@ func TestUpRerunChangesNothing(t *testing.T) {
 		if h.Action != fleet.ActionUnchanged || h.Result != fleet.ResultOK || h.Uploaded != 0 {
 			t.Errorf("%s: %+v, want unchanged, ok, nothing uploaded", h.Host, h)
 		}
+	}
+}
+
+// TestUpConvergesNodeMarks: on a cluster that is already up, a worker's labels and taints
+// from the file reach its Node, and the one kforge set before and the file dropped goes,
+// while a label someone else set stays; no host is touched.
+func TestUpConvergesNodeMarks(t *testing.T) {
+	w1 := workerNode("w1")
+	w1.Labels = map[string]string{"old": "x", "team": "db"}
+	w1.Annotations = map[string]string{bootstrap.ManagedLabelsAnnotation: "old"}
+	l := newUpLab(t, true, cpNode("cp1"), cpNode("cp2"), w1, workerNode("w2"))
+	h, _ := l.c.HostByName("w1")
+	h.Labels = map[string]string{"zone": "a"}
+	h.Taints = []string{"dedicated=gpu:NoSchedule"}
+	if _, err := l.run(l.data(false), ""); err != nil {
+		t.Fatal(err)
+	}
+	if runs := l.kforgeRuns(); len(runs) != 0 {
+		t.Errorf("kforge ran %v on a cluster whose hosts are all in it", runs)
+	}
+	n, err := l.cs.CoreV1().Nodes().Get(t.Context(), "w1", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(map[string]string{"zone": "a", "team": "db"}, n.Labels); diff != "" {
+		t.Errorf("w1 labels (-want +got):\n%s", diff)
+	}
+	want := []corev1.Taint{{Key: "dedicated", Value: "gpu", Effect: corev1.TaintEffectNoSchedule}}
+	if diff := cmp.Diff(want, n.Spec.Taints); diff != "" {
+		t.Errorf("w1 taints (-want +got):\n%s", diff)
 	}
 }
 

@@ -19,7 +19,7 @@ import (
 
 const (
 	testKbuildMod = "module github.com/kforge/kforge/e2e/kbuild\n\ngo 1.24.0\n\nrequire k8s.io/kubernetes v1.34.4\n"
-	testEtcdMod   = "module github.com/kforge/kforge/e2e/etcdbuild\n\ngo 1.24.0\n\nrequire (\n\tgo.etcd.io/etcd/etcdctl/v3 v3.6.4\n\tgo.etcd.io/etcd/server/v3 v3.6.4\n)\n"
+	testEtcdMod   = "module github.com/kforge/kforge/e2e/etcdbuild\n\ngo 1.24.0\n\nrequire (\n\tgo.etcd.io/etcd/etcdctl/v3 v3.6.5\n\tgo.etcd.io/etcd/server/v3 v3.6.5\n)\n"
 )
 
 func writeFile(t *testing.T, path, content string) {
@@ -41,7 +41,7 @@ func fakeRepo(t *testing.T, kbuildMod, etcdMod string) string {
 	writeFile(t, filepath.Join(root, kubernetesModDir, "go.sum"), "k8s.io/kubernetes v1.34.4 h1:fake=\n")
 	writeFile(t, filepath.Join(root, kubernetesModDir, "tools.go"), "package kbuild\n")
 	writeFile(t, filepath.Join(root, etcdModDir, "go.mod"), etcdMod)
-	writeFile(t, filepath.Join(root, etcdModDir, "go.sum"), "go.etcd.io/etcd/server/v3 v3.6.4 h1:fake=\n")
+	writeFile(t, filepath.Join(root, etcdModDir, "go.sum"), "go.etcd.io/etcd/server/v3 v3.6.5 h1:fake=\n")
 	writeFile(t, filepath.Join(root, etcdModDir, "tools.go"), "package etcdbuild\n")
 	return root
 }
@@ -102,13 +102,13 @@ func TestBuildWithFakeGo(t *testing.T) {
 	if want := filepath.Join(cache, "bundle"); filepath.Dir(b.Dir) != want {
 		t.Errorf("bundle dir %s is not in %s", b.Dir, want)
 	}
-	if !regexp.MustCompile(`^v1\.34\.4-etcd3\.6\.4-[0-9a-f]{12}$`).MatchString(filepath.Base(b.Dir)) {
-		t.Errorf("bundle dir name %q, want v1.34.4-etcd3.6.4-<12 hex>", filepath.Base(b.Dir))
+	if !regexp.MustCompile(`^v1\.34\.4-etcd3\.6\.5-[0-9a-f]{12}$`).MatchString(filepath.Base(b.Dir)) {
+		t.Errorf("bundle dir name %q, want v1.34.4-etcd3.6.5-<12 hex>", filepath.Base(b.Dir))
 	}
 	if b.BinDir != filepath.Join(b.Dir, "bin") {
 		t.Errorf("BinDir = %s, want %s/bin", b.BinDir, b.Dir)
 	}
-	if want := (Versions{Kubernetes: "v1.34.4", Etcd: "v3.6.4"}); b.Versions != want {
+	if want := (Versions{Kubernetes: "v1.34.4", Etcd: "v3.6.5"}); b.Versions != want {
 		t.Errorf("Versions = %+v, want %+v", b.Versions, want)
 	}
 	for _, name := range append(append([]string{}, KubernetesBinaries...), EtcdBinaries...) {
@@ -149,7 +149,7 @@ func TestBuildWithFakeGo(t *testing.T) {
 
 	// The progress lines.
 	if !regexp.MustCompile(`(?m)^\[bundle\] building kubernetes v1\.34\.4 \(7 binaries\)\.\.\. \d.*s$`).MatchString(log.String()) ||
-		!regexp.MustCompile(`(?m)^\[bundle\] building etcd v3\.6\.4 \(2 binaries\)\.\.\. \d.*s$`).MatchString(log.String()) {
+		!regexp.MustCompile(`(?m)^\[bundle\] building etcd v3\.6\.5 \(2 binaries\)\.\.\. \d.*s$`).MatchString(log.String()) {
 		t.Errorf("progress log lacks a timed line per step:\n%s", log.String())
 	}
 
@@ -368,7 +368,7 @@ func TestBuildRemovesInterruptedBuilds(t *testing.T) {
 
 func TestKey(t *testing.T) {
 	root := fakeRepo(t, testKbuildMod, testEtcdMod)
-	steps, err := coreSteps(Versions{Kubernetes: "v1.34.4", Etcd: "v3.6.4"}, nil)
+	steps, err := coreSteps(Versions{Kubernetes: "v1.34.4", Etcd: "v3.6.5"}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -464,7 +464,7 @@ func TestManifest(t *testing.T) {
 	}
 
 	m := &Manifest{Builder: BuilderVersion, Key: "0123456789ab", Platform: "linux/amd64",
-		Versions: Versions{Kubernetes: "v1.34.4", Etcd: "v3.6.4"}, Files: files}
+		Versions: Versions{Kubernetes: "v1.34.4", Etcd: "v3.6.5"}, Files: files}
 	if err := writeManifest(dir, m); err != nil {
 		t.Fatal(err)
 	}
@@ -473,7 +473,7 @@ func TestManifest(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, want := range []string{
-		`"kubernetes": "v1.34.4"`, `"etcd": "v3.6.4"`, `"key": "0123456789ab"`,
+		`"kubernetes": "v1.34.4"`, `"etcd": "v3.6.5"`, `"key": "0123456789ab"`,
 		`"path": "bin/b"`, `"sha256": "` + sum("bee") + `"`,
 	} {
 		if !strings.Contains(string(data), want) {

@@ -102,8 +102,14 @@ func TestReadVersions(t *testing.T) {
 		{
 			name:   "pinned",
 			kbuild: "module k\nrequire k8s.io/kubernetes v1.34.4\n",
-			etcd:   "module e\nrequire (\n\tgo.etcd.io/etcd/etcdctl/v3 v3.6.4\n\tgo.etcd.io/etcd/server/v3 v3.6.4\n)\n",
-			want:   Versions{Kubernetes: "v1.34.4", Etcd: "v3.6.4"},
+			etcd:   "module e\nrequire (\n\tgo.etcd.io/etcd/etcdctl/v3 v3.6.5\n\tgo.etcd.io/etcd/server/v3 v3.6.5\n)\n",
+			want:   Versions{Kubernetes: "v1.34.4", Etcd: "v3.6.5"},
+		},
+		{
+			name:     "etcd is not the release kforge's etcd image names",
+			kbuild:   "module k\nrequire k8s.io/kubernetes v1.34.4\n",
+			etcd:     "module e\nrequire (\n\tgo.etcd.io/etcd/etcdctl/v3 v3.6.4\n\tgo.etcd.io/etcd/server/v3 v3.6.4\n)\n",
+			wantErrs: []string{"pins go.etcd.io/etcd/server/v3 v3.6.4, but the etcd image of Kubernetes v1.34.4 is tagged 3.6.5-0"},
 		},
 		{
 			name:     "kubernetes missing",

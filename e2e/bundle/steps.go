@@ -13,6 +13,8 @@ import (
 	"runtime"
 	"strings"
 	"time"
+
+	"github.com/kforge/kforge/config"
 )
 
 // Module directories, relative to the repository root.
@@ -223,6 +225,17 @@ func readVersions(repoRoot string) (Versions, error) {
 	if ctl != v.Etcd {
 		return v, fmt.Errorf("%s pins %s %s but %s %s; they must match",
 			modFile(etcdModDir), etcdServerModule, v.Etcd, etcdctlModule, ctl)
+	}
+	// The bundle's etcd image is named after kforge's pin (config.Pins), so the binaries
+	// in it must be that release.
+	c := &config.Cluster{KubernetesVersion: v.Kubernetes}
+	pins, ok := config.Pins(c.KubernetesMinor())
+	if !ok {
+		return v, fmt.Errorf("%s pins Kubernetes %s, a minor release kforge pins no images for", modFile(kubernetesModDir), v.Kubernetes)
+	}
+	if release, _, _ := strings.Cut(pins.Etcd, "-"); "v"+release != v.Etcd {
+		return v, fmt.Errorf("%s pins %s %s, but the etcd image of Kubernetes %s is tagged %s; pin %s v%s",
+			modFile(etcdModDir), etcdServerModule, v.Etcd, v.Kubernetes, pins.Etcd, etcdServerModule, release)
 	}
 	return v, nil
 }
