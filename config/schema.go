@@ -266,11 +266,17 @@ func (idx *docIndex) value(n *unstable.Node, path string, t reflect.Type, pos ke
 
 	// A scalar.
 	if reflect.PointerTo(t).Implements(textUnmarshalerType) {
+		v := reflect.New(t).Interface().(encoding.TextUnmarshaler)
 		if n.Kind != unstable.String {
+			// go-toml hands the raw text of any scalar to UnmarshalText, so it takes the
+			// integer 0 as a Duration ("0" is a Go duration). A bare number is not what the
+			// schema means, so the walk refuses it on purpose.
+			if v.UnmarshalText(n.Data) == nil {
+				idx.stricter++
+			}
 			idx.problem(pos, path, "%s: want %s, not %s", path, describeType(t, path), describeKind(n.Kind))
 			return
 		}
-		v := reflect.New(t).Interface().(encoding.TextUnmarshaler)
 		if err := v.UnmarshalText(n.Data); err != nil {
 			idx.problem(pos, path, "%s: %v", path, err)
 		}
