@@ -546,8 +546,9 @@ func (c *Cluster) validateHosts(l *problemList) {
 			// Reported as a missing address.
 		case NodeIPProblem(nodeIP) != "":
 			// init and join advertise the node IP, which defaults to address.
+			_, ipErr := netip.ParseAddr(nodeIP)
 			switch {
-			case nodeIP != h.Address:
+			case nodeIP != h.Address || ipErr == nil:
 				l.addAt(in, p+".address", "%s", NodeIPProblem(nodeIP))
 			case isIPOrDNSName(h.Address):
 				l.addAt(in, p+".address", "%q is not an IP address, and init and join advertise it (internal_address defaults to address); want internal_address set to the node's IP address, such as \"10.0.0.10\"", h.Address)
@@ -676,6 +677,11 @@ func checkBastion(s string) string {
 	}
 	return checkHostPort(hostPort, true)
 }
+
+// HostPortProblem returns what is wrong with "host" or "host:port" (the port required when
+// needPort), or "": the rule control_plane_endpoint follows. Hosts are IP addresses or DNS
+// names; an IPv6 address with a port is bracketed; a port is 1-65535.
+func HostPortProblem(s string, needPort bool) string { return checkHostPort(s, !needPort) }
 
 // checkHostPort returns what is wrong with "host" or "host:port", or "". Hosts are IP
 // addresses or DNS names; IPv6 addresses with a port are bracketed. Without optionalPort the
