@@ -60,18 +60,24 @@ func DiscoverCluster(ctx context.Context, req JoinRequest, out *Printer) (*Disco
 		out.Phase("discovery", "reading the cluster from %s", req.DiscoveryFile)
 		res, err = discovery.DiscoverFromFile(req.DiscoveryFile)
 	} else {
-		how := "checking the CA against the given pin"
-		if len(req.CAPins) == 0 {
-			how = "WITHOUT checking the CA (--discovery-token-unsafe-skip-ca-verification)"
-		}
-		out.Phase("discovery", "fetching cluster-info from %s with token %s, %s", req.Endpoint, req.Token.ID, how)
-		res, err = discovery.Discover(ctx, discovery.Options{
+		opts := discovery.Options{
 			Endpoint:                 req.Endpoint,
 			Token:                    req.Token,
 			CAPins:                   req.CAPins,
 			UnsafeSkipCAVerification: req.UnsafeSkipCAVerification,
 			Timeout:                  req.Timeout,
-		})
+		}
+		// Refuse before saying how the CA will be checked: without a pin, only the unsafe
+		// flag lets discovery go on.
+		if err := opts.Check(); err != nil {
+			return nil, err
+		}
+		how := "checking the CA against the given pin"
+		if len(req.CAPins) == 0 {
+			how = "WITHOUT checking the CA (--discovery-token-unsafe-skip-ca-verification)"
+		}
+		out.Phase("discovery", "fetching cluster-info from %s with token %s, %s", req.Endpoint, req.Token.ID, how)
+		res, err = discovery.Discover(ctx, opts)
 	}
 	if err != nil {
 		return nil, err
