@@ -143,7 +143,7 @@ func PrepareJoin(ctx context.Context, d *Data, disc *Discovered, key bootstrap.C
 // checkExistingCA refuses a host that holds another cluster's CA.
 func checkExistingCA(d *Data, caPEM []byte) error {
 	shown := filepath.Join(d.CertDir, "ca.crt")
-	have, err := readFileIfExists(d.Path(shown))
+	have, err := readFileIfExists(d.hostPath(shown))
 	if err != nil || have == nil {
 		return err
 	}
@@ -156,7 +156,7 @@ func checkExistingCA(d *Data, caPEM []byte) error {
 // joinedHere reports whether this host's kubelet already has a client certificate for its
 // node name that the cluster CA signed: an earlier join finished its TLS bootstrap.
 func joinedHere(d *Data, caPEM []byte) bool {
-	path := d.Path(filepath.Join(d.KubeconfigDir, kubelet.KubeconfigName))
+	path := d.hostPath(filepath.Join(d.KubeconfigDir, kubelet.KubeconfigName))
 	cfg, err := loadKubeconfig(path)
 	if err != nil {
 		return false
@@ -167,7 +167,7 @@ func joinedHere(d *Data, caPEM []byte) bool {
 	}
 	certPEM := user.ClientCertificateData
 	if len(certPEM) == 0 && user.ClientCertificate != "" {
-		if certPEM, err = readFileIfExists(d.Path(user.ClientCertificate)); err != nil || certPEM == nil {
+		if certPEM, err = readFileIfExists(d.hostPath(user.ClientCertificate)); err != nil || certPEM == nil {
 			return false
 		}
 	}
@@ -236,7 +236,7 @@ func fetchSharedCerts(ctx context.Context, d *Data, cs kubernetes.Interface, key
 	if key.IsZero() {
 		var missing []string
 		for _, f := range files {
-			if b, err := readFileIfExists(d.Path(f.Path)); err != nil || (b == nil && !f.Optional) {
+			if b, err := readFileIfExists(d.hostPath(f.Path)); err != nil || (b == nil && !f.Optional) {
 				missing = append(missing, f.Path)
 			}
 		}
