@@ -2,6 +2,7 @@ package certs
 
 import (
 	"fmt"
+	"os"
 	"time"
 
 	"github.com/kforge/kforge/config"
@@ -24,8 +25,16 @@ type ExpiryRow struct {
 	External bool
 }
 
-// Expiration reads every certificate of Table(c) under dir.
+// Expiration reads every certificate of Table(c) under dir. A dir that does not exist, or
+// is not a directory, is an error: a mistyped --cert-dir is not a host without certificates.
 func Expiration(dir string, c *config.Cluster) ([]ExpiryRow, error) {
+	info, err := os.Stat(dir)
+	switch {
+	case err != nil:
+		return nil, fmt.Errorf("reading certificate expiration: certificate directory: %w", err)
+	case !info.IsDir():
+		return nil, fmt.Errorf("reading certificate expiration: certificate directory %s is not a directory", dir)
+	}
 	table := Table(c)
 	external := map[string]bool{} // CA name -> key absent
 	for _, s := range table {

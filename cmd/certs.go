@@ -57,6 +57,9 @@ func newCheckExpirationCommand(root *rootOptions) *cobra.Command {
 		Short: "List the certificates on this host and when each expires",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := checkDirFlags(dirFlag{"cert-dir", certDir, phases.DefaultCertDir}); err != nil {
+				return err
+			}
 			c := config.Default()
 			if configPath != "" {
 				var err error

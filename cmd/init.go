@@ -2,6 +2,7 @@ package cmd
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io/fs"
 	"net"
@@ -119,6 +120,42 @@ func (h *hostFlags) addFlags(fs *pflag.FlagSet, dryRunNote string) {
 	fs.StringVar(&h.kubeconfigDir, "kubeconfig-dir", phases.DefaultKubeconfigDir, "where the kubeconfig files live")
 	fs.StringVar(&h.manifestsDir, "manifests-dir", phases.DefaultManifestsDir, "where the static pod manifests live")
 	fs.StringVar(&h.bundle, "bundle", "", "air-gap bundle directory to install binaries and images from, overrides bundle")
+}
+
+// checkDirs applies the directory rule of cluster.toml to the directory flags.
+func (h *hostFlags) checkDirs() error {
+	return checkDirFlags(
+		dirFlag{"cert-dir", h.certDir, phases.DefaultCertDir},
+		dirFlag{"kubeconfig-dir", h.kubeconfigDir, phases.DefaultKubeconfigDir},
+		dirFlag{"manifests-dir", h.manifestsDir, phases.DefaultManifestsDir},
+	)
+}
+
+// dirFlag is a flag naming a directory kforge writes into or empties, with its default as
+// the example of a valid value.
+type dirFlag struct{ name, value, example string }
+
+// checkDirFlags checks directory flags with config.DirProblem, the rule every directory
+// setting of cluster.toml follows, and returns every problem joined.
+func checkDirFlags(flags ...dirFlag) error {
+	var errs []error
+	for _, f := range flags {
+		if msg := config.DirProblem(f.value, f.example); msg != "" {
+			errs = append(errs, fmt.Errorf("--%s: %s", f.name, msg))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// checkAdvertiseAddress checks --advertise-address with the rule of internal_address.
+func checkAdvertiseAddress(addr string) error {
+	if addr == "" {
+		return nil
+	}
+	if msg := config.NodeIPProblem(addr); msg != "" {
+		return fmt.Errorf("--advertise-address: %s", msg)
+	}
+	return nil
 }
 
 // phaseRunner is the options of a workflow command: its flags, and a run of the workflow or
@@ -250,6 +287,9 @@ func (o *initOptions) cluster() (*config.Cluster, error) {
 // data builds the phase data once. On a dry run, cleanup removes the scratch directory.
 func (o *initOptions) data() (*phases.Data, func(), error) {
 	noop := func() {}
+	if err := errors.Join(o.checkDirs(), checkAdvertiseAddress(o.advertiseAddress)); err != nil {
+		return nil, noop, err
+	}
 	c, err := o.cluster()
 	if err != nil {
 		return nil, noop, err

@@ -399,3 +399,54 @@ func TestInitPhaseSlashForm(t *testing.T) {
 		t.Fatal("certs/ca also wrote apiserver.crt")
 	}
 }
+
+// TestDirectoryFlagsFollowTheConfigRule is issue 10, item 1: the directory flags of init,
+// join, reset and certs refuse what cluster.toml's directory settings refuse, naming the
+// flag. Every run is a dry run, so that even without the rule nothing is written.
+func TestDirectoryFlagsFollowTheConfigRule(t *testing.T) {
+	t.Setenv(envToken, "")
+	pin := "sha256:" + strings.Repeat("ab", 32)
+	for _, cmd := range [][]string{
+		{"init", "--dry-run", "--ignore-preflight-errors=all", "--node", "cp1", "--advertise-address", "192.0.2.10"},
+		{"join", "127.0.0.1:6443", "--dry-run", "--token", "k4fg3x.q7w8e9r0t1y2u3i4", "--discovery-token-ca-cert-hash", pin, "--discovery-timeout", "1ms"},
+		{"reset", "--dry-run", "--node", "cp1"},
+	} {
+		for _, tc := range []struct{ flag, value, want string }{
+			{"--cert-dir", "/var/lib", "is a system directory"},
+			{"--cert-dir", "/", "is the root directory"},
+			{"--kubeconfig-dir", "/usr", "is a system directory"},
+			{"--kubeconfig-dir", "kube", "is not an absolute path"},
+			{"--manifests-dir", "/etc/kubernetes/manifests/../..", "is not a clean path"},
+			{"--manifests-dir", "/var", "is a system directory"},
+		} {
+			t.Run(cmd[0]+" "+tc.flag+" "+tc.value, func(t *testing.T) {
+				args := append(slices.Clone(cmd), tc.flag, tc.value)
+				_, err := run(t, args...)
+				if err == nil || !strings.Contains(err.Error(), tc.flag+": ") || !strings.Contains(err.Error(), tc.want) {
+					t.Fatalf("kforge %s: err = %v, want one naming %s and saying %q", strings.Join(args, " "), err, tc.flag, tc.want)
+				}
+			})
+		}
+	}
+	for _, args := range [][]string{
+		{"certs", "check-expiration", "--cert-dir", "/etc"},
+		{"certs", "check-expiration", "--cert-dir", "pki"},
+	} {
+		if _, err := run(t, args...); err == nil || !strings.Contains(err.Error(), "--cert-dir: ") {
+			t.Errorf("kforge %s: err = %v, want one naming --cert-dir", strings.Join(args, " "), err)
+		}
+	}
+}
+
+// TestInitAdvertiseAddressNamed is issue 10, item 22: a bad --advertise-address without a
+// file blamed "the file's hosts".
+func TestInitAdvertiseAddressNamed(t *testing.T) {
+	for _, addr := range []string{"999.0.0.1", "10.0.0.300", "cp1.example.com", "fe80::1%eth0", "0.0.0.0"} {
+		t.Run(addr, func(t *testing.T) {
+			_, err := run(t, "init", "--dry-run", "--ignore-preflight-errors=all", "--node", "cp1", "--advertise-address", addr)
+			if err == nil || !strings.Contains(err.Error(), "--advertise-address") || !strings.Contains(err.Error(), addr) {
+				t.Fatalf("init --advertise-address %s: err = %v, want one naming the flag and the address", addr, err)
+			}
+		})
+	}
+}

@@ -7,7 +7,6 @@ import (
 	"net"
 	"slices"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -149,9 +148,14 @@ func (o *joinOptions) request(fileCluster *config.Cluster, args []string) (phase
 		req.Endpoint = net.JoinHostPort(h, strconv.Itoa(p))
 	}
 	if req.Endpoint != "" {
-		if _, _, err := net.SplitHostPort(req.Endpoint); err != nil {
-			req.Endpoint = net.JoinHostPort(strings.Trim(req.Endpoint, "[]"), strconv.Itoa(config.DefaultAPIServerPort))
+		ep, err := discovery.ParseEndpoint(req.Endpoint)
+		if err != nil {
+			return req, err
 		}
+		req.Endpoint = ep
+	}
+	if o.discoveryTimeout <= 0 {
+		return req, fmt.Errorf("--discovery-timeout %s is not positive; want how long discovery may wait, such as %s", o.discoveryTimeout, discovery.DefaultTimeout)
 	}
 	if req.DiscoveryFile == "" {
 		if req.Endpoint == "" {
@@ -160,11 +164,21 @@ func (o *joinOptions) request(fileCluster *config.Cluster, args []string) (phase
 		if req.Token.IsZero() {
 			return req, errors.New("no bootstrap token: pass --token (kforge init prints one; kforge token create makes another) or set " + envToken)
 		}
+		// Everything else discovery would refuse (no CA pin, above all) is refused here,
+		// before anything is read or printed.
+		opts := discovery.Options{Endpoint: req.Endpoint, Token: req.Token, CAPins: req.CAPins,
+			UnsafeSkipCAVerification: req.UnsafeSkipCAVerification, Timeout: req.Timeout}
+		if err := opts.Check(); err != nil {
+			return req, err
+		}
 	}
 	return req, nil
 }
 
 func (o *joinOptions) runPhases(ctx context.Context, wf *phases.Workflow, only string, args []string) error {
+	if err := errors.Join(o.checkDirs(), checkAdvertiseAddress(o.advertiseAddress)); err != nil {
+		return err
+	}
 	var fileCluster *config.Cluster
 	if o.configPath != "" {
 		c, err := config.Load(o.configPath)

@@ -9,6 +9,7 @@ import (
 
 	"github.com/kforge/kforge/bootstrap"
 	"github.com/kforge/kforge/config"
+	"github.com/kforge/kforge/discovery"
 )
 
 // TestJoinRefusesBadInputBeforeDiscovery covers the mistakes join catches without asking
@@ -30,6 +31,15 @@ func TestJoinRefusesBadInputBeforeDiscovery(t *testing.T) {
 		{"malformed certificate key", []string{"join", "127.0.0.1:6443", "--token", "k4fg3x.q7w8e9r0t1y2u3i4", "--discovery-token-ca-cert-hash", pin, "--certificate-key", "xyz"}, "--certificate-key"},
 		{"two endpoints", []string{"join", "127.0.0.1:6443", "127.0.0.2:6443", "--token", "k4fg3x.q7w8e9r0t1y2u3i4"}, "accepts at most 1 arg"},
 		{"missing config file", []string{"join", "-f", "/nonexistent/cluster.toml", "--token", "k4fg3x.q7w8e9r0t1y2u3i4"}, "reading cluster config"},
+		// Issue 10, item 21: these retried until the discovery timeout, or were taken as 5m.
+		{"port out of range", []string{"join", "127.0.0.1:99999", "--token", "k4fg3x.q7w8e9r0t1y2u3i4", "--discovery-token-ca-cert-hash", pin}, `has port "99999"`},
+		{"port zero", []string{"join", "127.0.0.1:0", "--token", "k4fg3x.q7w8e9r0t1y2u3i4", "--discovery-token-ca-cert-hash", pin}, `has port "0"`},
+		{"http scheme", []string{"join", "http://127.0.0.1:6443", "--token", "k4fg3x.q7w8e9r0t1y2u3i4", "--discovery-token-ca-cert-hash", pin}, `scheme "http"`},
+		{"a path", []string{"join", "https://127.0.0.1:6443/api", "--token", "k4fg3x.q7w8e9r0t1y2u3i4", "--discovery-token-ca-cert-hash", pin}, "more than a host and a port"},
+		{"not a host", []string{"join", "999.0.0.1:6443", "--token", "k4fg3x.q7w8e9r0t1y2u3i4", "--discovery-token-ca-cert-hash", pin}, "neither an IP address nor a DNS name"},
+		{"negative discovery timeout", []string{"join", "127.0.0.1:6443", "--token", "k4fg3x.q7w8e9r0t1y2u3i4", "--discovery-token-ca-cert-hash", pin, "--discovery-timeout", "-5s"}, "--discovery-timeout -5s is not positive"},
+		{"zero discovery timeout", []string{"join", "127.0.0.1:6443", "--token", "k4fg3x.q7w8e9r0t1y2u3i4", "--discovery-token-ca-cert-hash", pin, "--discovery-timeout", "0s"}, "--discovery-timeout 0s is not positive"},
+		{"bad advertise address", []string{"join", "127.0.0.1:6443", "--token", "k4fg3x.q7w8e9r0t1y2u3i4", "--discovery-token-ca-cert-hash", pin, "--advertise-address", "999.0.0.1"}, `--advertise-address: "999.0.0.1" is not an IP address`},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -40,18 +50,44 @@ func TestJoinRefusesBadInputBeforeDiscovery(t *testing.T) {
 			if strings.Contains(out, "q7w8e9r0t1y2u3i4") || strings.Contains(err.Error(), "q7w8e9r0t1y2u3i4") {
 				t.Errorf("the token secret reached the output: %s / %v", out, err)
 			}
+			// Refused before discovery: nothing printed, above all not "WITHOUT checking the CA".
+			if out != "" {
+				t.Errorf("join printed before refusing:\n%s", out)
+			}
 		})
 	}
 }
 
 func TestJoinTokenFromEnvironment(t *testing.T) {
-	o := &joinOptions{root: &rootOptions{secrets: secretEnv{token: "k4fg3x.q7w8e9r0t1y2u3i4"}}}
+	o := &joinOptions{root: &rootOptions{secrets: secretEnv{token: "k4fg3x.q7w8e9r0t1y2u3i4"}}, discoveryTimeout: discovery.DefaultTimeout, unsafeSkipCA: true}
 	req, err := o.request(nil, []string{"10.0.0.1"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if req.Token.ID != "k4fg3x" || req.Endpoint != "10.0.0.1:6443" {
 		t.Errorf("request = token %s endpoint %s, want k4fg3x from %s and port 6443 added", req.Token.ID, req.Endpoint, envToken)
+	}
+}
+
+// TestJoinEndpoint is issue 10, item 21: the endpoint is read before discovery, with or
+// without https:// and the port.
+func TestJoinEndpoint(t *testing.T) {
+	for in, want := range map[string]string{
+		"10.0.0.1":               "10.0.0.1:6443",
+		"10.0.0.1:7443":          "10.0.0.1:7443",
+		"https://10.0.0.1:6443":  "10.0.0.1:6443",
+		"https://10.0.0.1:6443/": "10.0.0.1:6443",
+		"HTTPS://lb.example.com": "lb.example.com:6443",
+		"fd00::1":                "[fd00::1]:6443",
+		"[fd00::1]:7443":         "[fd00::1]:7443",
+		"https://[fd00::1]:7443": "[fd00::1]:7443",
+		"lb.example.com:443":     "lb.example.com:443",
+	} {
+		o := &joinOptions{root: &rootOptions{secrets: secretEnv{token: "k4fg3x.q7w8e9r0t1y2u3i4"}}, discoveryTimeout: discovery.DefaultTimeout, unsafeSkipCA: true}
+		req, err := o.request(nil, []string{in})
+		if err != nil || req.Endpoint != want {
+			t.Errorf("endpoint %q = %q, %v; want %q", in, req.Endpoint, err, want)
+		}
 	}
 }
 

@@ -59,3 +59,24 @@ func TestCompletion(t *testing.T) {
 		t.Error("bash completion script does not mention kforge")
 	}
 }
+
+// TestCheckExpirationMissingDir is issue 10, item 22: a mistyped --cert-dir listed every
+// certificate as missing and exited 0.
+func TestCheckExpirationMissingDir(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "nonexistent")
+	_, err := run(t, "certs", "check-expiration", "--cert-dir", dir)
+	if err == nil || !strings.Contains(err.Error(), dir) {
+		t.Fatalf("certs check-expiration --cert-dir %s: err = %v, want one naming the directory", dir, err)
+	}
+	file := filepath.Join(t.TempDir(), "ca.crt")
+	if err := os.WriteFile(file, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := run(t, "certs", "check-expiration", "--cert-dir", file); err == nil || !strings.Contains(err.Error(), "not a directory") {
+		t.Fatalf("certs check-expiration --cert-dir %s: err = %v, want one saying it is not a directory", file, err)
+	}
+	// An empty directory is a host without certificates: every row says (missing).
+	if out := mustRun(t, "certs", "check-expiration", "--cert-dir", t.TempDir()); !strings.Contains(out, "(missing)") {
+		t.Errorf("check-expiration of an empty directory:\n%s", out)
+	}
+}

@@ -78,6 +78,13 @@ in these phases:
 }
 
 func (o *resetOptions) run(ctx context.Context, wf *phases.Workflow) error {
+	if err := checkDirFlags(
+		dirFlag{"cert-dir", o.certDir, phases.DefaultCertDir},
+		dirFlag{"kubeconfig-dir", o.kubeconfigDir, phases.DefaultKubeconfigDir},
+		dirFlag{"manifests-dir", o.manifestsDir, phases.DefaultManifestsDir},
+	); err != nil {
+		return err
+	}
 	if o.configPath != "" && o.node == "" {
 		return o.runRemote(ctx)
 	}

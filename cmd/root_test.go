@@ -21,7 +21,7 @@ func TestExecuteTakesSecretsOutOfTheEnvironment(t *testing.T) {
 		{name: "join reads the token", env: map[string]string{envToken: "not-a-token"},
 			args: []string{"join", "127.0.0.1:6443"}, wantErr: "--token: invalid bootstrap token"},
 		{name: "join reads the certificate key", env: map[string]string{envToken: "k4fg3x.q7w8e9r0t1y2u3i4", envCertificateKey: "abc"},
-			args: []string{"join", "127.0.0.1:6443"}, wantErr: "--certificate-key: invalid certificate key"},
+			args: []string{"join", "127.0.0.1:6443", "--discovery-token-unsafe-skip-ca-verification"}, wantErr: "--certificate-key: invalid certificate key"},
 		{name: "init reads the token", env: map[string]string{envToken: "not-a-token"},
 			args: []string{"init", "--dry-run"}, wantErr: "--token: invalid bootstrap token"},
 		{name: "a command that needs neither", env: map[string]string{envToken: "k4fg3x.q7w8e9r0t1y2u3i4", envCertificateKey: strings.Repeat("5a", 32)},

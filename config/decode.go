@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"strings"
 
@@ -30,12 +31,18 @@ type Problem struct {
 	Message string
 }
 
-// Error lists the problems one per line as FILE:LINE:COL: MESSAGE.
+// Error lists the problems one per line as FILE:LINE:COL: MESSAGE, at most MaxReported of
+// them and then how many more there are.
 func (e *DecodeError) Error() string {
 	var b strings.Builder
 	for i, p := range e.Problems {
 		if i > 0 {
 			b.WriteByte('\n')
+		}
+		if i == MaxReported {
+			b.WriteString(position(e.File, 0, 0))
+			b.WriteString(moreLine(len(e.Problems) - i))
+			break
 		}
 		b.WriteString(position(e.File, p.Line, p.Column))
 		b.WriteString(p.Message)
@@ -61,11 +68,24 @@ func position(file string, line, col int) string {
 	return strings.Join(parts, ":") + ": "
 }
 
-// Load reads, decodes, defaults and validates the cluster.toml at path.
+// ErrTooLarge is returned by Load for a file over MaxFileSize bytes.
+var ErrTooLarge = errors.New("larger than 1 MiB")
+
+// Load reads, decodes, defaults and validates the cluster.toml at path. It reads at most
+// MaxFileSize bytes: a larger file, or an endless one such as /dev/zero, is refused with
+// ErrTooLarge.
 func Load(path string) (*Cluster, error) {
-	data, err := os.ReadFile(path)
+	f, err := os.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("reading cluster config: %w", err)
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, MaxFileSize+1))
+	if err != nil {
+		return nil, fmt.Errorf("reading cluster config: %w", err)
+	}
+	if len(data) > MaxFileSize {
+		return nil, fmt.Errorf("reading cluster config %s: %w; a cluster.toml is a few KiB", path, ErrTooLarge)
 	}
 	return Decode(data, path)
 }
@@ -112,7 +132,7 @@ func (idx *docIndex) fromTOMLError(err error) []Problem {
 			e := &strict.Errors[i]
 			line, col := e.Position()
 			key := idx.keyAt(line, col, e.Key())
-			out = append(out, Problem{Line: line, Column: col, Key: key, Message: fmt.Sprintf("unknown key %q", key)})
+			out = append(out, Problem{Line: line, Column: col, Key: key, Message: fmt.Sprintf("unknown key %s", quoteValue(key))})
 		}
 		return out
 	}
@@ -123,7 +143,7 @@ func (idx *docIndex) fromTOMLError(err error) []Problem {
 		p := Problem{Line: line, Column: col, Message: msg}
 		if len(de.Key()) > 0 {
 			p.Key = idx.keyAt(line, col, de.Key())
-			p.Message = p.Key + ": " + msg
+			p.Message = clip(p.Key) + ": " + msg
 		}
 		return []Problem{p}
 	}

@@ -64,6 +64,7 @@ bastion = "ops@jump.example.com:22"
 [[hosts]]
 name = "w-1"
 address = "w-1.example.com"
+internal_address = "10.0.0.11"
 roles = ["worker"]
 
 [[hosts]]
@@ -84,7 +85,7 @@ ssh = { key = "/home/me/.ssh/id", known_hosts = "/home/me/.ssh/kh" }
 						Taints: []string{"dedicated=infra:NoSchedule"},
 						SSH:    SSH{User: "admin", Port: 2222, Bastion: "ops@jump.example.com:22"},
 					},
-					{Name: "w-1", Address: "w-1.example.com", Roles: []string{RoleWorker}},
+					{Name: "w-1", Address: "w-1.example.com", InternalAddress: "10.0.0.11", Roles: []string{RoleWorker}},
 					{
 						Name: "w-2", Address: "192.0.2.12", Roles: []string{RoleWorker},
 						SSH: SSH{Key: "/home/me/.ssh/id", KnownHosts: "/home/me/.ssh/kh"},
@@ -482,7 +483,7 @@ ssh.port = 0
 		{Path: "name", Line: 1, Message: `"Prod" is not a DNS label; want lowercase letters, digits and '-', starting and ending with a letter or digit, at most 63 characters, such as "kubernetes"`},
 		// service_cidr is a default: no line.
 		{Path: "networking.service_cidr", Message: `"10.96.0.0/12" overlaps networking.pod_cidr "10.96.0.0/16"; want ranges that do not overlap`},
-		{Path: "etcd.local.data_dir", Line: 7, Message: `"var/lib/etcd" is not an absolute path; want a directory such as "/var/lib/etcd"`},
+		{Path: "etcd.local.data_dir", Line: 7, Message: `"var/lib/etcd" is not an absolute path; want an absolute, clean path of a directory kforge may own, not a system directory or a parent of one, such as "/var/lib/etcd"`},
 		{Path: `hosts[0].internal_address`, Line: 11, Message: `10.96.0.7 is inside networking.pod_cidr "10.96.0.0/16"; want a node address outside the pod and service ranges`},
 		{Path: `hosts[0].internal_address`, Line: 11, Message: `10.96.0.7 is inside networking.service_cidr "10.96.0.0/12"; want a node address outside the pod and service ranges`},
 		{Path: `hosts[0].labels."bad key!"`, Line: 13, Message: `"bad key!" is not a valid label key; ` + labelKeyWant},

@@ -74,6 +74,8 @@ dns_domain = {{q .Networking.DNSDomain}}
 # etcd runs either stacked on every control-plane host (etcd.local, the default) or
 # outside the cluster (etcd.external). Set exactly one of the two tables.
 [etcd.local]
+# etcd's data directory. kforge owns it (reset empties it), so it is an absolute path of
+# its own: never a system directory such as /var/lib, nor a parent of one.
 data_dir = {{q .Etcd.Local.DataDir}}
 # Extra names and IPs for the etcd serving and peer certificates.
 # server_cert_sans = ["etcd.example.com"]
@@ -160,7 +162,8 @@ mode = {{q .Addons.KubeProxy.Mode}}
 name = "cp-1"
 # Where kforge reaches the host over SSH: an IP address or DNS name.
 address = "192.0.2.10"
-# The host's address on the cluster network. Default: address.
+# The host's IP address on the cluster network, which its node advertises. Default:
+# address, which must then be an IP address.
 # internal_address = "10.0.0.10"
 # "control-plane", "worker" or both.
 roles = ["control-plane"]

@@ -134,12 +134,23 @@ func (idx *docIndex) record(path string, pos keyPos) {
 	}
 }
 
+// clipKey clips the key path among a problem's arguments: messages start with it, and a
+// key can be as long as the file.
+func clipKey(key string, args []any) []any {
+	for i, a := range args {
+		if a == any(key) {
+			args[i] = clip(key)
+		}
+	}
+	return args
+}
+
 func (idx *docIndex) problem(pos keyPos, key, format string, args ...any) {
 	idx.problems = append(idx.problems, Problem{
 		Line:    pos.line,
 		Column:  pos.col,
 		Key:     key,
-		Message: fmt.Sprintf(format, args...),
+		Message: fmt.Sprintf(format, clipKey(key, clipArgs(format, args))...),
 	})
 }
 
@@ -266,11 +277,17 @@ func (idx *docIndex) value(n *unstable.Node, path string, t reflect.Type, pos ke
 
 	// A scalar.
 	if reflect.PointerTo(t).Implements(textUnmarshalerType) {
+		v := reflect.New(t).Interface().(encoding.TextUnmarshaler)
 		if n.Kind != unstable.String {
+			// go-toml hands the raw text of any scalar to UnmarshalText, so it takes the
+			// integer 0 as a Duration ("0" is a Go duration). A bare number is not what the
+			// schema means, so the walk refuses it on purpose.
+			if v.UnmarshalText(n.Data) == nil {
+				idx.stricter++
+			}
 			idx.problem(pos, path, "%s: want %s, not %s", path, describeType(t, path), describeKind(n.Kind))
 			return
 		}
-		v := reflect.New(t).Interface().(encoding.TextUnmarshaler)
 		if err := v.UnmarshalText(n.Data); err != nil {
 			idx.problem(pos, path, "%s: %v", path, err)
 		}
@@ -326,9 +343,9 @@ func (idx *docIndex) child(t reflect.Type, path, name string, pos keyPos) reflec
 		if f, ok := fieldByKey(t, name); ok {
 			return f.Type
 		}
-		msg := fmt.Sprintf("unknown key %q", path)
+		msg := fmt.Sprintf("unknown key %s", quoteValue(path))
 		if hint := suggest(t, path, name); hint != "" {
-			msg += fmt.Sprintf("; did you mean %q?", hint)
+			msg += fmt.Sprintf("; did you mean %s?", quoteValue(hint))
 		}
 		for _, k := range tomlKeys(t) {
 			if strings.ToLower(name) == k {

@@ -35,15 +35,20 @@ type FieldError struct {
 }
 
 // Error lists the problems one per line as FILE:LINE: PATH: message, leaving out the file
-// and line when they are unknown.
+// and line when they are unknown; at most MaxReported of them, then how many more there are.
 func (e *ValidationError) Error() string {
 	var b strings.Builder
 	for i, fe := range e.Errors {
 		if i > 0 {
 			b.WriteByte('\n')
 		}
+		if i == MaxReported {
+			b.WriteString(position(e.File, 0, 0))
+			b.WriteString(moreLine(len(e.Errors) - i))
+			break
+		}
 		b.WriteString(position(e.File, fe.Line, 0))
-		b.WriteString(fe.Path)
+		b.WriteString(clip(fe.Path))
 		b.WriteString(": ")
 		b.WriteString(fe.Message)
 	}
@@ -70,12 +75,14 @@ type fieldProblem struct {
 
 type problemList []fieldProblem
 
+// add records a problem at path. String arguments are clipped: a message quotes at most
+// the start of a long value.
 func (l *problemList) add(path, format string, args ...any) {
-	*l = append(*l, fieldProblem{path: path, msg: fmt.Sprintf(format, args...)})
+	*l = append(*l, fieldProblem{path: path, msg: fmt.Sprintf(format, clipArgs(format, args)...)})
 }
 
 func (l *problemList) addAt(path, anchor, format string, args ...any) {
-	*l = append(*l, fieldProblem{path: path, anchor: anchor, msg: fmt.Sprintf(format, args...)})
+	*l = append(*l, fieldProblem{path: path, anchor: anchor, msg: fmt.Sprintf(format, clipArgs(format, args)...)})
 }
 
 func (l problemList) toError(file string, idx *docIndex) *ValidationError {
@@ -260,8 +267,8 @@ func (c *Cluster) validateEtcd(l *problemList) {
 		l.add("etcd", "neither etcd.local nor etcd.external is set; want exactly one of them")
 	}
 	if e.Local != nil {
-		if !isAbsPath(e.Local.DataDir) {
-			l.add("etcd.local.data_dir", "%q is not an absolute path; want a directory such as %q", e.Local.DataDir, DefaultEtcdDataDir)
+		if msg := DirProblem(e.Local.DataDir, DefaultEtcdDataDir); msg != "" {
+			l.addAt("etcd.local.data_dir", "etcd.local", "%s", msg)
 		}
 		validateExtraArgs(l, "etcd.local.extra_args", e.Local.ExtraArgs, false)
 		validateSANs(l, "etcd.local.server_cert_sans", e.Local.ServerCertSANs)
@@ -578,28 +585,34 @@ func (c *Cluster) validateHosts(l *problemList) {
 		// internal_address defaults to address: when it is not written, report its
 		// problems on the address line.
 		in := p + ".internal_address"
+		nodeIP := h.NodeIP()
 		switch {
-		case h.InternalAddress == "":
-			// Only without SetDefaults, and then address is missing too.
-		case !isIPOrDNSName(h.InternalAddress):
-			if h.InternalAddress != h.Address {
-				l.addAt(in, p+".address", "%q is neither an IP address nor a DNS name; want e.g. \"10.0.0.10\"", h.InternalAddress)
+		case nodeIP == "":
+			// Reported as a missing address.
+		case NodeIPProblem(nodeIP) != "":
+			// init and join advertise the node IP, which defaults to address.
+			_, ipErr := netip.ParseAddr(nodeIP)
+			switch {
+			case nodeIP != h.Address || ipErr == nil:
+				l.addAt(in, p+".address", "%s", NodeIPProblem(nodeIP))
+			case isIPOrDNSName(h.Address):
+				l.addAt(in, p+".address", "%q is not an IP address, and init and join advertise it (internal_address defaults to address); want internal_address set to the node's IP address, such as \"10.0.0.10\"", h.Address)
 			}
 		default:
-			k := normalizeHost(h.InternalAddress)
+			k := normalizeHost(nodeIP)
 			if j, dup := internal[k]; dup && !addrDup {
-				l.addAt(in, p+".address", "%q is already used by hosts[%d]; want unique internal addresses", h.InternalAddress, j)
+				l.addAt(in, p+".address", "%q is already used by hosts[%d]; want unique internal addresses", nodeIP, j)
 			} else if !dup {
 				internal[k] = i
 			}
-			if a, err := netip.ParseAddr(h.InternalAddress); err == nil {
+			if a, err := netip.ParseAddr(nodeIP); err == nil {
 				a = a.Unmap()
 				for _, r := range []struct {
 					key string
 					p   netip.Prefix
 				}{{"networking.pod_cidr", pod}, {"networking.service_cidr", svc}} {
 					if r.p.IsValid() && r.p.Contains(a) {
-						l.addAt(in, p+".address", "%s is inside %s %q; want a node address outside the pod and service ranges", h.InternalAddress, r.key, r.p)
+						l.addAt(in, p+".address", "%s is inside %s %q; want a node address outside the pod and service ranges", nodeIP, r.key, r.p)
 					}
 				}
 			}
@@ -710,6 +723,11 @@ func checkBastion(s string) string {
 	return checkHostPort(hostPort, true)
 }
 
+// HostPortProblem returns what is wrong with "host" or "host:port" (the port required when
+// needPort), or "": the rule control_plane_endpoint follows. Hosts are IP addresses or DNS
+// names; an IPv6 address with a port is bracketed; a port is 1-65535.
+func HostPortProblem(s string, needPort bool) string { return checkHostPort(s, !needPort) }
+
 // checkHostPort returns what is wrong with "host" or "host:port", or "". Hosts are IP
 // addresses or DNS names; IPv6 addresses with a port are bracketed. Without optionalPort the
 // port must be there.
@@ -758,11 +776,34 @@ func checkHostPort(s string, optionalPort bool) string {
 }
 
 // isIPOrDNSName reports whether s is an IP address without a zone, or a DNS name (any case).
+// A name whose last label is all digits is not a DNS name (RFC 3696, section 2): that is
+// how "999.1.2.3" and "10.0.0.300", which look like IPv4 addresses but are not, are refused
+// instead of being looked up.
 func isIPOrDNSName(s string) bool {
 	if a, err := netip.ParseAddr(s); err == nil {
 		return a.Zone() == ""
 	}
-	return len(validation.IsDNS1123Subdomain(strings.ToLower(s))) == 0
+	if len(validation.IsDNS1123Subdomain(strings.ToLower(s))) > 0 {
+		return false
+	}
+	last := s[strings.LastIndexByte(s, '.')+1:]
+	return strings.ContainsFunc(last, func(r rune) bool { return r < '0' || r > '9' })
+}
+
+// NodeIPProblem checks an address a node advertises: a host's internal_address, or
+// --advertise-address. It returns "" for an IPv4 or IPv6 address without a zone, else a
+// complete message that quotes s and says what is wanted.
+func NodeIPProblem(s string) string {
+	a, err := netip.ParseAddr(s)
+	switch {
+	case err != nil:
+		return fmt.Sprintf("%s is not an IP address; want the node's IPv4 or IPv6 address, such as \"10.0.0.10\" or \"fd00::10\"", quoteValue(s))
+	case a.Zone() != "":
+		return fmt.Sprintf("%s has an IPv6 zone; want the node's address without one, such as \"fd00::10\"", quoteValue(s))
+	case a.IsUnspecified() || a.IsMulticast():
+		return fmt.Sprintf("%s cannot be a node's address; want the node's unicast IPv4 or IPv6 address, such as \"10.0.0.10\"", quoteValue(s))
+	}
+	return ""
 }
 
 // normalizeHost makes equal addresses compare equal: IPs in canonical form, names lowercased.

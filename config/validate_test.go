@@ -219,7 +219,18 @@ func TestValidate(t *testing.T) {
 		}, []string{"hosts[1].internal_address", "hosts[2].internal_address"}},
 		{"internal address invalid", func(c *Cluster) { c.Hosts[2].InternalAddress = "bad address" }, []string{"hosts[2].internal_address"}},
 		{"internal address in pod cidr", func(c *Cluster) { c.Hosts[0].InternalAddress = "10.244.3.4" }, []string{"hosts[0].internal_address"}},
-		{"internal address as DNS name", func(c *Cluster) { c.Hosts[0].InternalAddress = "cp-1.internal" }, nil},
+		// init and join advertise the node IP: internal_address, else address.
+		{"internal address as DNS name", func(c *Cluster) { c.Hosts[0].InternalAddress = "cp-1.internal" }, []string{"hosts[0].internal_address"}},
+		{"internal address out of range", func(c *Cluster) { c.Hosts[0].InternalAddress = "10.0.0.300" }, []string{"hosts[0].internal_address"}},
+		{"internal address with zone", func(c *Cluster) { c.Hosts[0].InternalAddress = "fe80::1%eth0" }, []string{"hosts[0].internal_address"}},
+		{"internal address unspecified", func(c *Cluster) { c.Hosts[0].InternalAddress = "0.0.0.0" }, []string{"hosts[0].internal_address"}},
+		{"internal address IPv6", func(c *Cluster) { c.Hosts[0].InternalAddress = "fd00::10" }, nil},
+		{"DNS address without internal address", func(c *Cluster) { c.Hosts[2].InternalAddress = "" }, []string{"hosts[2].internal_address"}},
+		{"address looks like IPv4 but is not", func(c *Cluster) {
+			c.Hosts[0].Address = "999.1.2.3"
+			c.Hosts[1].Address = "1.2.3.4.5"
+		}, []string{"hosts[0].address", "hosts[1].address"}},
+		{"address with a numeric label that is a name", func(c *Cluster) { c.Hosts[2].Address = "10.example.com" }, nil},
 		{"roles", func(c *Cluster) {
 			c.Hosts[0].Roles = []string{RoleControlPlane, "etcd", RoleControlPlane}
 			c.Hosts[2].Roles = nil

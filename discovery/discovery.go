@@ -17,9 +17,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -31,6 +33,7 @@ import (
 
 	"github.com/kforge/kforge/bootstrap"
 	"github.com/kforge/kforge/certs"
+	"github.com/kforge/kforge/config"
 	"github.com/kforge/kforge/internal/wait"
 	"github.com/kforge/kforge/tokens"
 )
@@ -95,6 +98,60 @@ type Options struct {
 	NewTransport func(*tls.Config) http.RoundTripper
 }
 
+// Check reports what makes opts unusable, before anything is fetched: an endpoint that is
+// not host:port, a missing token, no CA pin without UnsafeSkipCAVerification (ErrNoPin), a
+// pin of the wrong size, or a negative timeout. Discover calls it first; callers that print
+// what discovery is about to do call it before printing.
+func (opts *Options) Check() error {
+	switch {
+	case opts.Endpoint == "":
+		return errors.New("token discovery: no API server endpoint given")
+	case opts.Token.ID == "" || opts.Token.Secret == "":
+		return errors.New("token discovery: no bootstrap token given: pass --token")
+	case len(opts.CAPins) == 0 && !opts.UnsafeSkipCAVerification:
+		return &Error{Kind: ErrNoPin, Msg: "token discovery: refusing to trust a cluster CA without a CA pin: " +
+			"pass --discovery-token-ca-cert-hash sha256:<hex> (printed by \"kforge init\"), " +
+			"or --discovery-token-unsafe-skip-ca-verification to trust any CA the token signed"}
+	case opts.Timeout < 0:
+		return fmt.Errorf("token discovery: timeout %s is negative; want a positive duration such as %s", opts.Timeout, DefaultTimeout)
+	}
+	if ep, err := ParseEndpoint(opts.Endpoint); err != nil {
+		return fmt.Errorf("token discovery: %w", err)
+	} else if ep != opts.Endpoint {
+		return fmt.Errorf("token discovery: API server endpoint %q is not host:port; want %q", opts.Endpoint, ep)
+	}
+	for i, p := range opts.CAPins {
+		if len(p) != sha256.Size {
+			return fmt.Errorf("token discovery: CA pin %d has %d bytes, want a %d-byte SHA-256 digest", i+1, len(p), sha256.Size)
+		}
+	}
+	return nil
+}
+
+// ParseEndpoint reads the API server endpoint a join is given and returns it as host:port:
+// "host:port", "host" (port 6443), "[IPv6]:port", a bare IPv6 address, or any of these after
+// "https://" with nothing but an optional "/" behind. The host is an IP address or a DNS
+// name and the port 1-65535, as for control_plane_endpoint.
+func ParseEndpoint(s string) (string, error) {
+	hostPort := s
+	if scheme, rest, ok := strings.Cut(s, "://"); ok {
+		if !strings.EqualFold(scheme, "https") {
+			return "", fmt.Errorf("API server endpoint %q uses the scheme %q; want host:port such as \"10.0.0.10:6443\", or https://host:port", s, scheme)
+		}
+		hostPort = strings.TrimSuffix(rest, "/")
+	}
+	if i := strings.IndexAny(hostPort, "/?#@"); i >= 0 {
+		return "", fmt.Errorf("API server endpoint %q has more than a host and a port (%q); want host:port such as \"10.0.0.10:6443\"", s, hostPort[i:])
+	}
+	if msg := config.HostPortProblem(hostPort, false); msg != "" {
+		return "", fmt.Errorf("API server endpoint %q %s; want host:port such as \"10.0.0.10:6443\"", s, msg)
+	}
+	if _, _, err := net.SplitHostPort(hostPort); err != nil {
+		hostPort = net.JoinHostPort(strings.Trim(hostPort, "[]"), strconv.Itoa(config.DefaultAPIServerPort))
+	}
+	return hostPort, nil
+}
+
 // Result is what discovery authenticated.
 type Result struct {
 	// Server is the API server URL named in cluster-info (or the discovery file).
@@ -133,23 +190,10 @@ func (e *Error) Unwrap() []error {
 // the CA in the signed kubeconfig against opts.CAPins, then fetches cluster-info again over
 // TLS trusting only that CA and requires the same kubeconfig.
 func Discover(ctx context.Context, opts Options) (*Result, error) {
-	if opts.Endpoint == "" {
-		return nil, errors.New("token discovery: no API server endpoint given")
+	if err := opts.Check(); err != nil {
+		return nil, err
 	}
-	if opts.Token.ID == "" || opts.Token.Secret == "" {
-		return nil, errors.New("token discovery: no bootstrap token given: pass --token")
-	}
-	if len(opts.CAPins) == 0 && !opts.UnsafeSkipCAVerification {
-		return nil, &Error{Kind: ErrNoPin, Msg: "token discovery: refusing to trust a cluster CA without a CA pin: " +
-			"pass --discovery-token-ca-cert-hash sha256:<hex> (printed by \"kforge init\"), " +
-			"or --discovery-token-unsafe-skip-ca-verification to trust any CA the token signed"}
-	}
-	for i, p := range opts.CAPins {
-		if len(p) != sha256.Size {
-			return nil, fmt.Errorf("token discovery: CA pin %d has %d bytes, want a %d-byte SHA-256 digest", i+1, len(p), sha256.Size)
-		}
-	}
-	if opts.Timeout <= 0 {
+	if opts.Timeout == 0 {
 		opts.Timeout = DefaultTimeout
 	}
 	if opts.Interval <= 0 {

@@ -470,3 +470,34 @@ func TestTLSConfigs(t *testing.T) {
 		t.Errorf("second fetch trusts other roots than the discovered CA")
 	}
 }
+
+// TestOptionsCheck is issue 10, item 21: a negative timeout became the default, and a bad
+// endpoint was retried until the timeout.
+func TestOptionsCheck(t *testing.T) {
+	tok, err := tokens.Parse("abcdef.0123456789abcdef")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pin := [][]byte{make([]byte, 32)}
+	for name, tc := range map[string]struct {
+		opts Options
+		want string
+	}{
+		"negative timeout":  {Options{Endpoint: "127.0.0.1:1", Token: tok, CAPins: pin, Timeout: -5 * time.Second}, "is negative"},
+		"port out of range": {Options{Endpoint: "127.0.0.1:99999", Token: tok, CAPins: pin}, `has port "99999"`},
+		"a scheme":          {Options{Endpoint: "https://127.0.0.1:1", Token: tok, CAPins: pin}, "is not host:port"},
+		"no port":           {Options{Endpoint: "127.0.0.1", Token: tok, CAPins: pin}, "is not host:port"},
+		"no pin":            {Options{Endpoint: "127.0.0.1:1", Token: tok}, "without a CA pin"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			start := time.Now()
+			_, err := Discover(t.Context(), tc.opts)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("Discover = %v, want an error saying %q", err, tc.want)
+			}
+			if d := time.Since(start); d > time.Second {
+				t.Errorf("Discover took %s to refuse, want at once", d)
+			}
+		})
+	}
+}

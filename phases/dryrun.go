@@ -95,3 +95,19 @@ func ScratchRoot(out *Printer) (root string, cleanup func(), err error) {
 	out.Plain("[dry-run] writing nothing outside %s", dir)
 	return dir, func() { os.RemoveAll(dir) }, nil
 }
+
+// hostPath is where to read the file p that the host may already hold. A real run reads
+// p itself (under Root, which tests use as the host's root). A dry run reads what it wrote
+// in its scratch root when it wrote p, and otherwise the host's own file, read only: the
+// checks of what the host holds (its CA, its kubelet.conf, the shared certificates) then
+// see the host as a real run would, and do not refuse a host that a real run converges.
+func (d *Data) hostPath(p string) string {
+	scratch := d.Path(p)
+	if !d.DryRun || d.Root == "" {
+		return scratch
+	}
+	if _, err := os.Lstat(scratch); err == nil {
+		return scratch
+	}
+	return p
+}

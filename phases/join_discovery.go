@@ -60,18 +60,24 @@ func DiscoverCluster(ctx context.Context, req JoinRequest, out *Printer) (*Disco
 		out.Phase("discovery", "reading the cluster from %s", req.DiscoveryFile)
 		res, err = discovery.DiscoverFromFile(req.DiscoveryFile)
 	} else {
-		how := "checking the CA against the given pin"
-		if len(req.CAPins) == 0 {
-			how = "WITHOUT checking the CA (--discovery-token-unsafe-skip-ca-verification)"
-		}
-		out.Phase("discovery", "fetching cluster-info from %s with token %s, %s", req.Endpoint, req.Token.ID, how)
-		res, err = discovery.Discover(ctx, discovery.Options{
+		opts := discovery.Options{
 			Endpoint:                 req.Endpoint,
 			Token:                    req.Token,
 			CAPins:                   req.CAPins,
 			UnsafeSkipCAVerification: req.UnsafeSkipCAVerification,
 			Timeout:                  req.Timeout,
-		})
+		}
+		// Refuse before saying how the CA will be checked: without a pin, only the unsafe
+		// flag lets discovery go on.
+		if err := opts.Check(); err != nil {
+			return nil, err
+		}
+		how := "checking the CA against the given pin"
+		if len(req.CAPins) == 0 {
+			how = "WITHOUT checking the CA (--discovery-token-unsafe-skip-ca-verification)"
+		}
+		out.Phase("discovery", "fetching cluster-info from %s with token %s, %s", req.Endpoint, req.Token.ID, how)
+		res, err = discovery.Discover(ctx, opts)
 	}
 	if err != nil {
 		return nil, err
@@ -148,7 +154,7 @@ func PrepareJoin(ctx context.Context, d *Data, disc *Discovered, key bootstrap.C
 // checkExistingCA refuses a host that holds another cluster's CA.
 func checkExistingCA(d *Data, caPEM []byte) error {
 	shown := filepath.Join(d.CertDir, "ca.crt")
-	have, err := readFileIfExists(d.Path(shown))
+	have, err := readFileIfExists(d.hostPath(shown))
 	if err != nil || have == nil {
 		return err
 	}
@@ -161,7 +167,7 @@ func checkExistingCA(d *Data, caPEM []byte) error {
 // joinedHere reports whether this host's kubelet already has a client certificate for its
 // node name that the cluster CA signed: an earlier join finished its TLS bootstrap.
 func joinedHere(d *Data, caPEM []byte) bool {
-	path := d.Path(filepath.Join(d.KubeconfigDir, kubelet.KubeconfigName))
+	path := d.hostPath(filepath.Join(d.KubeconfigDir, kubelet.KubeconfigName))
 	cfg, err := loadKubeconfig(path)
 	if err != nil {
 		return false
@@ -172,7 +178,7 @@ func joinedHere(d *Data, caPEM []byte) bool {
 	}
 	certPEM := user.ClientCertificateData
 	if len(certPEM) == 0 && user.ClientCertificate != "" {
-		if certPEM, err = readFileIfExists(d.Path(user.ClientCertificate)); err != nil || certPEM == nil {
+		if certPEM, err = readFileIfExists(d.hostPath(user.ClientCertificate)); err != nil || certPEM == nil {
 			return false
 		}
 	}
@@ -241,7 +247,7 @@ func fetchSharedCerts(ctx context.Context, d *Data, cs kubernetes.Interface, key
 	if key.IsZero() {
 		var missing []string
 		for _, f := range files {
-			if b, err := readFileIfExists(d.Path(f.Path)); err != nil || (b == nil && !f.Optional) {
+			if b, err := readFileIfExists(d.hostPath(f.Path)); err != nil || (b == nil && !f.Optional) {
 				missing = append(missing, f.Path)
 			}
 		}

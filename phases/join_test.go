@@ -16,8 +16,11 @@ import (
 	"k8s.io/client-go/kubernetes/fake"
 
 	"github.com/kforge/kforge/bootstrap"
+	"github.com/kforge/kforge/certs"
 	"github.com/kforge/kforge/config"
 	"github.com/kforge/kforge/etcd"
+	"github.com/kforge/kforge/kubeconfig"
+	"github.com/kforge/kforge/kubelet"
 	"github.com/kforge/kforge/manifests"
 	"github.com/kforge/kforge/tokens"
 )
@@ -311,5 +314,55 @@ func TestDownloadCertsWritesSecretsPrivate(t *testing.T) {
 		if fi.Mode().Perm() != mode {
 			t.Errorf("%s has mode %v, want %v", p, fi.Mode().Perm(), mode)
 		}
+	}
+}
+
+// TestPrepareJoinDryRunReadsTheHost is issue 10, item 26: a dry run of join on a host that
+// had joined looked for kubelet.conf in its empty scratch root, and refused the host's own
+// Ready node, where a real join converges.
+func TestPrepareJoinDryRunReadsTheHost(t *testing.T) {
+	e := newJoinEnv(t, "w1", readyNode("w1", true))
+	// The host's real files live outside the scratch root.
+	host := t.TempDir()
+	e.d.CertDir, e.d.KubeconfigDir = filepath.Join(host, "pki"), filepath.Join(host, "kube")
+	e.d.DryRun = true
+
+	caCert, err := certs.ParseCertPEM(e.shared["ca.crt"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	caKey, err := certs.ParseKeyPEM(e.shared["ca.key"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	certPEM, keyPEM, err := certs.NewClientCert(caCert, caKey, certs.ClientRequest{
+		CommonName: kubeconfig.NodeUserPrefix + "w1", Organization: []string{"system:nodes"},
+		Validity: time.Hour, KeyAlgorithm: e.d.Cluster.Certificates.KeyAlgorithm,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	conf, err := kubeconfig.Build(e.d.Cluster.Name, "https://192.0.2.10:6443", e.caPEM, kubeconfig.NodeUserPrefix+"w1", certPEM, keyPEM)
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, filepath.Join(e.d.KubeconfigDir, kubelet.KubeconfigName), conf)
+	writeFile(t, filepath.Join(e.d.CertDir, "ca.crt"), e.caPEM)
+
+	before := listFiles(t, host)
+	if err := e.prepare(t, bootstrap.CertificateKey{}); err != nil {
+		t.Fatalf("dry-run PrepareJoin on a joined host: %v", err)
+	}
+	if !e.d.Join.AlreadyJoined || !strings.Contains(e.out.String(), "already joined") {
+		t.Errorf("AlreadyJoined = %v, want true and said:\n%s", e.d.Join.AlreadyJoined, e.out)
+	}
+	if after := listFiles(t, host); after != before {
+		t.Errorf("the dry run changed the host's files:\nbefore: %s\nafter: %s", before, after)
+	}
+
+	// Another cluster's CA on the host is refused by a dry run too.
+	writeFile(t, filepath.Join(e.d.CertDir, "ca.crt"), []byte("-----BEGIN CERTIFICATE-----\nb3RoZXI=\n-----END CERTIFICATE-----\n"))
+	if err := e.prepare(t, bootstrap.CertificateKey{}); err == nil || !strings.Contains(err.Error(), "is not the CA of the cluster being joined") {
+		t.Errorf("dry-run PrepareJoin with another cluster's CA: %v, want a refusal", err)
 	}
 }
