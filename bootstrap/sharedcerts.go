@@ -17,6 +17,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/kforge/kforge/config"
+	"github.com/kforge/kforge/manifests"
 	"github.com/kforge/kforge/tokens"
 )
 
@@ -73,11 +74,14 @@ type SharedFile struct {
 	Path string
 	// Optional files may be absent: the keys of an external CA, which kforge never holds.
 	Optional bool
+	// Secret files are written 0600 whatever their name.
+	Secret bool
 }
 
 // SharedCertFiles lists the files a joining control-plane node needs from the first one:
-// the cluster, front-proxy and (local) etcd CAs, the service-account key pair, and the
-// client files of an external etcd. certDir is the certificate directory as hosts see it.
+// the cluster, front-proxy and (local) etcd CAs, the service-account key pair, the
+// encryption configuration of Secrets (security.encrypt_secrets), and the client files of
+// an external etcd. certDir is the certificate directory as hosts see it.
 func SharedCertFiles(c *config.Cluster, certDir string) []SharedFile {
 	under := func(rel string, optional bool) SharedFile {
 		return SharedFile{Key: strings.ReplaceAll(rel, "/", "-"), Path: path.Join(certDir, rel), Optional: optional}
@@ -92,6 +96,12 @@ func SharedCertFiles(c *config.Cluster, certDir string) []SharedFile {
 	}
 	if c.Etcd.Local != nil {
 		files = append(files, under("etcd/ca.crt", false), under("etcd/ca.key", true))
+	}
+	if c.Security.EncryptsSecrets() {
+		// The key that encrypts Secrets in etcd: every apiserver needs the same one.
+		f := under(manifests.EncryptionConfigFile, false)
+		f.Secret = true
+		files = append(files, f)
 	}
 	if e := c.Etcd.External; e != nil {
 		for _, f := range []struct{ key, path string }{

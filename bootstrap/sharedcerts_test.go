@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -188,6 +189,9 @@ func TestSharedCertFiles(t *testing.T) {
 			if f.Optional {
 				s += " (optional)"
 			}
+			if f.Secret {
+				s += " (secret)"
+			}
 			out = append(out, s)
 		}
 		return out
@@ -197,16 +201,22 @@ func TestSharedCertFiles(t *testing.T) {
 		"front-proxy-ca.crt=/pki/front-proxy-ca.crt", "front-proxy-ca.key=/pki/front-proxy-ca.key (optional)",
 		"sa.key=/pki/sa.key", "sa.pub=/pki/sa.pub",
 	}
-	local := append(append([]string{}, common...), "etcd-ca.crt=/pki/etcd/ca.crt", "etcd-ca.key=/pki/etcd/ca.key (optional)")
+	const enc = "encryption-config.yaml=/pki/encryption-config.yaml (secret)"
+	local := append(append([]string{}, common...), "etcd-ca.crt=/pki/etcd/ca.crt", "etcd-ca.key=/pki/etcd/ca.key (optional)", enc)
 	if diff := cmp.Diff(local, keys(SharedCertFiles(testCluster(nil), "/pki"))); diff != "" {
 		t.Errorf("local etcd (-want +got):\n%s", diff)
 	}
 	ext := testCluster(func(c *config.Cluster) {
 		c.Etcd.External = &config.ExternalEtcd{Endpoints: []string{"https://e:2379"}, CAFile: "/e/ca.crt", CertFile: "/e/c.crt", KeyFile: "/e/c.key"}
 	})
-	external := append(append([]string{}, common...), "external-etcd-ca.crt=/e/ca.crt", "external-etcd.crt=/e/c.crt", "external-etcd.key=/e/c.key")
+	external := append(append([]string{}, common...), enc, "external-etcd-ca.crt=/e/ca.crt", "external-etcd.crt=/e/c.crt", "external-etcd.key=/e/c.key")
 	if diff := cmp.Diff(external, keys(SharedCertFiles(ext, "/pki"))); diff != "" {
 		t.Errorf("external etcd (-want +got):\n%s", diff)
+	}
+	off := false
+	plain := testCluster(func(c *config.Cluster) { c.Security.EncryptSecrets = &off })
+	if got := keys(SharedCertFiles(plain, "/pki")); slices.Contains(got, enc) {
+		t.Errorf("encrypt_secrets off, yet the encryption configuration is shared: %q", got)
 	}
 }
 

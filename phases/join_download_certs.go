@@ -41,7 +41,7 @@ func downloadCertsPhase() Phase {
 					continue
 				}
 				mode := fs.FileMode(0o644)
-				if filepath.Ext(f.Path) == ".key" {
+				if f.Secret || filepath.Ext(f.Path) == ".key" {
 					mode = 0o600
 				}
 				if _, err := fileutil.WriteAtomic(d.Path(f.Path), data, mode, 0o700); err != nil {
