@@ -246,6 +246,8 @@ func TestSingleNodeInit(t *testing.T) {
 
 	t.Run("networking", func(t *testing.T) { checkPodNetworking(t, ctx, cs) })
 
+	t.Run("security posture", func(t *testing.T) { checkSecurityPosture(t, ctx, n, cs) })
+
 	t.Run("idempotency", func(t *testing.T) {
 		files, containers := n.stateOf(ctx)
 		if strings.TrimSpace(containers) == "" {
