@@ -117,7 +117,7 @@ func KubeProxyConfig(c *config.Cluster) (*kubeproxyv1alpha1.KubeProxyConfigurati
 		ClientConnection: componentbasev1alpha1.ClientConnectionConfiguration{
 			Kubeconfig: kubeProxyKubeconfigInPod,
 		},
-		BindAddress: anyAddr,
+		BindAddress:        anyAddr,
 		HealthzBindAddress: hostPort(healthz, kubeProxyHealthzPort),
 		MetricsBindAddress: hostPort(loopback, kubeProxyMetricsPort),
 		Mode:               kubeproxyv1alpha1.ProxyMode(c.Addons.KubeProxy.Mode),
