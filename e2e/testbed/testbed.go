@@ -278,7 +278,7 @@ func (t *Testbed) prepareMachine(ctx context.Context) error {
 		return err
 	}
 	defer aptLog.Close()
-	if err := ensurePackages(ctx, func(s string) { t.progress("%s", s) }, aptLog); err != nil {
+	if err := EnsurePackages(ctx, Packages, func(s string) { t.progress("%s", s) }, aptLog); err != nil {
 		return fmt.Errorf("installing the packages hosts need: %w", err)
 	}
 	for _, bin := range []string{"nsenter", "ip", "iptables", "sshd", "containerd", "ctr", "runc"} {
