@@ -6,6 +6,21 @@ import (
 	"strings"
 )
 
+// KubeadmSecurity is the posture of a cluster made by stock kubeadm init: none of the
+// [security] switches. A host joining such a cluster follows it, so that its apiserver
+// reads Secrets as the others do and needs no files kubeadm never shares.
+func KubeadmSecurity() Security {
+	off := func() *bool { b := false; return &b }
+	return Security{
+		EncryptSecrets:          off(),
+		PodSecurity:             PodSecurityPrivileged,
+		Profiling:               true,
+		RestrictAnonymous:       off(),
+		KubeProxyLocalEndpoints: off(),
+		Audit:                   Audit{Enabled: off()},
+	}
+}
+
 // validateSecurity checks the [security] table, and the apiserver flags that would
 // contradict it.
 func (c *Cluster) validateSecurity(l *problemList) {
