@@ -366,13 +366,20 @@ func TestKubeProxyConfig(t *testing.T) {
 		podCIDR, serviceCIDR string
 		wantCIDR             string
 		wantHealthz, wantMet string
+		// everyAddress turns security.kube_proxy_local_endpoints off.
+		everyAddress bool
 	}{
-		{name: "iptables", mode: "iptables", wantCIDR: "10.244.0.0/16", wantHealthz: "0.0.0.0:10256", wantMet: "127.0.0.1:10249"},
-		{name: "ipvs", mode: "ipvs", wantCIDR: "10.244.0.0/16", wantHealthz: "0.0.0.0:10256", wantMet: "127.0.0.1:10249"},
-		{name: "nftables", mode: "nftables", wantCIDR: "10.244.0.0/16", wantHealthz: "0.0.0.0:10256", wantMet: "127.0.0.1:10249"},
+		{name: "iptables", mode: "iptables", wantCIDR: "10.244.0.0/16", wantHealthz: "127.0.0.1:10256", wantMet: "127.0.0.1:10249"},
+		{name: "ipvs", mode: "ipvs", wantCIDR: "10.244.0.0/16", wantHealthz: "127.0.0.1:10256", wantMet: "127.0.0.1:10249"},
+		{name: "nftables", mode: "nftables", wantCIDR: "10.244.0.0/16", wantHealthz: "127.0.0.1:10256", wantMet: "127.0.0.1:10249"},
 		{
 			name: "IPv6", mode: "iptables", podCIDR: "fd00:10:244::/56", serviceCIDR: "fd00:10:96::/112",
-			wantCIDR: "fd00:10:244::/56", wantHealthz: "[::]:10256", wantMet: "[::1]:10249",
+			wantCIDR: "fd00:10:244::/56", wantHealthz: "[::1]:10256", wantMet: "[::1]:10249",
+		},
+		{name: "health on every address", mode: "iptables", wantCIDR: "10.244.0.0/16", wantHealthz: "0.0.0.0:10256", wantMet: "127.0.0.1:10249", everyAddress: true},
+		{
+			name: "IPv6 health on every address", mode: "iptables", podCIDR: "fd00:10:244::/56", serviceCIDR: "fd00:10:96::/112",
+			wantCIDR: "fd00:10:244::/56", wantHealthz: "[::]:10256", wantMet: "[::1]:10249", everyAddress: true,
 		},
 	}
 	for _, tc := range tests {
@@ -380,6 +387,10 @@ func TestKubeProxyConfig(t *testing.T) {
 			c := testCluster(t, func(c *config.Cluster) {
 				c.Addons.KubeProxy.Mode = tc.mode
 				c.Networking.PodCIDR, c.Networking.ServiceCIDR = tc.podCIDR, tc.serviceCIDR
+				if tc.everyAddress {
+					off := false
+					c.Security.KubeProxyLocalEndpoints = &off
+				}
 			})
 			got := kubeProxyConfigOf(t, c)
 			if got.APIVersion != "kubeproxy.config.k8s.io/v1alpha1" || got.Kind != "KubeProxyConfiguration" {

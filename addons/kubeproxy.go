@@ -100,6 +100,15 @@ func KubeProxyConfig(c *config.Cluster) (*kubeproxyv1alpha1.KubeProxyConfigurati
 	if pod.Addr().Is6() {
 		anyAddr, loopback = "::", "::1"
 	}
+	// Metrics stay on loopback. The health endpoint answers on every address only with
+	// security.kube_proxy_local_endpoints off, for load balancers that probe nodes: kube-proxy
+	// reads its listen addresses from this one shared file alone (flags are ignored next to
+	// --config), so a per-node address cannot be set here, and loopback is the address every
+	// node has.
+	healthz := anyAddr
+	if c.Security.KubeProxyBindsLoopback() {
+		healthz = loopback
+	}
 	return &kubeproxyv1alpha1.KubeProxyConfiguration{
 		TypeMeta: metav1.TypeMeta{
 			APIVersion: kubeproxyv1alpha1.SchemeGroupVersion.String(),
@@ -108,9 +117,8 @@ func KubeProxyConfig(c *config.Cluster) (*kubeproxyv1alpha1.KubeProxyConfigurati
 		ClientConnection: componentbasev1alpha1.ClientConnectionConfiguration{
 			Kubeconfig: kubeProxyKubeconfigInPod,
 		},
-		BindAddress: anyAddr,
-		// The health endpoint answers load balancers on every address; metrics stay local.
-		HealthzBindAddress: hostPort(anyAddr, kubeProxyHealthzPort),
+		BindAddress:        anyAddr,
+		HealthzBindAddress: hostPort(healthz, kubeProxyHealthzPort),
 		MetricsBindAddress: hostPort(loopback, kubeProxyMetricsPort),
 		Mode:               kubeproxyv1alpha1.ProxyMode(c.Addons.KubeProxy.Mode),
 		ClusterCIDR:        pod.Masked().String(),

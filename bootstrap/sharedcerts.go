@@ -20,6 +20,7 @@ import (
 	"github.com/kforge/kforge/certs"
 	"github.com/kforge/kforge/config"
 	"github.com/kforge/kforge/internal/redact"
+	"github.com/kforge/kforge/manifests"
 	"github.com/kforge/kforge/tokens"
 )
 
@@ -107,8 +108,9 @@ func (f SharedFile) Mode() fs.FileMode {
 }
 
 // SharedCertFiles lists the files a joining control-plane node needs from the first one:
-// the cluster, front-proxy and (local) etcd CAs, the service-account key pair, and the
-// client files of an external etcd. certDir is the certificate directory as hosts see it.
+// the cluster, front-proxy and (local) etcd CAs, the service-account key pair, the
+// encryption configuration of Secrets (security.encrypt_secrets), and the client files of
+// an external etcd. certDir is the certificate directory as hosts see it.
 func SharedCertFiles(c *config.Cluster, certDir string) []SharedFile {
 	const (
 		required = false
@@ -129,6 +131,10 @@ func SharedCertFiles(c *config.Cluster, certDir string) []SharedFile {
 	}
 	if c.Etcd.Local != nil {
 		files = append(files, under("etcd/ca.crt", required, public), under("etcd/ca.key", optional, secret))
+	}
+	if c.Security.EncryptsSecrets() {
+		// The key that encrypts Secrets in etcd: every apiserver needs the same one.
+		files = append(files, under(manifests.EncryptionConfigFile, required, secret))
 	}
 	if e := c.Etcd.External; e != nil {
 		for _, f := range []SharedFile{

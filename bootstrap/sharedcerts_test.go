@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -201,16 +202,22 @@ func TestSharedCertFiles(t *testing.T) {
 		"front-proxy-ca.crt=/pki/front-proxy-ca.crt", "front-proxy-ca.key=/pki/front-proxy-ca.key (optional) (secret, 600)",
 		"sa.key=/pki/sa.key (secret, 600)", "sa.pub=/pki/sa.pub",
 	}
-	local := append(append([]string{}, common...), "etcd-ca.crt=/pki/etcd/ca.crt", "etcd-ca.key=/pki/etcd/ca.key (optional) (secret, 600)")
+	const enc = "encryption-config.yaml=/pki/encryption-config.yaml (secret, 600)"
+	local := append(append([]string{}, common...), "etcd-ca.crt=/pki/etcd/ca.crt", "etcd-ca.key=/pki/etcd/ca.key (optional) (secret, 600)", enc)
 	if diff := cmp.Diff(local, keys(SharedCertFiles(testCluster(nil), "/pki"))); diff != "" {
 		t.Errorf("local etcd (-want +got):\n%s", diff)
 	}
 	ext := testCluster(func(c *config.Cluster) {
 		c.Etcd.External = &config.ExternalEtcd{Endpoints: []string{"https://e:2379"}, CAFile: "/e/ca.pem", CertFile: "/e/client.pem", KeyFile: "/e/client-key.pem"}
 	})
-	external := append(append([]string{}, common...), "external-etcd-ca.crt=/e/ca.pem", "external-etcd.crt=/e/client.pem", "external-etcd.key=/e/client-key.pem (secret, 600)")
+	external := append(append([]string{}, common...), enc, "external-etcd-ca.crt=/e/ca.pem", "external-etcd.crt=/e/client.pem", "external-etcd.key=/e/client-key.pem (secret, 600)")
 	if diff := cmp.Diff(external, keys(SharedCertFiles(ext, "/pki"))); diff != "" {
 		t.Errorf("external etcd (-want +got):\n%s", diff)
+	}
+	off := false
+	plain := testCluster(func(c *config.Cluster) { c.Security.EncryptSecrets = &off })
+	if got := keys(SharedCertFiles(plain, "/pki")); slices.Contains(got, enc) {
+		t.Errorf("encrypt_secrets off, yet the encryption configuration is shared: %q", got)
 	}
 }
 

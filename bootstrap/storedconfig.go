@@ -220,6 +220,7 @@ func ClusterFromKubeadm(cc *ClusterConfiguration, kc *kubeletv1beta1.KubeletConf
 	k.KubeReserved = maps.Clone(kc.KubeReserved)
 	k.EvictionHard = maps.Clone(kc.EvictionHard)
 
+	c.Security = config.KubeadmSecurity()
 	config.SetDefaults(c)
 	if kc.ClusterDomain != "" && kc.ClusterDomain != c.Networking.DNSDomain {
 		bad("the KubeletConfiguration's clusterDomain %q differs from the ClusterConfiguration's networking.dnsDomain %q: kforge configures both from one setting",

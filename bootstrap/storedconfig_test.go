@@ -54,6 +54,11 @@ func kubeadmDefaults(edit func(c *config.Cluster)) *config.Cluster {
 		ControlPlaneEndpoint: "cp.example.com:6443",
 		Certificates:         config.Certificates{KeyAlgorithm: config.KeyRSA2048},
 		Kubelet:              config.Kubelet{CgroupDriver: "systemd"},
+		// kubeadm's posture: none of kforge's [security] switches.
+		Security: config.Security{
+			EncryptSecrets: new(bool), RestrictAnonymous: new(bool), KubeProxyLocalEndpoints: new(bool),
+			PodSecurity: "privileged", Profiling: true, Audit: config.Audit{Enabled: new(bool)},
+		},
 	}
 	if edit != nil {
 		edit(c)
@@ -151,6 +156,13 @@ func TestReadStoredClusterFromKubeadm(t *testing.T) {
 			}
 			if diff := cmp.Diff(tc.want, got.Cluster); diff != "" {
 				t.Errorf("derived cluster configuration (-want +got):\n%s", diff)
+			}
+			// kubeadm shares no encryption configuration: a control plane joining its
+			// cluster must not wait for one.
+			for _, f := range SharedCertFiles(got.Cluster, tc.wantCertDir) {
+				if f.Key == "encryption-config.yaml" {
+					t.Errorf("a kubeadm cluster's shared files include %s", f.Key)
+				}
 			}
 		})
 	}

@@ -174,6 +174,12 @@ var wantFiles = map[string]fs.FileMode{
 	"manifests/kube-controller-manager.yaml": 0o600,
 	"manifests/kube-scheduler.yaml":          0o600,
 	"etcd":                                   fs.ModeDir | 0o700,
+	// Beyond the reference: the [security] defaults.
+	"pki/encryption-config.yaml":                0o600,
+	"kube/apiserver":                            fs.ModeDir | 0o755,
+	"kube/apiserver/admission-config.yaml":      0o600,
+	"kube/apiserver/audit-policy.yaml":          0o600,
+	"kube/apiserver/authentication-config.yaml": 0o600,
 }
 
 // certRow is one row of the certificate table in shared/REFERENCE.md.

@@ -190,6 +190,14 @@ func explicitZeros(c *Cluster, idx *docIndex) problemList {
 	if c.Addons.DNS.Replicas == 0 && !c.Addons.DNS.Disabled && written("addons.dns.replicas") {
 		out.add("addons.dns.replicas", "0 is less than 1; want at least 1, or set addons.dns.disabled = true")
 	}
+	for _, n := range []struct {
+		key string
+		v   int
+	}{{"max_age", c.Security.Audit.MaxAge}, {"max_backups", c.Security.Audit.MaxBackups}, {"max_size", c.Security.Audit.MaxSize}} {
+		if p := "security.audit." + n.key; n.v == 0 && written(p) {
+			out.add(p, "0 is not positive; want a positive number, or leave the key out for the default")
+		}
+	}
 	for i, h := range c.Hosts {
 		if p := fmt.Sprintf("hosts[%d].ssh.port", i); h.SSH.Port == 0 && written(p) {
 			out.add(p, "0 is not a port; want 1-65535")

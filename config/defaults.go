@@ -21,6 +21,10 @@ const (
 	DefaultSSHUser           = "root"
 	DefaultCAValidity        = 10 * 365 * 24 * time.Hour
 	DefaultCertValidity      = 365 * 24 * time.Hour
+	DefaultAuditLogPath      = "/var/log/kubernetes/audit/audit.log"
+	DefaultAuditLogMaxAge    = 30
+	DefaultAuditLogMaxBackup = 10
+	DefaultAuditLogMaxSize   = 100
 )
 
 // Default returns a defaulted cluster with no hosts.
@@ -67,12 +71,32 @@ func SetDefaults(c *Cluster) {
 		c.Addons.DNS.Replicas = 2
 	}
 	setStr(&c.Addons.KubeProxy.Mode, "iptables")
+	setDefaultsSecurity(&c.Security)
 	for i := range c.Hosts {
 		h := &c.Hosts[i]
 		setStr(&h.InternalAddress, h.Address)
 		setStr(&h.SSH.User, DefaultSSHUser)
 		if h.SSH.Port == 0 {
 			h.SSH.Port = DefaultSSHPort
+		}
+	}
+}
+
+func setDefaultsSecurity(s *Security) {
+	for _, b := range []**bool{&s.EncryptSecrets, &s.RestrictAnonymous, &s.KubeProxyLocalEndpoints, &s.Audit.Enabled} {
+		if *b == nil {
+			t := true
+			*b = &t
+		}
+	}
+	setStr(&s.PodSecurity, PodSecurityBaseline)
+	setStr(&s.Audit.Path, DefaultAuditLogPath)
+	for _, n := range []struct {
+		p *int
+		v int
+	}{{&s.Audit.MaxAge, DefaultAuditLogMaxAge}, {&s.Audit.MaxBackups, DefaultAuditLogMaxBackup}, {&s.Audit.MaxSize, DefaultAuditLogMaxSize}} {
+		if *n.p == 0 {
+			*n.p = n.v
 		}
 	}
 }

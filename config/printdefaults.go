@@ -37,8 +37,9 @@ var defaultsTemplate = template.Must(template.New("cluster.toml").Funcs(template
 		}
 		return orList(names)
 	},
-	"hostPathTypes": func() string { return orList(HostPathTypes[1:]) },
-	"keyAlgorithms": func() string { return orList(KeyAlgorithms) },
+	"hostPathTypes":     func() string { return orList(HostPathTypes[1:]) },
+	"keyAlgorithms":     func() string { return orList(KeyAlgorithms) },
+	"podSecurityLevels": func() string { return orList(quoteAll(PodSecurityLevels)) },
 }).Parse(defaultsText))
 
 // Commented-out lines that start with a key and " = ", or with "[", are examples: the tests
@@ -106,12 +107,12 @@ key_algorithm = {{q .Certificates.KeyAlgorithm}}
 [apiserver]
 # Extra DNS names and IPs for the apiserver serving certificate.
 # cert_sans = ["api.example.com", "10.0.0.100"]
-# extra_args = { audit-log-path = "/var/log/kubernetes/audit/audit.log", audit-log-maxage = "30" }
+# extra_args = { event-ttl = "2h", default-watch-cache-size = "200" }
 # [[apiserver.extra_volumes]]
-# name = "audit-log"
-# host_path = "/var/log/kubernetes/audit"
-# mount_path = "/var/log/kubernetes/audit"
-# read_only = false
+# name = "oidc-ca"
+# host_path = "/etc/kubernetes/oidc"
+# mount_path = "/etc/kubernetes/oidc"
+# read_only = true
 # path_type = "DirectoryOrCreate"
 
 [controller_manager]
@@ -155,6 +156,36 @@ replicas = {{.Addons.DNS.Replicas}}
 disabled = {{.Addons.KubeProxy.Disabled}}
 # "iptables", "ipvs" or "nftables".
 mode = {{q .Addons.KubeProxy.Mode}}
+
+# A security posture beyond kubeadm's defaults. Every switch is on by default.
+[security]
+# Encrypt Secrets in etcd (secretbox) with a key init generates in
+# /etc/kubernetes/pki/encryption-config.yaml (0600); joining control planes receive it with
+# the shared certificates. A re-run keeps the key.
+encrypt_secrets = {{.Security.EncryptsSecrets}}
+# Pod Security Standard enforced in every namespace but kube-system: {{podSecurityLevels}}
+# ("privileged" enforces nothing). Pods that break "restricted" are warned about and audited.
+pod_security = {{q .Security.PodSecurity}}
+# Serve /debug/pprof on the apiserver, controller-manager and scheduler.
+profiling = {{.Security.Profiling}}
+# Let anonymous requests reach only /livez, /readyz, /healthz and kube-public/cluster-info
+# (which joining nodes read), through the apiserver's authentication configuration.
+restrict_anonymous = {{.Security.RestrictsAnonymous}}
+# Bind kube-proxy's health (10256) and metrics (10249) servers to the node's loopback address
+# instead of every address. Set false for load balancers that probe nodes on 10256.
+kube_proxy_local_endpoints = {{.Security.KubeProxyBindsLoopback}}
+
+# The apiserver's audit log: metadata of every request (who read which Secret, never its
+# content), rotated by size and age.
+[security.audit]
+enabled = {{.Security.Audits}}
+path = {{q .Security.Audit.Path}}
+# Days to keep rotated files.
+max_age = {{.Security.Audit.MaxAge}}
+# Rotated files to keep.
+max_backups = {{.Security.Audit.MaxBackups}}
+# Size in megabytes at which the log is rotated.
+max_size = {{.Security.Audit.MaxSize}}
 
 # The machines of the cluster, one [[hosts]] table each; the first control-plane host
 # initialises the cluster. Leave hosts out for a single-host kforge init on this machine.

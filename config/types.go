@@ -36,6 +36,7 @@ type Cluster struct {
 	Scheduler         ControlPlaneComp `toml:"scheduler"`
 	Kubelet           Kubelet          `toml:"kubelet"`
 	Addons            Addons           `toml:"addons"`
+	Security          Security         `toml:"security"`
 	Hosts             []Host           `toml:"hosts"`
 }
 
@@ -172,6 +173,67 @@ type KubeProxy struct {
 	// Mode is "iptables", "ipvs" or "nftables".
 	Mode string `toml:"mode"`
 }
+
+// Pod Security Standard levels, for security.pod_security.
+const (
+	PodSecurityPrivileged = "privileged"
+	PodSecurityBaseline   = "baseline"
+	PodSecurityRestricted = "restricted"
+)
+
+// PodSecurityLevels lists the accepted security.pod_security values.
+var PodSecurityLevels = []string{PodSecurityPrivileged, PodSecurityBaseline, PodSecurityRestricted}
+
+// Security is kforge's posture beyond kubeadm's defaults. Every switch is on by default;
+// the pointer fields are nil only before SetDefaults, and their methods read nil as on.
+type Security struct {
+	// EncryptSecrets encrypts Secrets in etcd with a key init generates; default true.
+	EncryptSecrets *bool `toml:"encrypt_secrets,omitempty"`
+	// PodSecurity is the Pod Security Standard level enforced in every namespace but
+	// kube-system; violations of "restricted" are warned about and audited. Default
+	// "baseline"; "privileged" enforces nothing.
+	PodSecurity string `toml:"pod_security"`
+	// Profiling serves /debug/pprof on the apiserver, controller-manager and scheduler;
+	// default false.
+	Profiling bool `toml:"profiling"`
+	// RestrictAnonymous lets anonymous requests reach only the health endpoints and
+	// kube-public/cluster-info; default true.
+	RestrictAnonymous *bool `toml:"restrict_anonymous,omitempty"`
+	// KubeProxyLocalEndpoints binds kube-proxy's health and metrics servers to the node's
+	// loopback address instead of every address; default true.
+	KubeProxyLocalEndpoints *bool `toml:"kube_proxy_local_endpoints,omitempty"`
+	Audit                   Audit `toml:"audit"`
+}
+
+// Audit is the apiserver's audit log.
+type Audit struct {
+	// Enabled writes the audit log; default true.
+	Enabled *bool `toml:"enabled,omitempty"`
+	// Path is the log file on every control-plane host; default DefaultAuditLogPath.
+	Path string `toml:"path"`
+	// MaxAge is how many days rotated files are kept; default 30.
+	MaxAge int `toml:"max_age"`
+	// MaxBackups is how many rotated files are kept; default 10.
+	MaxBackups int `toml:"max_backups"`
+	// MaxSize is the size in megabytes at which the log is rotated; default 100.
+	MaxSize int `toml:"max_size"`
+}
+
+// EncryptsSecrets reports whether Secrets are encrypted at rest.
+func (s Security) EncryptsSecrets() bool { return on(s.EncryptSecrets) }
+
+// RestrictsAnonymous reports whether anonymous requests are limited to the health
+// endpoints and cluster-info.
+func (s Security) RestrictsAnonymous() bool { return on(s.RestrictAnonymous) }
+
+// KubeProxyBindsLoopback reports whether kube-proxy's health and metrics servers listen
+// on loopback only.
+func (s Security) KubeProxyBindsLoopback() bool { return on(s.KubeProxyLocalEndpoints) }
+
+// Audits reports whether the apiserver writes an audit log.
+func (s Security) Audits() bool { return on(s.Audit.Enabled) }
+
+func on(b *bool) bool { return b == nil || *b }
 
 // Host is one machine of the cluster.
 type Host struct {

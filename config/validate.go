@@ -152,6 +152,7 @@ func (c *Cluster) validate() problemList {
 
 	c.validateKubelet(&l)
 	c.validateAddons(&l)
+	c.validateSecurity(&l)
 	c.validateHosts(&l)
 	return l
 }

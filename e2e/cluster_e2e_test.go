@@ -235,6 +235,10 @@ func TestSingleNodeInit(t *testing.T) {
 		}
 	})
 
+	// Before networking: its test pods are still terminating when idempotency counts the
+	// running containers, so nothing may run between the two.
+	t.Run("security posture", func(t *testing.T) { checkSecurityPosture(t, ctx, n, cs) })
+
 	t.Run("networking", func(t *testing.T) { checkPodNetworking(t, ctx, cs) })
 
 	t.Run("idempotency", func(t *testing.T) {

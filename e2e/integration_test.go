@@ -85,7 +85,10 @@ data_dir = %q
 
 [addons.dns]
 upstreams = ["127.0.0.1"]
-`, filepath.Join(tmp, "etcd"))
+
+[security.audit]
+path = %q
+`, filepath.Join(tmp, "etcd"), filepath.Join(tmp, "audit", "audit.log"))
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
 	}

@@ -89,6 +89,7 @@ func apiServer(p Params) (*corev1.Pod, error) {
 		flags["etcd-servers"] = "https://" + net.JoinHostPort(p.loopback(), strconv.Itoa(EtcdClientPort))
 	}
 
+	vols = securityFlags(p, flags, vols)
 	vols, err := withExtraVolumes(vols, c.APIServer.ExtraVolumes)
 	if err != nil {
 		return nil, err
@@ -148,6 +149,7 @@ func controllerManager(p Params) (*corev1.Pod, error) {
 		flags["cluster-signing-cert-file"] = p.cert("ca.crt")
 		flags["cluster-signing-key-file"] = p.cert("ca.key")
 	}
+	profilingFlag(c, flags)
 	if c.Networking.PodCIDR != "" {
 		flags["allocate-node-cidrs"] = "true"
 		flags["cluster-cidr"] = c.Networking.PodCIDR
@@ -202,6 +204,7 @@ func scheduler(p Params) (*corev1.Pod, error) {
 		"kubeconfig":                kubeconfig,
 		"leader-elect":              "true",
 	}
+	profilingFlag(c, flags)
 	vols, err := withExtraVolumes([]volume{
 		{name: "kubeconfig", hostPath: kubeconfig, readOnly: true, pathType: corev1.HostPathFile},
 	}, c.Scheduler.ExtraVolumes)

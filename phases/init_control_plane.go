@@ -2,6 +2,7 @@ package phases
 
 import (
 	"context"
+	"crypto/rand"
 	"fmt"
 	"path/filepath"
 
@@ -10,19 +11,89 @@ import (
 )
 
 // controlPlanePhase writes the static pod manifests of the apiserver, the
-// controller-manager and the scheduler. Shared by init and join.
+// controller-manager and the scheduler, and before the apiserver's the files it reads:
+// its audit policy, admission and authentication configurations and, on init, the
+// encryption configuration with a new key. Shared by init and join.
 //
-// Reads Data.Cluster, Data.Node, Data.AdvertiseAddress and the directories of Data.
+// Reads Data.Cluster, Data.Node, Data.AdvertiseAddress, Data.Join.ControlPlane and the
+// directories of Data.
 func controlPlanePhase() Phase {
 	p := Phase{Name: "control-plane", Short: "Generate the static pod manifests for the control plane"}
 	for _, c := range manifests.ControlPlaneComponents() {
 		p.Phases = append(p.Phases, Phase{
 			Name:  c.Phase,
 			Short: c.Desc,
-			Run:   func(_ context.Context, d *Data) error { return writeManifest(d, c) },
+			Run: func(_ context.Context, d *Data) error {
+				if c.Name == manifests.NameAPIServer {
+					if err := writeAPIServerFiles(d); err != nil {
+						return err
+					}
+				}
+				return writeManifest(d, c)
+			},
 		})
 	}
 	return p
+}
+
+// writeAPIServerFiles writes the apiserver's security configuration ([security]).
+func writeAPIServerFiles(d *Data) error {
+	params, err := manifestParams(d)
+	if err != nil {
+		return err
+	}
+	files, err := manifests.APIServerFiles(params)
+	if err != nil {
+		return err
+	}
+	for _, f := range files {
+		res, err := fileutil.WriteAtomic(d.Path(f.Path), f.Data, f.Mode, 0o755)
+		if err != nil {
+			return err
+		}
+		if res == fileutil.Unchanged {
+			d.Out.Say("using existing %s (unchanged)", f.Path)
+		} else {
+			d.Out.Say("%s %s", res, f.Path)
+		}
+	}
+	if d.Cluster.Security.EncryptsSecrets() {
+		return ensureEncryptionConfig(d)
+	}
+	return nil
+}
+
+// ensureEncryptionConfig makes the key that encrypts Secrets once: an existing file is
+// kept, whatever it holds, since Secrets already written can be read only with its keys.
+// A joining control plane never makes one: it must use the cluster's, which
+// download-certs wrote.
+func ensureEncryptionConfig(d *Data) error {
+	shown := manifests.EncryptionConfigPath(d.CertDir)
+	have, err := readFileIfExists(d.Path(shown))
+	if err != nil {
+		return err
+	}
+	switch {
+	case have != nil:
+		d.Out.Say("using existing %s", shown)
+		return nil
+	case d.Join.ControlPlane:
+		return fmt.Errorf("%s is missing: a joining control plane must use the cluster's encryption key; "+
+			"upload the shared certificates again with 'kforge init phase upload-certs --upload-certs' on a control-plane host and join with the key it prints", shown)
+	}
+	key := make([]byte, manifests.EncryptionKeySize)
+	if _, err := rand.Read(key); err != nil {
+		return fmt.Errorf("generating the encryption key: %w", err)
+	}
+	data, err := manifests.EncryptionConfig(key)
+	if err != nil {
+		return err
+	}
+	if _, err := fileutil.WriteAtomic(d.Path(shown), data, 0o600, 0o700); err != nil {
+		return err
+	}
+	d.Out.Say("created %s: a new key that encrypts Secrets in etcd", shown)
+	return nil
 }
 
 func manifestParams(d *Data) (manifests.Params, error) {

@@ -45,9 +45,13 @@ func newJoinEnv(t *testing.T, node string, objs ...corev1.Node) *joinEnv {
 	}}
 	config.SetDefaults(c)
 
-	// The first host's certificates, as init makes them.
+	// The first host's certificates and encryption key, as init makes them.
 	first := newTestData(t, c, "cp1", io.Discard, nil)
 	if err := (&Workflow{Name: "init", Phases: []Phase{certsPhase()}}).Run(t.Context(), first, "", nil); err != nil {
+		t.Fatal(err)
+	}
+	first.Join.ControlPlane = false // init, not a join
+	if err := ensureEncryptionConfig(first); err != nil {
 		t.Fatal(err)
 	}
 	shared := map[string][]byte{}
@@ -208,8 +212,10 @@ func TestJoinWorkflowControlPlane(t *testing.T) {
 			t.Errorf("download-certs: %s: %v, content equal %v", rel, err, bytes.Equal(got, want))
 		}
 	}
-	if fi, err := os.Stat(e.d.Path("/etc/kubernetes/pki/ca.key")); err != nil || fi.Mode().Perm() != 0o600 {
-		t.Errorf("ca.key: %v %v, want mode 0600", fi, err)
+	for _, f := range []string{"ca.key", "encryption-config.yaml"} {
+		if fi, err := os.Stat(e.d.Path("/etc/kubernetes/pki/" + f)); err != nil || fi.Mode().Perm() != 0o600 {
+			t.Errorf("%s: %v %v, want mode 0600", f, fi, err)
+		}
 	}
 	for _, f := range []string{"/etc/kubernetes/admin.conf", "/etc/kubernetes/pki/apiserver.crt", "/etc/kubernetes/manifests/kube-apiserver.yaml"} {
 		if _, err := os.Stat(e.d.Path(f)); err != nil {

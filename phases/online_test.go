@@ -129,6 +129,8 @@ func writeTestPKI(t *testing.T, dir string) map[string][]byte {
 		"sa.pub":             []byte("sa pub"),
 		"etcd/ca.crt":        []byte("etcd ca"),
 		"etcd/ca.key":        []byte("etcd key"),
+		// As the control-plane phase makes it (security.encrypt_secrets).
+		"encryption-config.yaml": []byte("encryption config"),
 	}
 	shared := map[string][]byte{}
 	for rel, data := range files {
