@@ -124,7 +124,11 @@ func Paths(d Dirs) []Target {
 	add(d.KubeconfigDir, kubeconfig.AdminFileName, kubeconfig.SuperAdminFileName, kubeconfig.KubeletFileName,
 		kubeconfig.ControllerManagerFileName, kubeconfig.SchedulerFileName, kubeconfig.BootstrapKubeletFileName)
 	add("", certs.Files(d.CertDir)...)
+	add("", manifests.EncryptionConfigPath(d.CertDir))
 	paths = append(paths, Target{Path: filepath.Join(d.CertDir, "etcd"), IfEmpty: true})
+	apiserverDir := filepath.Join(d.KubeconfigDir, manifests.APIServerConfigDir)
+	add(apiserverDir, manifests.AuditPolicyFile, manifests.AdmissionConfigFile, manifests.AuthenticationConfigFile)
+	paths = append(paths, Target{Path: apiserverDir, IfEmpty: true})
 	add(KubeletDir, KubeletNames...)
 	add("/var/lib/cni", CNIStateNames...)
 	add("", addons.FlannelHostFiles()...)

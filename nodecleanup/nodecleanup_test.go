@@ -97,12 +97,14 @@ func TestPaths(t *testing.T) {
 		"/var/lib/kubelet/config.yaml", "/var/lib/kubelet/pki", "/var/lib/kubelet/pods",
 		"/var/lib/cni/networks", "/etc/cni/net.d/10-flannel.conflist", "/run/flannel/subnet.env",
 		"/data/etcd/member", "/var/lib/kforge/restart-pending",
+		"/etc/kubernetes/pki/encryption-config.yaml", "/etc/kubernetes/apiserver/audit-policy.yaml",
+		"/etc/kubernetes/apiserver/admission-config.yaml", "/etc/kubernetes/apiserver/authentication-config.yaml",
 	} {
 		if !slices.Contains(got, want) {
 			t.Errorf("Paths lacks %s", want)
 		}
 	}
-	if diff := cmp.Diff([]string{"/etc/kubernetes/pki/etcd"}, ifEmpty); diff != "" {
+	if diff := cmp.Diff([]string{"/etc/kubernetes/pki/etcd", "/etc/kubernetes/apiserver"}, ifEmpty); diff != "" {
 		t.Errorf("directories removed only when empty (-want +got):\n%s", diff)
 	}
 	// Never a whole directory that may hold what kforge did not create.
