@@ -4,14 +4,7 @@ package e2e
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"fmt"
-	"math/big"
 	"net"
 	"os"
 	"path"
@@ -26,69 +19,8 @@ import (
 	"github.com/kforge/kforge/e2e/lab"
 	"github.com/kforge/kforge/e2e/testbed"
 	"github.com/kforge/kforge/etcd"
+	"github.com/kforge/kforge/internal/testutil"
 )
-
-// extPKI is the external etcd's own CA, made by the test as an operator's tooling would.
-type extPKI struct {
-	t      *testing.T
-	cert   *x509.Certificate
-	key    *ecdsa.PrivateKey
-	caPEM  []byte
-	serial int64
-}
-
-func newExtPKI(t *testing.T) *extPKI {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber:          big.NewInt(1),
-		Subject:               pkix.Name{CommonName: "external-etcd-ca"},
-		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              time.Now().Add(24 * time.Hour),
-		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature,
-		BasicConstraintsValid: true,
-		IsCA:                  true,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, _ := x509.ParseCertificate(der)
-	return &extPKI{t: t, cert: cert, key: key, serial: 1,
-		caPEM: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})}
-}
-
-// leaf signs a certificate for cn with the given IP SANs, usable as server and client.
-func (p *extPKI) leaf(cn string, ips ...net.IP) (certPEM, keyPEM []byte) {
-	p.t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		p.t.Fatal(err)
-	}
-	p.serial++
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(p.serial),
-		Subject:      pkix.Name{CommonName: cn},
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(24 * time.Hour),
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
-		IPAddresses:  ips,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, p.cert, &key.PublicKey, p.key)
-	if err != nil {
-		p.t.Fatal(err)
-	}
-	kder, err := x509.MarshalECPrivateKey(key)
-	if err != nil {
-		p.t.Fatal(err)
-	}
-	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
-		pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder})
-}
 
 // putFile writes data to p on host h with mode.
 func putFile(t *testing.T, ctx context.Context, h testbed.Host, p string, data []byte, mode string) {
@@ -113,7 +45,7 @@ func TestExternalEtcd(t *testing.T) {
 		hs = append(hs, h)
 	}
 	cps, etcdHosts := hs[:2], hs[2:]
-	pki := newExtPKI(t)
+	pki := testutil.NewCA(t, "external-etcd-ca", 24*time.Hour)
 
 	// 1. The external etcd: three members with TLS for clients and peers.
 	const etcdDir = "/var/lib/etcd/external"
@@ -123,8 +55,8 @@ func TestExternalEtcd(t *testing.T) {
 		endpoints = append(endpoints, etcd.ClientURL(h.Address.String()))
 	}
 	for _, h := range etcdHosts {
-		crt, key := pki.leaf(h.Name, net.IP(h.Address.AsSlice()), net.ParseIP("127.0.0.1"))
-		putFile(t, ctx, h, etcdDir+"/pki/ca.crt", pki.caPEM, "0644")
+		crt, key := pki.Leaf(h.Name, net.IP(h.Address.AsSlice()), net.ParseIP("127.0.0.1"))
+		putFile(t, ctx, h, etcdDir+"/pki/ca.crt", pki.PEM, "0644")
 		putFile(t, ctx, h, etcdDir+"/pki/member.crt", crt, "0644")
 		putFile(t, ctx, h, etcdDir+"/pki/member.key", key, "0600")
 		ip := h.Address.String()
@@ -148,12 +80,12 @@ func TestExternalEtcd(t *testing.T) {
 	// The apiserver's client certificate, placed by the operator on the first control
 	// plane only: the second gets it through kforge's sealed certificates.
 	const clientDir = "/etc/kubernetes/external-etcd"
-	clientCrt, clientKey := pki.leaf("kube-apiserver-etcd-client")
-	putFile(t, ctx, cps[0], clientDir+"/ca.crt", pki.caPEM, "0644")
+	clientCrt, clientKey := pki.Leaf("kube-apiserver-etcd-client")
+	putFile(t, ctx, cps[0], clientDir+"/ca.crt", pki.PEM, "0644")
 	putFile(t, ctx, cps[0], clientDir+"/client.crt", clientCrt, "0644")
 	putFile(t, ctx, cps[0], clientDir+"/client.key", clientKey, "0600")
 	dir := t.TempDir()
-	for name, data := range map[string][]byte{"ca.crt": pki.caPEM, "client.crt": clientCrt, "client.key": clientKey} {
+	for name, data := range map[string][]byte{"ca.crt": pki.PEM, "client.crt": clientCrt, "client.key": clientKey} {
 		if err := os.WriteFile(dir+"/"+name, data, 0o600); err != nil {
 			t.Fatal(err)
 		}

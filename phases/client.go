@@ -138,38 +138,34 @@ func readClusterCA(d *Data) ([]byte, error) {
 
 // getSecret reads a Secret, retrying transient errors; a missing one is nil.
 func getSecret(ctx context.Context, cs kubernetes.Interface, ns, name string) (*corev1.Secret, error) {
-	var sec *corev1.Secret
-	err := apiclient.Retry(ctx, func(ctx context.Context) error {
-		s, err := cs.CoreV1().Secrets(ns).Get(ctx, name, metav1.GetOptions{})
-		switch {
-		case apierrors.IsNotFound(err):
-			sec = nil
-			return nil
-		case err != nil:
-			return fmt.Errorf("reading Secret %s/%s: %w", ns, name, err)
-		}
-		sec = s
-		return nil
+	return getObject(ctx, "Secret "+ns+"/"+name, func(ctx context.Context) (*corev1.Secret, error) {
+		return cs.CoreV1().Secrets(ns).Get(ctx, name, metav1.GetOptions{})
 	})
-	return sec, err
 }
 
-// getConfigMap reads ConfigMap ns/name; nil when there is none.
+// getConfigMap reads ConfigMap ns/name, retrying transient errors; a missing one is nil.
 func getConfigMap(ctx context.Context, cs kubernetes.Interface, ns, name string) (*corev1.ConfigMap, error) {
-	var cm *corev1.ConfigMap
+	return getObject(ctx, "ConfigMap "+ns+"/"+name, func(ctx context.Context) (*corev1.ConfigMap, error) {
+		return cs.CoreV1().ConfigMaps(ns).Get(ctx, name, metav1.GetOptions{})
+	})
+}
+
+// getObject runs get, retrying transient errors; NotFound gives nil and no error.
+func getObject[T any](ctx context.Context, what string, get func(context.Context) (*T, error)) (*T, error) {
+	var obj *T
 	err := apiclient.Retry(ctx, func(ctx context.Context) error {
-		got, err := cs.CoreV1().ConfigMaps(ns).Get(ctx, name, metav1.GetOptions{})
+		got, err := get(ctx)
 		switch {
 		case apierrors.IsNotFound(err):
-			cm = nil
+			obj = nil
 			return nil
 		case err != nil:
-			return fmt.Errorf("reading ConfigMap %s/%s: %w", ns, name, err)
+			return fmt.Errorf("reading %s: %w", what, err)
 		}
-		cm = got
+		obj = got
 		return nil
 	})
-	return cm, err
+	return obj, err
 }
 
 // kubeconfigClient returns the API client built, once, from the kubeconfig file in dir.
