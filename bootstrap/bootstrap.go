@@ -152,3 +152,11 @@ func group(name string) rbacv1.Subject {
 func user(name string) rbacv1.Subject {
 	return rbacv1.Subject{Kind: rbacv1.UserKind, APIGroup: rbacv1.GroupName, Name: name}
 }
+
+// The environment variables kforge init and join read their secrets from when the flags
+// are not given, so that they stay out of process listings and shell history; kforge up
+// sets them for the kforge it runs on a host (sent on stdin). kforge unsets them at startup.
+const (
+	EnvToken          = "KFORGE_TOKEN"
+	EnvCertificateKey = "KFORGE_CERTIFICATE_KEY"
+)

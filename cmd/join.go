@@ -20,11 +20,10 @@ import (
 	"github.com/kforge/kforge/tokens"
 )
 
-// Environment variables join reads secrets from when the flags are not given, so that they
-// stay out of process listings and shell history.
+// The environment variables init and join read secrets from when the flags are not given.
 const (
-	envToken          = "KFORGE_TOKEN"
-	envCertificateKey = "KFORGE_CERTIFICATE_KEY"
+	envToken          = bootstrap.EnvToken
+	envCertificateKey = bootstrap.EnvCertificateKey
 )
 
 // joinOptions are the flags of `kforge join` and of every `kforge join phase` command.

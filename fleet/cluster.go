@@ -24,10 +24,10 @@ const (
 	tokenDescriptionPrefix = "kforge up: "
 )
 
-// Environment variables that carry secrets to kforge on a host (through stdin).
+// The environment variables that carry secrets to kforge on a host (through stdin).
 const (
-	envToken          = "KFORGE_TOKEN"
-	envCertificateKey = "KFORGE_CERTIFICATE_KEY"
+	envToken          = bootstrap.EnvToken
+	envCertificateKey = bootstrap.EnvCertificateKey
 )
 
 // HasCluster reports whether the fleet reaches a cluster (found by Observe or made by
