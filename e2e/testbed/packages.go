@@ -46,11 +46,11 @@ func missingPackages(ctx context.Context, pkgs []string) ([]string, error) {
 
 const policyRCD = "/usr/sbin/policy-rc.d"
 
-// ensurePackages installs whatever of Packages is missing with apt-get. While it runs, a
+// ensurePackages installs whatever of pkgs is missing with apt-get. While it runs, a
 // policy-rc.d that denies every start keeps the packages' scripts from starting sshd or
 // containerd in the machine itself. log receives apt's output.
-func ensurePackages(ctx context.Context, progress func(string), log io.Writer) error {
-	missing, err := missingPackages(ctx, Packages)
+func ensurePackages(ctx context.Context, pkgs []string, progress func(string), log io.Writer) error {
+	missing, err := missingPackages(ctx, pkgs)
 	if err != nil {
 		return err
 	}
