@@ -67,6 +67,9 @@ var nspawnEnv = []string{"SYSTEMD_NSPAWN_UNIFIED_HIERARCHY=0", "SYSTEMD_NSPAWN_A
 //   - --network-namespace-path: the host's network namespace, made as for any host, on
 //     the testbed's bridge;
 //   - --capability=all: the kubelet, containerd and runc need what a VM's root has;
+//   - --system-call-filter=@keyring: nspawn's seccomp filter refuses keyctl with EPERM,
+//     and runc fails every container with "unable to join session keyring: unable to
+//     create session key: operation not permitted";
 //   - --bind-ro=/dev/kmsg: the kubelet's OOM watcher reads it;
 //   - --resolv-conf=off --timezone=off --link-journal=no: the host's files are its own,
 //     nspawn copies nothing from the machine into them.
@@ -76,6 +79,7 @@ func nspawnArgs(h Host, root string) []string {
 		"--register=no", "--keep-unit",
 		"--network-namespace-path=" + netnsPath(h.Name),
 		"--capability=all",
+		"--system-call-filter=@keyring",
 		"--bind-ro=/dev/kmsg",
 		"--resolv-conf=off", "--timezone=off", "--link-journal=no",
 		"--console=read-only",
