@@ -370,15 +370,16 @@ func newLabOf(t *testing.T, ctx context.Context, hosts int, kind testbed.Kind) *
 	}
 	built := buildTestBundle(t, ctx)
 	tb, err := testbed.Up(ctx, testbed.Options{Hosts: hosts, Kind: kind, Out: os.Stderr})
-	if err != nil {
-		t.Fatalf("creating the test hosts: %v", err)
-	}
-	if os.Getenv("KFORGE_E2E_KEEP") == "" {
+	// Up returns what it made even when it fails: that goes too.
+	if tb != nil && os.Getenv("KFORGE_E2E_KEEP") == "" {
 		t.Cleanup(func() {
 			if err := tb.Down(context.Background()); err != nil {
 				t.Errorf("removing the testbed: %v", err)
 			}
 		})
+	}
+	if err != nil {
+		t.Fatalf("creating the test hosts: %v", err)
 	}
 	root, err := repoRoot()
 	if err != nil {
