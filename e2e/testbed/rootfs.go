@@ -160,7 +160,11 @@ func ensureRootfs(ctx context.Context, progress func(string), log io.Writer) (st
 	if err := customizeRootfs(root, spec); err != nil {
 		return "", fmt.Errorf("preparing the root file system in %s: %w", root, err)
 	}
-	if err := os.WriteFile(filepath.Join(scratch, "spec.json"), must(json.MarshalIndent(spec, "", "  ")), 0o644); err != nil {
+	specJSON, err := json.MarshalIndent(spec, "", "  ")
+	if err != nil {
+		return "", err
+	}
+	if err := os.WriteFile(filepath.Join(scratch, "spec.json"), specJSON, 0o644); err != nil {
 		return "", err
 	}
 	os.Remove(marker)
@@ -168,13 +172,6 @@ func ensureRootfs(ctx context.Context, progress func(string), log io.Writer) (st
 		return "", fmt.Errorf("putting the root file system in the cache: %w", err)
 	}
 	return filepath.Join(final, "rootfs"), nil
-}
-
-func must(b []byte, err error) []byte {
-	if err != nil {
-		panic(err)
-	}
-	return b
 }
 
 // customizeRootfs turns a fresh debootstrap into the image every systemd host starts
