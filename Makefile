@@ -6,7 +6,7 @@ BIN      := bin/kforge
 
 HOSTS    ?= 3
 
-.PHONY: help build test integration e2e bench bundle cluster testbed testbed-down verify ci clean
+.PHONY: help build test integration e2e soak bench bundle cluster testbed testbed-down verify ci clean
 
 help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -27,8 +27,11 @@ integration: ## real etcd + control-plane binaries from generated files, no root
 # ~/.cache/kforge/testbed-rootfs.
 e2e: ## the testbed itself, then real hosts on it: kubelet, containerd, kforge init/reset, kforge up on systemd hosts (root; builds or reuses the bundle)
 	$(GO) test -tags e2e -count=1 -timeout 10m -v -run 'TestTestbed' ./e2e/testbed/
-	$(GO) test -tags e2e -count=1 -timeout 50m -v -run 'TestSingleNodeInit|TestJoin|TestUp' ./e2e/
+	$(GO) test -tags e2e -count=1 -timeout 50m -v -run 'TestSingleNodeInit|TestJoin|TestUp|TestExternalEtcd' ./e2e/
 	$(GO) test -tags e2e -count=1 -timeout 40m -v -run 'TestSystemdHosts' ./e2e/
+
+soak: ## 30 fresh init + reset cycles in a row on one test host, with the spread of init times (root; not in CI, about an hour)
+	KFORGE_SOAK_CYCLES=$${KFORGE_SOAK_CYCLES:-30} $(GO) test -tags e2e -count=1 -timeout 4h -v -run 'TestInitSoak' ./e2e/
 
 testbed: ## create HOSTS test hosts (network, mount, UTS and PID namespaces with sshd and containerd) and leave them running (root)
 	$(GO) run ./e2e/testbedctl up -n $(HOSTS)

@@ -267,3 +267,9 @@ func flannelDaemonSetObject(c *config.Cluster, labels map[string]string) *appsv1
 		},
 	}
 }
+
+// FlannelHostFiles lists the files flannel writes on every node (its CNI config and its
+// subnet lease): what reset removes of it.
+func FlannelHostFiles() []string {
+	return []string{cniConfDir + "/" + flannelConflist, flannelRunDir + "/subnet.env"}
+}

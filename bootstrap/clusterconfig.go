@@ -64,6 +64,8 @@ type LocalEtcd struct {
 	ExtraArgs      []Arg    `json:"extraArgs,omitempty"`
 	ServerCertSANs []string `json:"serverCertSANs,omitempty"`
 	PeerCertSANs   []string `json:"peerCertSANs,omitempty"`
+	// ExtraEnvs is read only to refuse it: kforge has no such setting.
+	ExtraEnvs []corev1.EnvVar `json:"extraEnvs,omitempty"`
 }
 
 // ExternalEtcd is an etcd cluster the installer does not manage.
@@ -78,6 +80,8 @@ type ExternalEtcd struct {
 type ControlPlaneComponent struct {
 	ExtraArgs    []Arg           `json:"extraArgs,omitempty"`
 	ExtraVolumes []HostPathMount `json:"extraVolumes,omitempty"`
+	// ExtraEnvs is read only to refuse it: kforge has no such setting.
+	ExtraEnvs []corev1.EnvVar `json:"extraEnvs,omitempty"`
 }
 
 // APIServer is the apiserver's overrides and extra serving certificate names.

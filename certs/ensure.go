@@ -73,9 +73,12 @@ func (e *MismatchError) Error() string {
 //
 // An existing valid pair is reused and never rewritten. An existing pair that does not
 // match (wrong names, usages or signer, a key that is not the certificate's, expired) is
-// left alone and reported as a *MismatchError. Half a pair is an error. A CA certificate
-// without its key is an external CA: the CA returns External, and its leaves must already
-// exist and check out.
+// left alone and reported as a *MismatchError. Half a pair (a key without its certificate,
+// a certificate without its key, or a key that is not the certificate's), which a killed
+// run leaves, is minted again where that is safe: a leaf whose CA key kforge holds, and a
+// CA key without its certificate when no certificate it signed exists. Otherwise it is an
+// error that says which file to restore or remove. A CA certificate without its key is an
+// external CA: the CA returns External, and its leaves must already exist and check out.
 func (s Spec) Ensure(dir string, p Params) (Outcome, error) {
 	if p.Cluster == nil {
 		return 0, fmt.Errorf("ensuring %s certificate: no cluster configuration", s.Name)
@@ -156,7 +159,18 @@ func (s Spec) ensureCA(dir string, p Params) (Outcome, error) {
 		}
 		return External, nil
 	case haveKey:
-		return 0, fmt.Errorf("found %s but not %s: restore the certificate, or remove the key to regenerate the CA", kp, cp)
+		// A key alone is what a run killed while minting the CA leaves. Nothing can trust
+		// a CA without its certificate, so a new CA is safe as long as nothing it signed
+		// exists: what holds such a certificate would not trust the new CA.
+		signed, err := s.signedFiles(dir, p)
+		if err != nil {
+			return 0, err
+		}
+		if len(signed) > 0 {
+			return 0, fmt.Errorf("found %s but not %s, and %s was signed by it: restore %s (from another control-plane host or a backup); "+
+				"a new CA would not be trusted by what holds the old one. To start over instead, remove %s and %s",
+				kp, cp, strings.Join(signed, ", "), cp, kp, strings.Join(signed, ", "))
+		}
 	}
 	certPEM, keyPEM, err := mintCA(request{
 		cn:       s.CommonName,
@@ -208,11 +222,19 @@ func (s Spec) ensureLeaf(dir string, p Params) (Outcome, error) {
 		return 0, err
 	}
 	now := p.now()
+	// Half a pair (one file, or a key that is not the certificate's) is what a run killed
+	// between writing the key and the certificate leaves: kforge signs a new pair if it
+	// holds the CA's key, which is all a leaf needs.
+	half := ""
 	switch {
 	case haveCert && haveKey:
 		cert, key, err := readPair(cp, kp)
 		if err != nil {
 			return 0, err
+		}
+		if CheckPair(cert, key) != nil {
+			half = fmt.Sprintf("%s is not the key of %s", kp, cp)
+			break
 		}
 		problems := s.checkLeaf(cert, key, kp, cn, org, sans, caCert, caCertPath, now)
 		if len(problems) == 0 {
@@ -224,9 +246,17 @@ func (s Spec) ensureLeaf(dir string, p Params) (Outcome, error) {
 		}
 		return 0, &MismatchError{Path: cp, Problems: problems, fix: fix}
 	case haveCert:
-		return 0, fmt.Errorf("found %s but not its key %s: restore the key, or remove the certificate to regenerate the pair", cp, kp)
+		half = fmt.Sprintf("found %s but not its key %s", cp, kp)
 	case haveKey:
-		return 0, fmt.Errorf("found %s but not its certificate %s: restore the certificate, or remove the key to regenerate the pair", kp, cp)
+		half = fmt.Sprintf("found %s but not its certificate %s", kp, cp)
+	}
+	if half != "" && external {
+		missing := kp
+		if !haveCert {
+			missing = cp
+		}
+		return 0, fmt.Errorf("%s, and kforge cannot sign a new pair: the CA %s is external (there is no %s): restore %s, or provide both files: %w",
+			half, caCertPath, caKeyPath, missing, ErrExternalCA)
 	}
 	if external {
 		return 0, fmt.Errorf("%s and %s must be provided: CA %s is external (%s has no %s), so kforge cannot sign them: %w",
@@ -260,6 +290,24 @@ func (s Spec) ensureLeaf(dir string, p Params) (Outcome, error) {
 		return 0, err
 	}
 	return Created, nil
+}
+
+// signedFiles lists the certificates of the table under dir that s, a CA, signs.
+func (s Spec) signedFiles(dir string, p Params) ([]string, error) {
+	var signed []string
+	for _, leaf := range Table(p.Cluster) {
+		if leaf.IsCA || leaf.CA != s.Name {
+			continue
+		}
+		ok, err := exists(leaf.CertPath(dir))
+		if err != nil {
+			return nil, err
+		}
+		if ok {
+			signed = append(signed, leaf.CertPath(dir))
+		}
+	}
+	return signed, nil
 }
 
 // writePair writes the key, then the certificate, creating their directories 0700. The key

@@ -351,13 +351,6 @@ func TestEnsureReportsMismatch(t *testing.T) {
 			problems: []string{"it is not signed by the CA " + "ca.crt"},
 		},
 		{
-			name:     "key does not match the certificate",
-			spec:     NameAPIServer,
-			setup:    copyFile("front-proxy-client.key", "apiserver.key"),
-			path:     "apiserver.crt",
-			problems: []string{"apiserver.key is not the key of this certificate"},
-		},
-		{
 			name:     "leaf expired",
 			spec:     NameEtcdHealthcheckClient,
 			params:   func(p *Params) { p.Now = func() time.Time { return testNow.AddDate(2, 0, 0) } },
@@ -466,38 +459,90 @@ func TestMismatchErrorMessage(t *testing.T) {
 	}
 }
 
+// TestEnsureHalfPair: half a pair, as a run killed between writing a key and its
+// certificate leaves it, is made whole by the next run where kforge can sign a new pair,
+// and is otherwise an error that says which file to restore or remove.
 func TestEnsureHalfPair(t *testing.T) {
 	c := testCluster(t, config.KeyECDSAP256)
 	base := newPKI(t, c)
 	tests := []struct {
 		name   string
 		spec   string
-		remove string
-		want   string
+		remove []string
+		setup  func(t *testing.T, dir string)
+		want   string // the error; empty: regenerated
 	}{
-		{"leaf key missing", NameAPIServer, "apiserver.key", "found DIR/apiserver.crt but not its key DIR/apiserver.key"},
-		{"leaf certificate missing", NameEtcdPeer, "etcd/peer.crt", "found DIR/etcd/peer.key but not its certificate DIR/etcd/peer.crt"},
-		{"CA certificate missing", NameFrontProxyCA, "front-proxy-ca.crt", "found DIR/front-proxy-ca.key but not DIR/front-proxy-ca.crt"},
+		{name: "leaf key missing: regenerated", spec: NameAPIServer, remove: []string{"apiserver.key"}},
+		{name: "leaf certificate missing: regenerated", spec: NameEtcdPeer, remove: []string{"etcd/peer.crt"}},
+		{name: "leaf key not the certificate's: regenerated", spec: NameAPIServer, setup: func(t *testing.T, dir string) {
+			b, err := os.ReadFile(keyPath(dir, "front-proxy-client"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			writeFile(t, keyPath(dir, "apiserver"), b, 0o600)
+		}},
+		{name: "CA key alone, nothing signed by it: regenerated", spec: NameFrontProxyCA,
+			remove: []string{"front-proxy-ca.crt", "front-proxy-client.crt", "front-proxy-client.key"}},
+		{name: "CA key alone, with certificates it signed: refused", spec: NameFrontProxyCA, remove: []string{"front-proxy-ca.crt"},
+			want: "found DIR/front-proxy-ca.key but not DIR/front-proxy-ca.crt, and DIR/front-proxy-client.crt was signed by it: " +
+				"restore DIR/front-proxy-ca.crt (from another control-plane host or a backup); a new CA would not be trusted by what holds the old one"},
+		{name: "leaf key missing, CA external: refused", spec: NameAPIServer, remove: []string{"apiserver.key", "ca.key"},
+			want: "found DIR/apiserver.crt but not its key DIR/apiserver.key, and kforge cannot sign a new pair: the CA DIR/ca.crt is external (there is no DIR/ca.key): restore DIR/apiserver.key, or provide both files"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := copyDir(t, base)
-			removeFiles(t, filepath.Join(dir, tc.remove))
+			for _, f := range tc.remove {
+				removeFiles(t, filepath.Join(dir, f))
+			}
+			if tc.setup != nil {
+				tc.setup(t, dir)
+			}
 			ageFiles(t, dir)
 			before := snapshot(t, dir)
 			s, _ := Lookup(c, tc.spec)
-			_, err := s.Ensure(dir, testParams(c))
-			if err == nil {
-				t.Fatal("Ensure succeeded with half a pair")
+			o, err := s.Ensure(dir, testParams(c))
+			if tc.want != "" {
+				if err == nil {
+					t.Fatal("Ensure succeeded")
+				}
+				if want := strings.ReplaceAll(tc.want, "DIR", dir); !strings.Contains(err.Error(), want) {
+					t.Errorf("error %q does not contain %q", err, want)
+				}
+				requireUnchanged(t, dir, before)
+				return
 			}
-			var me *MismatchError
-			if errors.As(err, &me) {
-				t.Errorf("half a pair reported as a mismatch: %v", err)
+			if err != nil || o != Created {
+				t.Fatalf("Ensure = %v, %v; want the pair created again", o, err)
 			}
-			if want := strings.ReplaceAll(tc.want, "DIR", dir); !strings.Contains(err.Error(), want) {
-				t.Errorf("error %q does not contain %q", err, want)
+			cert, key, err := readPair(s.CertPath(dir), s.KeyPath(dir))
+			if err != nil {
+				t.Fatal(err)
 			}
-			requireUnchanged(t, dir, before)
+			if err := CheckPair(cert, key); err != nil {
+				t.Errorf("the new pair does not match: %v", err)
+			}
+			if !s.IsCA {
+				caSpec, _ := Lookup(c, s.CA)
+				caCert, _ := mustLoadCA(t, dir, caSpec.BaseName)
+				if err := cert.CheckSignatureFrom(caCert); err != nil {
+					t.Errorf("the new certificate is not signed by the CA: %v", err)
+				}
+			}
+			// Nothing else changed.
+			after := snapshot(t, dir)
+			for _, f := range []string{s.CertPath(dir), s.KeyPath(dir)} {
+				rel, _ := filepath.Rel(dir, f)
+				delete(before, rel)
+				delete(after, rel)
+			}
+			if d := cmp.Diff(before, after); d != "" {
+				t.Errorf("other files changed (-before +after):\n%s", d)
+			}
+			// And a re-run reuses it.
+			if o, err := s.Ensure(dir, testParams(c)); err != nil || o != Reused {
+				t.Errorf("second Ensure = %v, %v; want reused", o, err)
+			}
 		})
 	}
 }

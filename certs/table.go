@@ -289,3 +289,14 @@ func etcdPeerSANs(p Params) (AltNames, error) {
 	}
 	return etcdSANs(p, extra)
 }
+
+// Files lists every file the certificate table and the service-account keys may write
+// under dir, whatever the configuration: what reset may remove there.
+func Files(dir string) []string {
+	var files []string
+	for _, s := range Table(&config.Cluster{Etcd: config.Etcd{Local: &config.LocalEtcd{}}}) {
+		files = append(files, s.CertPath(dir), s.KeyPath(dir))
+	}
+	key, pub := ServiceAccountKeyPaths(dir)
+	return append(files, key, pub)
+}

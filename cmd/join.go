@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -77,7 +78,9 @@ control-plane member with its own etcd member.
 
 Discovery comes first and writes nothing: kforge fetches cluster-info from the endpoint,
 verifies its signature with the token, checks the cluster CA against the pin, fetches it
-again over TLS trusting only that CA, reads the cluster's configuration, checks that no
+again over TLS trusting only that CA, reads the cluster's configuration (the one kforge
+init stored, or, in a cluster made by kubeadm init, kubeadm's ClusterConfiguration and
+kubelet-config, as kubeadm join does), checks that no
 other Ready node has this name and, for a control-plane join, opens the shared
 certificates with the certificate key. Any failure stops the join before the host changes.
 
@@ -193,10 +196,14 @@ func (o *joinOptions) runPhases(ctx context.Context, wf *phases.Workflow, only s
 	}
 	c := fileCluster
 	if c == nil {
-		if c, err = phases.ClusterConfigFromCluster(ctx, disc.Client); err != nil {
+		stored, err := phases.ClusterConfigFromCluster(ctx, disc)
+		if err != nil {
 			return err
 		}
-		out.Phase("discovery", "read the cluster configuration stored in kube-system/%s", bootstrap.KubeadmConfigName)
+		if err := o.useStoredCluster(stored, out); err != nil {
+			return err
+		}
+		c = stored.Cluster
 	}
 	if o.bundle != "" {
 		c.Bundle = o.bundle
@@ -249,6 +256,33 @@ func (o *joinOptions) runPhases(ctx context.Context, wf *phases.Workflow, only s
 	return nil
 }
 
+// useStoredCluster applies what the cluster's stored configuration says about this join:
+// where the certificates live, and, in a cluster made by kubeadm, whether it can take
+// another control-plane member.
+func (o *joinOptions) useStoredCluster(s *bootstrap.StoredCluster, out *phases.Printer) error {
+	if s.FromKubeadm {
+		out.Phase("discovery", "the cluster was set up by kubeadm: derived its configuration from kube-system/%s (ClusterConfiguration) and kube-system/%s",
+			bootstrap.KubeadmConfigName, bootstrap.KubeletConfigName)
+		if o.controlPlane && s.KubeadmControlPlaneEndpoint == "" {
+			return fmt.Errorf("--control-plane: the cluster's ClusterConfiguration has no controlPlaneEndpoint, so another control-plane member cannot be added " +
+				"(kubeadm refuses too): it needs a stable address in front of every apiserver, set with kubeadm init --control-plane-endpoint")
+		}
+	} else {
+		out.Phase("discovery", "read the cluster configuration stored in kube-system/%s", bootstrap.KubeadmConfigName)
+	}
+	// The cluster's nodes keep the certificates where its ClusterConfiguration says, as
+	// kubeadm join assumes; --cert-dir may only repeat it.
+	switch dir := s.CertificatesDir; {
+	case dir == "" || dir == o.certDir:
+	case o.certDir == phases.DefaultCertDir:
+		o.certDir = dir
+		out.Phase("discovery", "the cluster keeps its certificates in %s (certificatesDir)", dir)
+	default:
+		return fmt.Errorf("--cert-dir %s: the cluster keeps its certificates in %s (certificatesDir of its ClusterConfiguration); leave --cert-dir out or give that", o.certDir, dir)
+	}
+	return nil
+}
+
 // selectNode finds this host in the file, or without one makes its entry from the flags
 // and adds it to the cluster's hosts.
 func (o *joinOptions) selectNode(c *config.Cluster, fromFile bool) (*config.Host, error) {
@@ -276,11 +310,32 @@ func (o *joinOptions) selectNode(c *config.Cluster, fromFile bool) (*config.Host
 			hosts = append(hosts, x)
 		}
 	}
+	// A configuration derived from kubeadm's names no hosts: the cluster's control plane is
+	// not in it, and this host is all join knows of.
+	noHosts := len(c.Hosts) == 0
 	c.Hosts = append(hosts, h)
 	config.SetDefaults(c)
-	if err := c.Validate(); err != nil {
+	if err := validateJoining(c, noHosts); err != nil {
 		return nil, fmt.Errorf("this host with the cluster's configuration: %w", err)
 	}
 	got, _ := c.HostByName(name)
 	return got, nil
+}
+
+// validateJoining validates the cluster this host joins. When its configuration named no
+// hosts (a cluster made by kubeadm), the hosts need no control-plane host: the cluster's
+// control plane exists, it is just not listed.
+func validateJoining(c *config.Cluster, noHosts bool) error {
+	err := c.Validate()
+	var ve *config.ValidationError
+	if !noHosts || !errors.As(err, &ve) {
+		return err
+	}
+	// The rule for the hosts as a whole is the one that wants a control-plane host; every
+	// rule about one host reports under hosts[i].
+	ve.Errors = slices.DeleteFunc(ve.Errors, func(fe config.FieldError) bool { return fe.Path == "hosts" })
+	if len(ve.Errors) == 0 {
+		return nil
+	}
+	return ve
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net"
 	"os"
 	"path/filepath"
@@ -16,11 +17,13 @@ import (
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
+	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/kforge/kforge/config"
 	"github.com/kforge/kforge/fleet"
 	"github.com/kforge/kforge/host"
 	"github.com/kforge/kforge/internal/fileutil"
+	"github.com/kforge/kforge/kubeconfig"
 	"github.com/kforge/kforge/phases"
 )
 
@@ -37,8 +40,10 @@ func (s *sshOptions) addFlags(fs *pflag.FlagSet) {
 	fs.BoolVar(&s.acceptNewHostKeys, "accept-new-host-keys", false, "trust and record the key of a host known_hosts does not know yet (a changed key is always refused)")
 }
 
-// connect returns the function that opens a host of the file over SSH.
+// connect returns the function that opens a host of the file over SSH. The hosts it opens
+// through the same bastion share one connection to it.
 func (s *sshOptions) connect(out *phases.Printer) func(ctx context.Context, h *config.Host) (host.Host, error) {
+	bastions := &host.Bastions{}
 	return func(ctx context.Context, h *config.Host) (host.Host, error) {
 		cfg := host.SSHConfig{
 			Name:              h.Name,
@@ -62,6 +67,7 @@ func (s *sshOptions) connect(out *phases.Printer) func(ctx context.Context, h *c
 				return nil, err
 			}
 			cfg.Bastion = bc
+			cfg.Bastions = bastions
 		}
 		return host.Dial(ctx, cfg)
 	}
@@ -110,6 +116,7 @@ type upOptions struct {
 	concurrency     int
 	dryRun          bool
 	prune           bool
+	initNewCluster  bool
 	output          string
 	kubeconfigOut   string
 	ignorePreflight []string
@@ -122,6 +129,7 @@ func (o *upOptions) addFlags(fs *pflag.FlagSet, whole bool) {
 	fs.IntVar(&o.concurrency, "concurrency", host.DefaultConcurrency, "how many hosts are prepared and joined at once")
 	fs.BoolVar(&o.dryRun, "dry-run", false, "connect and read the cluster, print each host's plan, change nothing")
 	fs.BoolVar(&o.prune, "prune", false, "delete the Nodes of worker hosts that are in the cluster but no longer in the file")
+	fs.BoolVar(&o.initNewCluster, "init-new-cluster", false, "start a new cluster even though up cannot tell that there is none (control-plane hosts unreachable, or holding cluster state while no apiserver answers), and replace a local admin kubeconfig of another cluster (kept as .old)")
 	fs.StringVarP(&o.output, "output", "o", "text", "summary format: text or json")
 	fs.StringVar(&o.kubeconfigOut, "kubeconfig-out", "", "where to write the admin kubeconfig (default ./<cluster>-admin.conf)")
 	fs.StringSliceVar(&o.ignorePreflight, "ignore-preflight-errors", nil, "preflight checks whose errors become warnings on every host")
@@ -154,6 +162,14 @@ pre-flight checks; then it runs "kforge init" on the first control-plane host if
 no cluster yet, joins the other control-plane hosts one at a time, and the workers in
 parallel, each with its own join token, deleted once the host has joined. It ends by
 writing the admin kubeconfig here and printing a summary.
+
+up never makes a second cluster by accident: it runs init only when every control-plane
+host was reached and none holds cluster state (a CA, etcd data, kubelet.conf, admin.conf,
+static pod manifests). A control-plane host it cannot reach, or one that holds state while
+no apiserver answers, stops it with what to check; --init-new-cluster is the deliberate
+way past that. An admin.conf the API refuses (401, 403, a certificate of another CA)
+always stops it. The admin kubeconfig of another cluster here is not overwritten without
+--init-new-cluster.
 
 The up workflow runs these phases, in order:
 
@@ -228,7 +244,7 @@ func (o *upOptions) run(ctx context.Context, wf *phases.Workflow, only string) e
 		progress = o.root.streams.Err
 	}
 	out := phases.NewPrinter(progress)
-	d, err := o.root.fleetData(phases.DataSpec{Cluster: c, Out: out, Prune: o.prune, Fleet: fleet.Options{
+	d, err := o.root.fleetData(phases.DataSpec{Cluster: c, Out: out, Prune: o.prune, InitNewCluster: o.initNewCluster, Fleet: fleet.Options{
 		Concurrency:     o.concurrency,
 		IgnorePreflight: o.ignorePreflight,
 		Timeout:         o.wait,
@@ -241,28 +257,68 @@ func (o *upOptions) run(ctx context.Context, wf *phases.Workflow, only string) e
 	if rep == nil {
 		return upErr
 	}
+	var writeErr error
 	if len(rep.AdminKubeconfig) > 0 && !o.dryRun {
 		path := o.kubeconfigOut
 		if path == "" {
 			path = c.Name + "-admin.conf"
 		}
-		if _, err := fileutil.WriteAtomic(path, rep.AdminKubeconfig, 0o600, 0o700); err != nil {
-			return fmt.Errorf("writing the admin kubeconfig: %w", err)
+		if writeErr = writeAdminKubeconfig(path, rep.AdminKubeconfig, o.initNewCluster, out); writeErr == nil {
+			out.Plain("admin kubeconfig: %s", path)
+			defer out.Plain("Use the cluster with: kubectl --kubeconfig %s get nodes", path)
 		}
-		out.Plain("admin kubeconfig: %s", path)
-		defer out.Plain("Use the cluster with: kubectl --kubeconfig %s get nodes", path)
 	}
 	if err := printFleetReport(o.root.streams.Out, rep, o.output); err != nil {
 		return err
 	}
 	failed := rep.Failed()
+	if failed != nil && upErr == nil {
+		failed = fmt.Errorf("kforge up failed on some hosts; the others are done, and running it again converges:\n%w", failed)
+	}
+	return errors.Join(upErr, failed, writeErr)
+}
+
+// writeAdminKubeconfig writes the cluster's admin kubeconfig to path. A file there that is
+// not the kubeconfig of the same cluster (the same CA) is another cluster's: it is replaced
+// only with replace (--init-new-cluster), and then kept as path.old, and out says so.
+func writeAdminKubeconfig(path string, admin []byte, replace bool, out *phases.Printer) error {
+	newCfg, err := clientcmd.Load(admin)
+	if err != nil {
+		return fmt.Errorf("reading the cluster's admin kubeconfig: %w", err)
+	}
+	pin, err := kubeconfig.CAPin(newCfg, nil)
+	if err != nil {
+		return fmt.Errorf("reading the cluster's admin kubeconfig: %w", err)
+	}
+	old, err := os.ReadFile(path)
 	switch {
-	case upErr != nil && failed != nil:
-		return fmt.Errorf("%w\n%w", upErr, failed)
-	case upErr != nil:
-		return upErr
-	case failed != nil:
-		return fmt.Errorf("kforge up failed on some hosts; the others are done, and running it again converges:\n%w", failed)
+	case errors.Is(err, fs.ErrNotExist):
+	case err != nil:
+		return fmt.Errorf("reading the existing admin kubeconfig %s: %w", path, err)
+	default:
+		var oldPin string
+		oldCfg, err := clientcmd.Load(old)
+		if err == nil {
+			oldPin, err = kubeconfig.CAPin(oldCfg, nil)
+		}
+		if err != nil || oldPin != pin {
+			what := "the admin kubeconfig of another cluster (CA " + oldPin + "; this cluster's is " + pin + ")"
+			if err != nil {
+				what = "no kubeconfig of this cluster (" + err.Error() + ")"
+			}
+			if !replace {
+				return fmt.Errorf("not writing the admin kubeconfig to %s: it holds %s.\n"+
+					"Move it away, or name another file with --kubeconfig-out, and run up again (it writes the file and changes nothing else); "+
+					"or pass --init-new-cluster to replace it (it is kept as %s.old)", path, what, path)
+			}
+			if err := os.Rename(path, path+".old"); err != nil {
+				return fmt.Errorf("keeping the existing admin kubeconfig: %w", err)
+			}
+			out.Plain("WARNING: %s held %s: replaced (--init-new-cluster); the old file is %s.old", path, what, path)
+		}
+	}
+	if _, err := fileutil.WriteAtomic(path, admin, 0o600, 0o700); err != nil {
+		return fmt.Errorf("writing the admin kubeconfig: %w", err)
 	}
 	return nil
 }

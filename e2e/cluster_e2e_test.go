@@ -82,23 +82,14 @@ func (n *node) adminClient(ctx context.Context) kubernetes.Interface {
 	return cs
 }
 
-// waitFor polls cond until it returns nil or the timeout passes.
+// waitFor polls cond until it returns nil, and fails the test when the timeout passes.
 func waitFor(t *testing.T, ctx context.Context, what string, timeout time.Duration, cond func() error) time.Duration {
 	t.Helper()
 	start := time.Now()
-	var last error
-	for time.Since(start) < timeout {
-		if last = cond(); last == nil {
-			return time.Since(start)
-		}
-		select {
-		case <-ctx.Done():
-			t.Fatalf("waiting for %s: %v", what, ctx.Err())
-		case <-time.After(500 * time.Millisecond):
-		}
+	if err := pollUntil(ctx, timeout, cond); err != nil {
+		t.Fatalf("waiting for %s: %v", what, err)
 	}
-	t.Fatalf("timed out after %s waiting for %s: %v", timeout, what, last)
-	return 0
+	return time.Since(start)
 }
 
 func nodeReady(ctx context.Context, cs kubernetes.Interface, name string) error {

@@ -168,6 +168,9 @@ func TestUp(t *testing.T) {
 	basic := write("basic.toml", l.UpConfig("basic", "", 1, hs["h1"], hs["h2"], hs["h3"]))
 	grown := write("grown.toml", l.UpConfig("basic", "", 1, hs["h1"], hs["h2"], hs["h3"], hs["h4"]))
 	ha := write("ha.toml", l.UpConfig("ha", hs["h5"].Address.String()+":6443", 3, hs["h5"], hs["h6"], hs["h7"], hs["h8"]))
+	// The HA cluster's admin kubeconfig has a file of its own: up does not overwrite the
+	// basic cluster's with another cluster's.
+	haAdmin := filepath.Join(dir, "ha-admin.conf")
 	var timings []string
 
 	// 1. From nothing: one control plane and two workers.
@@ -309,6 +312,58 @@ func TestUp(t *testing.T) {
 		timings = append(timings, fmt.Sprintf("up adding one worker: %s", r.took.Round(100*time.Millisecond)))
 	})
 
+	t.Run("no second cluster: a control plane unreachable, an admin.conf the API refuses", func(t *testing.T) {
+		before := map[string]string{}
+		for _, n := range []string{"h2", "h3", "h4"} {
+			before[n] = nodes[n].upState(ctx)
+		}
+		// h1, the only control plane, is out of reach: up cannot tell that there is no
+		// cluster, so it inits nothing.
+		if err := killSSH(ctx, hs["h1"]); err != nil {
+			t.Fatal(err)
+		}
+		r := kforgeUp(t, ctx, l, grown, knownHosts, nil)
+		if err := hs["h1"].StartService(ctx, "sshd"); err != nil {
+			t.Fatal(err)
+		}
+		if r.err == nil || !strings.Contains(r.stderr, "cannot tell whether a cluster exists") || !strings.Contains(r.stderr, "h1") {
+			t.Errorf("up with h1 unreachable: exit %v, want a refusal naming h1:\n%s", r.err, r.stderr)
+		}
+		if h1 := r.host("h1"); h1.Result != fleet.ResultFailed {
+			t.Errorf("h1: %+v, want failed as unreachable", h1)
+		}
+		for _, n := range []string{"h2", "h3", "h4"} {
+			if h := r.host(n); h.Result != fleet.ResultSkipped {
+				t.Errorf("%s: %+v, want skipped", n, h)
+			}
+		}
+		if strings.Contains(r.stderr, "kforge init") {
+			t.Errorf("up ran init with h1 unreachable:\n%s", r.stderr)
+		}
+
+		// h1's admin.conf holds a token the apiserver does not know: 401 is fatal.
+		nodes["h1"].sh(ctx, `cp -p /etc/kubernetes/admin.conf /etc/kubernetes/admin.conf.e2e-keep &&
+			sed -i -e '/client-key-data:/d' -e 's/client-certificate-data: .*/token: not-a-valid-token/' /etc/kubernetes/admin.conf`)
+		r = kforgeUp(t, ctx, l, grown, knownHosts, nil)
+		nodes["h1"].sh(ctx, "mv /etc/kubernetes/admin.conf.e2e-keep /etc/kubernetes/admin.conf")
+		if r.err == nil || !strings.Contains(r.stderr, "refused admin.conf") || !strings.Contains(r.stderr, "Unauthorized") {
+			t.Errorf("up with a rejected admin.conf: exit %v, want the 401 reported as fatal:\n%s", r.err, r.stderr)
+		}
+		if r.took > time.Minute {
+			t.Errorf("up took %s to give up on a 401", r.took)
+		}
+		for _, n := range []string{"h2", "h3", "h4"} {
+			if after := nodes[n].upState(ctx); after != before[n] {
+				t.Errorf("a refused up changed %s:\nbefore:\n%s\nafter:\n%s", n, before[n], after)
+			}
+		}
+		for _, n := range []string{"h1", "h2", "h3", "h4"} {
+			if err := nodeReady(ctx, cs, n); err != nil {
+				t.Errorf("after the refused runs: %v", err)
+			}
+		}
+	})
+
 	t.Run("HA, and a host lost in the middle", func(t *testing.T) {
 		// Ctrl-C once the cluster is initialised, while h6 joins.
 		var interrupted time.Time
@@ -319,7 +374,7 @@ func TestUp(t *testing.T) {
 					t.Error(err)
 				}
 			}
-		})
+		}, "--kubeconfig-out", haAdmin)
 		if interrupted.IsZero() || stopped.err == nil {
 			t.Fatalf("up was not interrupted after init (exit %v):\n%s", stopped.err, stopped.stderr)
 		}
@@ -341,7 +396,7 @@ func TestUp(t *testing.T) {
 				}
 				t.Log("stopped h8's sshd and its sessions while up runs")
 			}
-		})
+		}, "--kubeconfig-out", haAdmin)
 		if !killed {
 			t.Fatalf("up never reached h8's upload:\n%s", r.stderr)
 		}
@@ -370,7 +425,7 @@ func TestUp(t *testing.T) {
 		if err := hs["h8"].StartService(ctx, "sshd"); err != nil {
 			t.Fatal(err)
 		}
-		again := kforgeUp(t, ctx, l, ha, knownHosts, nil)
+		again := kforgeUp(t, ctx, l, ha, knownHosts, nil, "--kubeconfig-out", haAdmin)
 		if again.err != nil {
 			t.Fatalf("up after h8 came back: %v\n%s", again.err, again.stderr)
 		}
@@ -382,7 +437,7 @@ func TestUp(t *testing.T) {
 				t.Errorf("%s: action %q on the re-run, want unchanged", n, a)
 			}
 		}
-		hacs := clientFromFile(t, filepath.Join(dir, "admin.conf"))
+		hacs := clientFromFile(t, haAdmin)
 		for _, n := range []string{"h5", "h6", "h7", "h8"} {
 			waitFor(t, ctx, n+" Ready", 3*time.Minute, func() error { return nodeReady(ctx, hacs, n) })
 		}
@@ -403,7 +458,7 @@ func TestUp(t *testing.T) {
 				t.Errorf("reset -f output lacks %q:\n%s", want, out)
 			}
 		}
-		hacs := clientFromFile(t, filepath.Join(dir, "admin.conf"))
+		hacs := clientFromFile(t, haAdmin)
 		waitFor(t, ctx, "h8's Node to be deleted", time.Minute, func() error {
 			if _, err := hacs.CoreV1().Nodes().Get(ctx, "h8", metav1.GetOptions{}); err == nil {
 				return errors.New("Node h8 is still there")

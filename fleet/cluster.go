@@ -290,7 +290,8 @@ func (f *Fleet) caPin() (string, error) {
 
 // shareCerts makes sure the control-plane certificates are shared, sealed with key:
 // init shared them when it ran in this run; otherwise a control-plane host already in the
-// cluster uploads them again.
+// cluster uploads them again: the first of the file that can, so that one broken
+// control-plane host does not stop the joins.
 func (f *Fleet) shareCerts(ctx context.Context, key bootstrap.CertificateKey) error {
 	f.mu.Lock()
 	shared := f.certsShared
@@ -298,27 +299,41 @@ func (f *Fleet) shareCerts(ctx context.Context, key bootstrap.CertificateKey) er
 	if shared {
 		return nil
 	}
+	var errs []error
 	for _, h := range f.c.ControlPlaneHosts() {
 		f.mu.Lock()
 		_, member := f.observed.Nodes[h.Name]
+		lost := f.observed.Unreachable[h.Name]
 		f.mu.Unlock()
-		if !member || f.conn(h.Name) == nil {
+		if !member || lost || f.conn(h.Name) == nil {
 			continue
 		}
-		if _, err := f.ensureKforge(ctx, h.Name); err != nil {
-			return err
-		}
-		err := f.kforge(ctx, h.Name, []string{"init", "phase", "upload-certs", "--upload-certs", "-f", RemoteConfig, "--node", h.Name},
-			map[string]string{envCertificateKey: key.String()})
-		if err != nil {
-			return err
+		if err := f.uploadCerts(ctx, h.Name, key); err != nil {
+			if ctx.Err() != nil {
+				return err
+			}
+			errs = append(errs, fmt.Errorf("%s: %w", h.Name, err))
+			continue
 		}
 		f.mu.Lock()
 		f.certsShared = true
 		f.mu.Unlock()
 		return nil
 	}
+	if len(errs) > 0 {
+		return errors.Join(errs...)
+	}
 	return errors.New("no control-plane host of the file that is in the cluster is reachable")
+}
+
+// uploadCerts has kforge on a control-plane host in the cluster upload the certificates,
+// sealed with key.
+func (f *Fleet) uploadCerts(ctx context.Context, name string, key bootstrap.CertificateKey) error {
+	if _, err := f.ensureKforge(ctx, name); err != nil {
+		return err
+	}
+	return f.kforge(ctx, name, []string{"init", "phase", "upload-certs", "--upload-certs", "-f", RemoteConfig, "--node", name},
+		map[string]string{envCertificateKey: key.String()})
 }
 
 // ResetWorkers runs kforge reset on the named worker hosts that are still planned, in

@@ -419,6 +419,17 @@ func (f *Fleet) Fail(name string, err error) {
 	f.out().Phase(name, "FAILED: %s", msg)
 }
 
+// failIfReported fails a host that has a report line; a host the run is not about (reached
+// only for the cluster's credentials) has none.
+func (f *Fleet) failIfReported(name string, err error) {
+	f.mu.Lock()
+	_, ok := f.reports[name]
+	f.mu.Unlock()
+	if ok {
+		f.Fail(name, err)
+	}
+}
+
 // Skip marks a planned host skipped, with why.
 func (f *Fleet) Skip(name, why string) {
 	f.mu.Lock()
@@ -438,6 +449,18 @@ func (f *Fleet) SkipPending(why string) {
 	f.mu.Unlock()
 	for _, n := range names {
 		f.Skip(n, why)
+	}
+}
+
+// SkipUndecided marks every host that has no result yet skipped, with why: a run that
+// stops before its plan.
+func (f *Fleet) SkipUndecided(why string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, r := range f.reports {
+		if r.Result == "" {
+			r.Result, r.Error = ResultSkipped, why
+		}
 	}
 }
 

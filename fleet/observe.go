@@ -1,29 +1,41 @@
 package fleet
 
 import (
-	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
 	"fmt"
+	"path"
+	"slices"
 	"strings"
 	"sync"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/kforge/kforge/config"
 	"github.com/kforge/kforge/host"
 	"github.com/kforge/kforge/internal/wait"
+	"github.com/kforge/kforge/manifests"
 )
 
 // listNodesTimeout bounds how long Observe waits for a cluster whose admin.conf it found.
 const listNodesTimeout = 20 * time.Second
 
-// Observe finds out what the cluster already holds: it reads admin.conf from the first
-// reachable control-plane host of the file that has one and lists the cluster's Nodes
-// with it, then asks every reachable host that has a Node whether it still holds its
-// kubelet.conf. No admin.conf anywhere means there is no cluster yet.
+// Observe finds out what the cluster already holds. It asks every reachable
+// control-plane host which cluster state it holds (a CA, etcd data, kubelet.conf,
+// admin.conf, static pod manifests); a host that cannot be asked (an SSH or sudo failure)
+// is marked failed and counts as unreachable. It then reads admin.conf from the first
+// control-plane host that has one that reaches the cluster and lists the cluster's Nodes
+// with it, and asks every reachable host that has a Node whether it still holds its
+// kubelet.conf. Whether there is a cluster to init is MakePlan's decision, from all of
+// this.
 func (f *Fleet) Observe(ctx context.Context) (Observed, error) {
-	o := Observed{Unreachable: map[string]bool{}, Nodes: map[string]Node{}, Stale: map[string]bool{}}
+	o := Observed{Unreachable: map[string]bool{}, Nodes: map[string]Node{}, Stale: map[string]bool{},
+		State: map[string][]string{}, Silent: map[string]string{}}
 	defer func() {
 		f.mu.Lock()
 		f.observed = o
@@ -34,7 +46,10 @@ func (f *Fleet) Observe(ctx context.Context) (Observed, error) {
 			o.Unreachable[h.Name] = true
 		}
 	}
-	nodes, err := f.findCluster(ctx)
+	if err := f.readState(ctx, &o); err != nil {
+		return o, err
+	}
+	nodes, err := f.findCluster(ctx, &o)
 	if err != nil {
 		return o, err
 	}
@@ -67,41 +82,132 @@ func (f *Fleet) Observe(ctx context.Context) (Observed, error) {
 	return o, nil
 }
 
-// findCluster reads admin.conf from the first control-plane host that has one and lists
-// the cluster's Nodes through it; nil when no host has an admin.conf that answers.
-func (f *Fleet) findCluster(ctx context.Context) ([]corev1.Node, error) {
-	var silent []string
+// adminConf is where kforge init leaves the cluster's admin kubeconfig on a control-plane
+// host.
+var adminConf = path.Join(manifests.DefaultKubeconfigDir, "admin.conf")
+
+// StatePaths are the files and directories whose presence on a control-plane host means
+// that it holds (part of) a cluster: the CA, etcd's data (with a local etcd), the
+// kubeconfigs of the kubelet and the admin, and the static pod manifests.
+func StatePaths(c *config.Cluster) []string {
+	paths := []string{
+		path.Join(manifests.DefaultCertDir, "ca.crt"),
+		path.Join(manifests.DefaultCertDir, "ca.key"),
+	}
+	if c.Etcd.Local != nil {
+		paths = append(paths, path.Join(c.Etcd.Local.DataDir, "member"))
+	}
+	paths = append(paths, path.Join(manifests.DefaultKubeconfigDir, "kubelet.conf"), adminConf)
+	for _, name := range []string{manifests.NameEtcd, manifests.NameAPIServer, manifests.NameControllerManager, manifests.NameScheduler} {
+		paths = append(paths, path.Join(manifests.DefaultManifestDir, name+".yaml"))
+	}
+	return paths
+}
+
+// readState asks every reachable control-plane host which of StatePaths it holds, in
+// parallel. A host that does not answer is failed and counted as unreachable: what it
+// holds is unknown.
+func (f *Fleet) readState(ctx context.Context, o *Observed) error {
+	var conns []host.Host
+	for _, h := range f.c.ControlPlaneHosts() {
+		if conn := f.conn(h.Name); conn != nil {
+			conns = append(conns, conn)
+		}
+	}
+	script := "for p in " + host.ShellQuote(StatePaths(f.c)...) + "; do if [ -e \"$p\" ]; then echo \"$p\"; fi; done"
+	var mu sync.Mutex
+	err := host.ForEach(ctx, conns, f.o.Concurrency, func(ctx context.Context, conn host.Host) error {
+		res, err := conn.Run(ctx, host.Cmd{Script: script, Display: "check cluster state"})
+		if err != nil {
+			return fmt.Errorf("checking for cluster state: %w", err)
+		}
+		var found []string
+		for _, line := range strings.Split(string(res.Stdout), "\n") {
+			if line = strings.TrimSpace(line); line != "" {
+				found = append(found, line)
+			}
+		}
+		if len(found) > 0 {
+			mu.Lock()
+			o.State[conn.Name()] = found
+			mu.Unlock()
+		}
+		return nil
+	})
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	var he *host.HostError
+	for _, e := range unjoin(err) {
+		if !errors.As(e, &he) {
+			return e
+		}
+		o.Unreachable[he.Host] = true
+		f.failIfReported(he.Host, he.Err)
+	}
+	return nil
+}
+
+// findCluster reads admin.conf from the first control-plane host that has one that
+// reaches the cluster and lists the cluster's Nodes through it. It records in o the hosts
+// whose admin.conf does not reach the cluster, and stops at one the API refuses. Nil
+// Nodes mean that no admin.conf reached the cluster.
+func (f *Fleet) findCluster(ctx context.Context, o *Observed) ([]corev1.Node, error) {
 	for _, h := range f.c.ControlPlaneHosts() {
 		conn := f.conn(h.Name)
-		if conn == nil {
+		if conn == nil || o.Unreachable[h.Name] || !slices.Contains(o.State[h.Name], adminConf) {
 			continue
 		}
-		res, err := conn.Run(ctx, host.Cmd{Script: "cat /etc/kubernetes/admin.conf 2>/dev/null || true", Display: "read admin.conf"})
+		res, err := conn.Run(ctx, host.Cmd{Script: "cat " + host.ShellQuote(adminConf), Display: "read admin.conf"})
 		if err != nil {
-			return nil, fmt.Errorf("%s: reading admin.conf: %w", h.Name, err)
-		}
-		if len(bytes.TrimSpace(res.Stdout)) == 0 {
+			if ctx.Err() != nil {
+				return nil, ctx.Err()
+			}
+			o.Unreachable[h.Name] = true
+			f.failIfReported(h.Name, fmt.Errorf("reading admin.conf: %w", err))
 			continue
 		}
 		nodes, err := f.useAdmin(ctx, res.Stdout)
+		if tlsErr, ok := refused(err); ok {
+			o.Rejected = &Rejection{Host: h.Name, TLS: tlsErr, Err: err.Error()}
+			return nil, nil
+		}
 		if err != nil {
+			if ctx.Err() != nil {
+				return nil, ctx.Err()
+			}
 			f.out().Phase(h.Name, "WARNING: it has admin.conf, but the cluster does not answer through it: %v", err)
-			silent = append(silent, h.Name)
+			o.Silent[h.Name] = err.Error()
 			continue
 		}
 		f.out().Say("cluster %q found through %s: %d nodes", f.c.Name, h.Name, len(nodes))
 		return nodes, nil
 	}
-	if len(silent) > 0 {
-		// An init that stopped half-way, or a control plane that is down: init converges,
-		// so running it again on the first control-plane host brings the cluster back.
-		f.out().Say("no control-plane host answers (%s); init runs again on the first one", strings.Join(silent, ", "))
-	}
 	return nil, nil
 }
 
+// refused reports whether err is the API refusing a client outright, which no retry
+// fixes: 401 Unauthorized or 403 Forbidden, or (tlsErr) a server certificate that the
+// client's CA does not vouch for.
+func refused(err error) (tlsErr, ok bool) {
+	if err == nil {
+		return false, false
+	}
+	if apierrors.IsUnauthorized(err) || apierrors.IsForbidden(err) {
+		return false, true
+	}
+	var unknownCA x509.UnknownAuthorityError
+	var hostname x509.HostnameError
+	var invalid x509.CertificateInvalidError
+	var verify *tls.CertificateVerificationError
+	if errors.As(err, &unknownCA) || errors.As(err, &hostname) || errors.As(err, &invalid) || errors.As(err, &verify) {
+		return true, true
+	}
+	return false, false
+}
+
 // useAdmin builds the admin client from admin.conf and lists the Nodes with it; on
-// success the fleet keeps both.
+// success the fleet keeps both. A refusal (see refused) ends the wait at once.
 func (f *Fleet) useAdmin(ctx context.Context, admin []byte) ([]corev1.Node, error) {
 	cs, err := f.o.Client(admin)
 	if err != nil {
@@ -110,6 +216,9 @@ func (f *Fleet) useAdmin(ctx context.Context, admin []byte) ([]corev1.Node, erro
 	var list *corev1.NodeList
 	err = wait.Poll(ctx, f.o.PollInterval, listNodesTimeout, func(ctx context.Context) error {
 		list, err = cs.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
+		if _, ok := refused(err); ok {
+			return wait.Permanent(err)
+		}
 		return err
 	})
 	if err != nil {

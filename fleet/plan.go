@@ -1,7 +1,10 @@
 package fleet
 
 import (
+	"errors"
+	"fmt"
 	"sort"
+	"strings"
 
 	"github.com/kforge/kforge/config"
 )
@@ -19,7 +22,8 @@ const (
 // Observed is what connecting to the hosts and asking the cluster found. Observe gathers
 // it; MakePlan turns it into actions.
 type Observed struct {
-	// Unreachable names the hosts that could not be reached; they get no action.
+	// Unreachable names the hosts that could not be reached, or whose cluster state could
+	// not be read (an SSH or sudo failure); they get no action.
 	Unreachable map[string]bool
 	// Cluster is true when a control-plane host's admin.conf reached a running cluster.
 	Cluster bool
@@ -27,7 +31,41 @@ type Observed struct {
 	Nodes map[string]Node
 	// Stale names the hosts that have a Node but no kubelet.conf: they were reset.
 	Stale map[string]bool
+	// State lists, for each control-plane host that was reached, the cluster state found
+	// on it (the paths of a CA, etcd data, kubelet.conf, admin.conf, static pod manifests);
+	// a host that holds none has no entry.
+	State map[string][]string
+	// Silent says, for each control-plane host whose admin.conf did not reach the cluster
+	// (a timeout, a refused connection, a server error), what the API client said.
+	Silent map[string]string
+	// Rejected, when set, is an admin.conf the API refused outright: an authentication or
+	// TLS failure, which no retry and no init fixes.
+	Rejected *Rejection
 }
+
+// Rejection is an admin.conf of a control-plane host that the API refused.
+type Rejection struct {
+	// Host is the control-plane host the admin.conf was read from.
+	Host string
+	// TLS is true for a certificate failure (x509: unknown authority, a name mismatch);
+	// false for 401 Unauthorized or 403 Forbidden.
+	TLS bool
+	// Err is what the API client said.
+	Err string
+}
+
+// Why MakePlan refuses to plan; branch on them with errors.Is.
+var (
+	// ErrControlPlaneUnreachable: no cluster was found, but not every control-plane host
+	// could be checked, so up cannot tell that there is none.
+	ErrControlPlaneUnreachable = errors.New("cannot tell whether a cluster exists: control-plane hosts unreachable")
+	// ErrClusterNotAnswering: a control-plane host holds cluster state, but no admin.conf
+	// reaches a running cluster.
+	ErrClusterNotAnswering = errors.New("a control-plane host holds cluster state but the cluster does not answer")
+	// ErrAPIRejected: the API refused a control-plane host's admin.conf (authentication or
+	// TLS).
+	ErrAPIRejected = errors.New("the cluster's API refused admin.conf")
+)
 
 // Node is what the plan needs to know of one of the cluster's Nodes.
 type Node struct {
@@ -64,14 +102,30 @@ type Plan struct {
 	NotInFile []Extra
 }
 
+// PlanOptions are the operator's intent, beyond the file.
+type PlanOptions struct {
+	// InitNewCluster lets the plan init when up cannot prove that there is no cluster:
+	// control-plane hosts are unreachable, or hold cluster state while no apiserver
+	// answers (up --init-new-cluster).
+	InitNewCluster bool
+}
+
 // MakePlan decides every host's action from the file and what was observed. It has no
-// side effects.
-func MakePlan(c *config.Cluster, o Observed) Plan {
+// side effects. It plans init only when no cluster answered and either every
+// control-plane host was checked and none holds cluster state, or o.InitNewCluster says
+// to; otherwise, and whenever the API refused an admin.conf, it returns an error that says
+// what to check.
+func MakePlan(c *config.Cluster, o Observed, opts PlanOptions) (Plan, error) {
 	var p Plan
+	if o.Rejected != nil {
+		return Plan{}, rejected(o.Rejected)
+	}
 	if !o.Cluster {
-		if cps := c.ControlPlaneHosts(); len(cps) > 0 {
-			p.Init = cps[0].Name
+		init, err := initHost(c, o, opts)
+		if err != nil {
+			return Plan{}, err
 		}
+		p.Init = init
 	}
 	for _, h := range c.Hosts {
 		if o.Unreachable[h.Name] {
@@ -113,7 +167,7 @@ func MakePlan(c *config.Cluster, o Observed) Plan {
 		p.NotInFile = append(p.NotInFile, Extra{Name: name, Role: role})
 	}
 	sort.Slice(p.NotInFile, func(i, j int) bool { return p.NotInFile[i].Name < p.NotInFile[j].Name })
-	return p
+	return p, nil
 }
 
 // Hosts names the hosts whose action is one of actions, in file order.
@@ -145,4 +199,61 @@ func roleOf(h *config.Host) string {
 		return config.RoleControlPlane
 	}
 	return config.RoleWorker
+}
+
+// initHost is the host that inits a cluster when none answered: the file's first
+// control-plane host, once it is safe to say that there is no cluster.
+func initHost(c *config.Cluster, o Observed, opts PlanOptions) (string, error) {
+	cps := c.ControlPlaneHosts()
+	if len(cps) == 0 {
+		return "", nil
+	}
+	var unreachable, holding []string
+	for _, h := range cps {
+		if o.Unreachable[h.Name] {
+			unreachable = append(unreachable, h.Name)
+		}
+		if len(o.State[h.Name]) > 0 {
+			holding = append(holding, h.Name)
+		}
+	}
+	first := cps[0].Name
+	switch {
+	case opts.InitNewCluster && o.Unreachable[first]:
+		return "", fmt.Errorf("cannot init a new cluster: the first control-plane host %s, which runs init, is unreachable", first)
+	case opts.InitNewCluster:
+		return first, nil
+	case len(holding) > 0:
+		var b strings.Builder
+		for _, h := range holding {
+			fmt.Fprintf(&b, "\n  %s holds %s", h, strings.Join(o.State[h], ", "))
+			if why := o.Silent[h]; why != "" {
+				fmt.Fprintf(&b, "; its admin.conf does not reach the cluster: %s", why)
+			}
+		}
+		return "", fmt.Errorf("%w: not running init, which would make a second cluster:%s\n"+
+			"Check the apiserver and etcd on %s (crictl ps -a, journalctl -u kubelet, the control_plane_endpoint); "+
+			"if you really want a fresh cluster, run kforge reset on %s first, or pass --init-new-cluster",
+			ErrClusterNotAnswering, b.String(), strings.Join(holding, ", "), strings.Join(holding, ", "))
+	case len(unreachable) > 0:
+		return "", fmt.Errorf("%w: %s; not running init, which would make a second cluster if one of them is in one.\n"+
+			"Check that they are up and reachable over SSH as the file says (address, port, user, bastion, sudo); "+
+			"their errors are listed above. To start a new cluster anyway, pass --init-new-cluster",
+			ErrControlPlaneUnreachable, strings.Join(unreachable, ", "))
+	}
+	return first, nil
+}
+
+// rejected explains an admin.conf the API refused.
+func rejected(r *Rejection) error {
+	check := "The apiserver behind the server URL of admin.conf on " + r.Host + " (the control_plane_endpoint) does not " +
+		"accept its credentials: check that the endpoint reaches this cluster and not another, and that the admin " +
+		"certificate is valid (kforge certs check-expiration on " + r.Host + ")"
+	if r.TLS {
+		check = "The apiserver behind the server URL of admin.conf on " + r.Host + " (the control_plane_endpoint) " +
+			"presents a certificate that the CA in that admin.conf does not vouch for: check that the endpoint reaches " +
+			"this cluster's apiservers and not another cluster's, or a proxy"
+	}
+	return fmt.Errorf("%w: %s: %s\nNot going on, so as not to act on the wrong cluster. %s",
+		ErrAPIRejected, r.Host, r.Err, check)
 }

@@ -1,6 +1,8 @@
 package fleet
 
 import (
+	"errors"
+	"strings"
 	"testing"
 
 	"github.com/kforge/kforge/internal/testutil"
@@ -30,10 +32,16 @@ func TestMakePlan(t *testing.T) {
 		return out
 	}
 	inCluster := func(state string) string { return "in the cluster (" + state + "): leaving it alone" }
+	caState := []string{"/etc/kubernetes/pki/ca.crt", "/etc/kubernetes/pki/ca.key"}
 	tests := []struct {
 		name string
 		obs  Observed
+		opts PlanOptions
 		want Plan
+		// wantErr, when set, is the refusal MakePlan must return, and wantMsg what its
+		// message must say.
+		wantErr error
+		wantMsg []string
 	}{
 		{
 			name: "fresh cluster: init on the first control plane, joins for the rest",
@@ -86,11 +94,89 @@ func TestMakePlan(t *testing.T) {
 			}},
 		},
 		{
-			name: "lost hosts get no step; with no cluster the first control plane still inits",
-			obs:  Observed{Unreachable: map[string]bool{"cp1": true, "w2": true}},
+			name: "only a worker unreachable, no state anywhere: init, the worker gets no step",
+			obs:  Observed{Unreachable: map[string]bool{"w2": true}},
 			want: Plan{Init: "cp1", Steps: []Step{
+				{Host: "cp1", Role: cp, Action: ActionInit},
 				{Host: "cp2", Role: cp, Action: ActionJoinControlPlane},
 				{Host: "w1", Role: wk, Action: ActionJoinWorker},
+			}},
+		},
+		{
+			name:    "a control plane unreachable and no cluster: no init, the unreachable hosts named",
+			obs:     Observed{Unreachable: map[string]bool{"cp2": true, "w2": true}},
+			wantErr: ErrControlPlaneUnreachable,
+			wantMsg: []string{"cp2", "--init-new-cluster"},
+		},
+		{
+			name:    "the first control plane unreachable and no cluster: no init",
+			obs:     Observed{Unreachable: map[string]bool{"cp1": true}},
+			wantErr: ErrControlPlaneUnreachable,
+			wantMsg: []string{"cp1"},
+		},
+		{
+			name: "a control plane unreachable, --init-new-cluster: init on the first, the lost host gets no step",
+			obs:  Observed{Unreachable: map[string]bool{"cp2": true, "w2": true}},
+			opts: PlanOptions{InitNewCluster: true},
+			want: Plan{Init: "cp1", Steps: []Step{
+				{Host: "cp1", Role: cp, Action: ActionInit},
+				{Host: "w1", Role: wk, Action: ActionJoinWorker},
+			}},
+		},
+		{
+			name:    "--init-new-cluster with the first control plane unreachable: init is not possible",
+			obs:     Observed{Unreachable: map[string]bool{"cp1": true}},
+			opts:    PlanOptions{InitNewCluster: true},
+			wantErr: nil,
+			wantMsg: []string{"cp1", "unreachable"},
+		},
+		{
+			name:    "a control plane holds state, no admin.conf answers: no init, the host and its state named",
+			obs:     Observed{State: map[string][]string{"cp2": caState}},
+			wantErr: ErrClusterNotAnswering,
+			wantMsg: []string{"cp2 holds /etc/kubernetes/pki/ca.crt, /etc/kubernetes/pki/ca.key", "kforge reset on cp2", "apiserver"},
+		},
+		{
+			name: "the first control plane's apiserver does not answer: no init, what the client said",
+			obs: Observed{
+				State:  map[string][]string{"cp1": append(caState, "/etc/kubernetes/admin.conf")},
+				Silent: map[string]string{"cp1": "listing nodes: timed out after 20s: connection refused"},
+			},
+			wantErr: ErrClusterNotAnswering,
+			wantMsg: []string{"cp1 holds", "connection refused"},
+		},
+		{
+			name: "state without an answering cluster, --init-new-cluster: init on the first",
+			obs:  Observed{State: map[string][]string{"cp2": caState}},
+			opts: PlanOptions{InitNewCluster: true},
+			want: Plan{Init: "cp1", Steps: []Step{
+				{Host: "cp1", Role: cp, Action: ActionInit},
+				{Host: "cp2", Role: cp, Action: ActionJoinControlPlane},
+				{Host: "w1", Role: wk, Action: ActionJoinWorker},
+				{Host: "w2", Role: wk, Action: ActionJoinWorker},
+			}},
+		},
+		{
+			name:    "the API refuses admin.conf (401): fatal, even with --init-new-cluster",
+			obs:     Observed{State: map[string][]string{"cp1": caState}, Rejected: &Rejection{Host: "cp1", Err: "Unauthorized"}},
+			opts:    PlanOptions{InitNewCluster: true},
+			wantErr: ErrAPIRejected,
+			wantMsg: []string{"cp1: Unauthorized", "credentials", "control_plane_endpoint"},
+		},
+		{
+			name:    "the API's certificate is not from admin.conf's CA: fatal",
+			obs:     Observed{State: map[string][]string{"cp1": caState}, Rejected: &Rejection{Host: "cp1", TLS: true, Err: "x509: certificate signed by unknown authority"}},
+			wantErr: ErrAPIRejected,
+			wantMsg: []string{"unknown authority", "another cluster"},
+		},
+		{
+			name: "a cluster answers, the first control plane is lost: no init, the others go on",
+			obs: Observed{Cluster: true, Nodes: with(all, "cp1", nil, "w2", nil), Unreachable: map[string]bool{"cp1": true},
+				State: map[string][]string{"cp2": caState}},
+			want: Plan{Steps: []Step{
+				{Host: "cp2", Role: cp, Action: ActionUnchanged, Note: inCluster("Ready")},
+				{Host: "w1", Role: wk, Action: ActionUnchanged, Note: inCluster("Ready")},
+				{Host: "w2", Role: wk, Action: ActionJoinWorker},
 			}},
 		},
 		{
@@ -109,7 +195,21 @@ func TestMakePlan(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			got := MakePlan(testutil.Cluster(t), tc.obs)
+			got, err := MakePlan(testutil.Cluster(t), tc.obs, tc.opts)
+			if tc.wantErr != nil || len(tc.wantMsg) > 0 {
+				if err == nil || (tc.wantErr != nil && !errors.Is(err, tc.wantErr)) {
+					t.Fatalf("MakePlan = %+v, %v; want the error %v", got, err, tc.wantErr)
+				}
+				for _, m := range tc.wantMsg {
+					if !strings.Contains(err.Error(), m) {
+						t.Errorf("error %q does not say %q", err, m)
+					}
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("MakePlan: %v", err)
+			}
 			if diff := cmp.Diff(tc.want, got); diff != "" {
 				t.Errorf("plan (-want +got):\n%s", diff)
 			}
@@ -118,14 +218,21 @@ func TestMakePlan(t *testing.T) {
 }
 
 func TestPlanHosts(t *testing.T) {
-	p := MakePlan(testutil.Cluster(t), Observed{})
+	p, err := MakePlan(testutil.Cluster(t), Observed{}, PlanOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
 	if got, want := p.Hosts(ActionJoinWorker, ActionInit), []string{"cp1", "w1", "w2"}; !cmp.Equal(got, want) {
 		t.Errorf("Hosts = %v, want %v (file order)", got, want)
 	}
 	if !p.ControlPlaneJoins() {
 		t.Error("ControlPlaneJoins = false, want true: cp2 joins")
 	}
-	if MakePlan(testutil.Cluster(t), Observed{Cluster: true, Nodes: map[string]Node{"cp1": {ControlPlane: true}, "cp2": {ControlPlane: true}}}).ControlPlaneJoins() {
+	p, err = MakePlan(testutil.Cluster(t), Observed{Cluster: true, Nodes: map[string]Node{"cp1": {ControlPlane: true}, "cp2": {ControlPlane: true}}}, PlanOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.ControlPlaneJoins() {
 		t.Error("ControlPlaneJoins = true with both control planes in the cluster")
 	}
 }

@@ -77,6 +77,9 @@ type SSHConfig struct {
 	// KeepAlive, OnNewHostKey and Logger are taken from this config, and
 	// UseAgent and AcceptNewHostKeys are enabled when they are here.
 	Bastion *SSHConfig
+	// Bastions, if set, shares the bastion connection with the other hosts dialled with
+	// the same Bastions through the same bastion; without it each host dials its own.
+	Bastions *Bastions
 	// KeepAlive is the interval between keepalive requests; defaults to
 	// 15s, negative disables. The connection is closed when a keepalive
 	// fails or goes unanswered for three intervals (at least 2s).
@@ -170,6 +173,9 @@ type SSHHost struct {
 	agentConn net.Conn
 	sessions  chan struct{}
 
+	// releaseBastion gives the bastion connection back (see Bastions).
+	releaseBastion func() error
+
 	sudoMu    sync.Mutex
 	sudoKnown bool
 	sudo      bool
@@ -233,7 +239,7 @@ func (h *SSHHost) connect(ctx context.Context) error {
 	defer cancel()
 	var conn net.Conn
 	if h.cfg.Bastion != nil {
-		if h.bastion, err = Dial(dctx, h.cfg.bastionConfig()); err != nil {
+		if h.bastion, h.releaseBastion, err = h.cfg.Bastions.get(dctx, h.cfg.bastionConfig()); err != nil {
 			return fmt.Errorf("through bastion: %w", err)
 		}
 		if conn, err = h.bastion.client.DialContext(dctx, "tcp", h.addr); err != nil {
@@ -442,8 +448,8 @@ func (h *SSHHost) closeConn() error {
 			errs = append(errs, fmt.Errorf("closing ssh connection to %s: %w", h, err))
 		}
 	}
-	if h.bastion != nil {
-		errs = append(errs, h.bastion.Close())
+	if h.releaseBastion != nil {
+		errs = append(errs, h.releaseBastion())
 	}
 	if h.agentConn != nil {
 		h.agentConn.Close()

@@ -551,3 +551,70 @@ func TestSecretsStayOutOfLogs(t *testing.T) {
 		t.Errorf("secret leaked:\nlog: %s\nerror: %v", logs.String(), err)
 	}
 }
+
+// TestBastionShared: hosts dialled at once through the same bastion with one Bastions
+// share one connection to it, which outlives every host but the last; the next dial after
+// that connects again.
+func TestBastionShared(t *testing.T) {
+	key := testutil.NewSSHKey(t, "")
+	jump := testutil.NewSSHServer(t, testutil.SSHServerOptions{AuthorizedKeys: []ssh.PublicKey{key.Public}})
+	target := testutil.NewSSHServer(t, testutil.SSHServerOptions{AuthorizedKeys: []ssh.PublicKey{key.Public}})
+	knownHosts := filepath.Join(t.TempDir(), "known_hosts")
+	writeFile(t, knownHosts, jump.KnownHostsLine()+"\n"+target.KnownHostsLine()+"\n", 0o600)
+	var bastions host.Bastions
+	cfg := func(name string) host.SSHConfig {
+		return host.SSHConfig{
+			Name: name, Address: target.Host, Port: target.Port, KeyFiles: []string{key.Path},
+			KnownHostsPath: knownHosts, DialTimeout: 5 * time.Second,
+			Bastion:  &host.SSHConfig{Address: jump.Host, Port: jump.Port, User: "jumper"},
+			Bastions: &bastions,
+		}
+	}
+
+	const n = 12
+	hosts := make([]*host.SSHHost, n)
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			hosts[i], errs[i] = host.Dial(testContext(t), cfg(fmt.Sprintf("h%d", i)))
+		}()
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("Dial h%d: %v", i, err)
+		}
+	}
+	if got := jump.ConnCount(); got != 1 {
+		t.Errorf("the bastion got %d connections for %d hosts, want 1", got, n)
+	}
+	if got := jump.ForwardCount(); got != n {
+		t.Errorf("the bastion forwarded %d tunnels, want %d", got, n)
+	}
+
+	// Closing all but one host leaves the last one working through the bastion.
+	for _, h := range hosts[1:] {
+		if err := h.Close(); err != nil {
+			t.Errorf("Close: %v", err)
+		}
+	}
+	res, err := hosts[0].Run(testContext(t), host.Cmd{Args: []string{"echo", "still through"}})
+	if err != nil || string(res.Stdout) != "still through\n" {
+		t.Fatalf("Run after the other hosts closed: %q, %v", res.Stdout, err)
+	}
+	if err := hosts[0].Close(); err != nil {
+		t.Errorf("Close: %v", err)
+	}
+
+	// The last host closed the bastion connection: a new host dials a new one.
+	h := dial(t, cfg("again"))
+	if _, err := h.Run(testContext(t), host.Cmd{Args: []string{"true"}}); err != nil {
+		t.Fatal(err)
+	}
+	if got := jump.ConnCount(); got != 2 {
+		t.Errorf("the bastion got %d connections in all, want 2: the first should have been closed with its last host", got)
+	}
+}

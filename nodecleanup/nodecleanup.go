@@ -22,9 +22,12 @@ import (
 
 	"github.com/kforge/kforge/internal/wait"
 
+	"github.com/kforge/kforge/addons"
+	"github.com/kforge/kforge/certs"
 	"github.com/kforge/kforge/cri"
 	"github.com/kforge/kforge/kubeconfig"
 	"github.com/kforge/kforge/manifests"
+	"github.com/kforge/kforge/service"
 )
 
 // KubeletDir is the kubelet's root directory: its pods' volumes are mounted below it.
@@ -58,7 +61,8 @@ type Node struct {
 }
 
 // Steps yields the steps that clean up n, in order: remove every pod, unmount what is
-// mounted below KubeletDir, remove the contents of Paths that exist, delete the network
+// mounted below KubeletDir, remove the Paths that exist (refusing any with a mount left
+// in it), delete the network
 // links of the CNI plugins and kube-proxy, and remove the iptables rules and chains of
 // kube-proxy and flannel. Each step is worked out when its turn comes, after the steps
 // before it have been done.
@@ -67,7 +71,7 @@ func Steps(ctx context.Context, n Node) iter.Seq[Step] {
 		for _, steps := range []iter.Seq[Step]{
 			sandboxSteps(ctx, n.RuntimeEndpoint, n.Warn),
 			unmountSteps(n.At(KubeletDir)),
-			removeSteps(Paths(n.Dirs), n.At),
+			removeSteps(Paths(n.Dirs), n.At, readMountinfo, StatFSID),
 			linkSteps(ctx),
 			iptablesSteps(ctx),
 		} {
@@ -80,22 +84,54 @@ func Steps(ctx context.Context, n Node) iter.Seq[Step] {
 	}
 }
 
-// Paths lists the files and directories reset removes: the control plane's static pod
-// manifests, the kubeconfig files, the certificates, the kubelet's, CNI's, flannel's and
-// kube-proxy's state, and the local etcd member's data.
-func Paths(d Dirs) []string {
-	var paths []string
+// Names kforge, the kubelet and the CNI plugins create, by directory. Reset removes these
+// and nothing else there: never "everything under" a directory, which a mistyped setting
+// could point at /var/lib.
+var (
+	// KubeletNames are what the kubelet and kforge create in KubeletDir.
+	KubeletNames = []string{"config.yaml", "kubeadm-flags.env", "instance-config.yaml", "pki", "pods", "plugins",
+		"plugins_registry", "pod-resources", "device-plugins", "checkpoints", "cpu_manager_state",
+		"memory_manager_state", "dra_manager_state"}
+	// EtcdDataNames are what etcd creates in its data directory: the member's WAL and snapshots.
+	EtcdDataNames = []string{"member"}
+	// CNIStateNames are the CNI plugins' state in /var/lib/cni: host-local IPAM, libcni's
+	// cache, flannel's.
+	CNIStateNames = []string{"networks", "results", "cache", "flannel"}
+)
+
+// Target is a file or directory reset removes.
+type Target struct {
+	Path string
+	// IfEmpty removes a directory only once it is empty (the etcd certificates' directory,
+	// in which an operator may keep files of their own).
+	IfEmpty bool
+}
+
+// Paths lists what reset removes, by name: the control plane's static pod manifests, the
+// kubeconfig files, the certificates and keys of kforge's table, the kubelet's, CNI's and
+// flannel's state, the local etcd member's data, and kforge's pending restarts. Anything
+// else in those directories stays.
+func Paths(d Dirs) []Target {
+	var paths []Target
+	add := func(dir string, names ...string) {
+		for _, n := range names {
+			paths = append(paths, Target{Path: filepath.Join(dir, n)})
+		}
+	}
 	for _, c := range []string{manifests.NameEtcd, manifests.NameAPIServer, manifests.NameControllerManager, manifests.NameScheduler} {
-		paths = append(paths, filepath.Join(d.ManifestsDir, manifests.FileName(c)))
+		add(d.ManifestsDir, manifests.FileName(c))
 	}
-	for _, f := range []string{kubeconfig.AdminFileName, kubeconfig.SuperAdminFileName, kubeconfig.KubeletFileName,
-		kubeconfig.ControllerManagerFileName, kubeconfig.SchedulerFileName, kubeconfig.BootstrapKubeletFileName} {
-		paths = append(paths, filepath.Join(d.KubeconfigDir, f))
-	}
-	paths = append(paths, d.CertDir, KubeletDir, "/var/lib/cni", "/etc/cni/net.d", "/run/flannel", "/var/lib/kube-proxy")
+	add(d.KubeconfigDir, kubeconfig.AdminFileName, kubeconfig.SuperAdminFileName, kubeconfig.KubeletFileName,
+		kubeconfig.ControllerManagerFileName, kubeconfig.SchedulerFileName, kubeconfig.BootstrapKubeletFileName)
+	add("", certs.Files(d.CertDir)...)
+	paths = append(paths, Target{Path: filepath.Join(d.CertDir, "etcd"), IfEmpty: true})
+	add(KubeletDir, KubeletNames...)
+	add("/var/lib/cni", CNIStateNames...)
+	add("", addons.FlannelHostFiles()...)
 	if d.EtcdDataDir != "" {
-		paths = append(paths, d.EtcdDataDir)
+		add(d.EtcdDataDir, EtcdDataNames...)
 	}
+	add("", service.PendingDir)
 	return paths
 }
 
@@ -148,43 +184,53 @@ func unmountSteps(dir string) iter.Seq[Step] {
 	}
 }
 
-// removeSteps removes the contents of each of paths that exists (at maps it to where it
-// is on this host).
-func removeSteps(paths []string, at func(string) string) iter.Seq[Step] {
+// removeSteps removes each of targets that exists (at maps it to where it is on this
+// host). Each removal first reads the mount table (mountinfo) afresh and refuses a target
+// with anything mounted at or below it, then removes it without crossing into another
+// filesystem or mount (fsID tells them apart).
+func removeSteps(targets []Target, at func(string) string, mountinfo func() (string, error), fsID func(string) (FSID, error)) iter.Seq[Step] {
 	return func(yield func(Step) bool) {
-		for _, p := range paths {
-			if _, err := os.Lstat(at(p)); errors.Is(err, fs.ErrNotExist) {
+		for _, t := range targets {
+			if _, err := os.Lstat(at(t.Path)); errors.Is(err, fs.ErrNotExist) {
 				continue
 			}
-			if !yield(Step{Desc: "remove " + p, Do: func() error { return removeContents(at(p)) }}) {
+			desc := "remove " + t.Path
+			if t.IfEmpty {
+				desc += " if it is empty"
+			}
+			if !yield(Step{Desc: desc, Do: func() error { return remove(at(t.Path), t.IfEmpty, mountinfo, fsID) }}) {
 				return
 			}
 		}
 	}
 }
 
-// removeContents removes a file, or everything inside a directory but the directory
-// itself: a directory may be a mount point (a dedicated etcd disk, a bind mount), which
-// cannot be removed and must stay for the next init.
-func removeContents(p string) error {
-	st, err := os.Lstat(p)
+// MountedError is a refusal to remove a path with something mounted at or below it.
+type MountedError struct {
+	Path  string
+	Mount Mount
+}
+
+func (e *MountedError) Error() string {
+	return fmt.Sprintf("refusing to remove %s: %s is mounted there; unmount it (umount %s) and run reset again",
+		e.Path, e.Mount, e.Mount.Point)
+}
+
+func remove(p string, ifEmpty bool, mountinfo func() (string, error), fsID func(string) (FSID, error)) error {
+	info, err := mountinfo()
 	if err != nil {
-		return err
+		return fmt.Errorf("reading the mount table before removing %s: %w", p, err)
 	}
-	if !st.IsDir() {
-		return os.Remove(p)
+	if m := AtOrBelow(ParseMountinfo(info), p); len(m) > 0 {
+		return &MountedError{Path: p, Mount: m[0]}
 	}
-	entries, err := os.ReadDir(p)
-	if err != nil {
-		return err
-	}
-	var errs []error
-	for _, e := range entries {
-		if err := os.RemoveAll(filepath.Join(p, e.Name())); err != nil {
-			errs = append(errs, err)
+	if ifEmpty {
+		if err := os.Remove(p); err != nil && !errors.Is(err, syscall.ENOTEMPTY) && !errors.Is(err, syscall.EEXIST) {
+			return err
 		}
+		return nil
 	}
-	return errors.Join(errs...)
+	return removeTree(p, fsID)
 }
 
 // linkSteps deletes the network links of flannel, the bridge CNI plugin and kube-proxy's

@@ -125,6 +125,24 @@ func getSecret(ctx context.Context, cs kubernetes.Interface, ns, name string) (*
 	return sec, err
 }
 
+// getConfigMap reads ConfigMap ns/name; nil when there is none.
+func getConfigMap(ctx context.Context, cs kubernetes.Interface, ns, name string) (*corev1.ConfigMap, error) {
+	var cm *corev1.ConfigMap
+	err := apiclient.Retry(ctx, func(ctx context.Context) error {
+		got, err := cs.CoreV1().ConfigMaps(ns).Get(ctx, name, metav1.GetOptions{})
+		switch {
+		case apierrors.IsNotFound(err):
+			cm = nil
+			return nil
+		case err != nil:
+			return fmt.Errorf("reading ConfigMap %s/%s: %w", ns, name, err)
+		}
+		cm = got
+		return nil
+	})
+	return cm, err
+}
+
 // kubeconfigClient returns the API client built, once, from the kubeconfig file in dir.
 // Without a file it is the host's own: admin.conf on a control-plane host, else
 // kubelet.conf, whichever exists now; nil when neither does.

@@ -183,9 +183,11 @@ type DataSpec struct {
 	// JoinControlPlane makes a join a control-plane join.
 	JoinControlPlane bool
 
-	// Fleet configures the fleet of the up and reset-hosts workflows; Prune is up --prune.
-	Fleet fleet.Options
-	Prune bool
+	// Fleet configures the fleet of the up and reset-hosts workflows; Prune is up --prune
+	// and InitNewCluster up --init-new-cluster.
+	Fleet          fleet.Options
+	Prune          bool
+	InitNewCluster bool
 
 	Force bool
 	Wait  time.Duration
@@ -243,7 +245,7 @@ func NewData(s DataSpec, deps Deps) *Data {
 			SuperAdminClient: deps.SuperAdminClient,
 		},
 		Join:  JoinData{ControlPlane: s.JoinControlPlane},
-		Up:    UpData{Options: s.Fleet, Prune: s.Prune},
+		Up:    UpData{Options: s.Fleet, Prune: s.Prune, Plan: fleet.PlanOptions{InitNewCluster: s.InitNewCluster}},
 		Force: s.Force,
 		Wait:  s.Wait,
 	}

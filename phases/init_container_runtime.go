@@ -3,9 +3,7 @@ package phases
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -77,33 +75,67 @@ func configureContainerd(ctx context.Context, d *Data) error {
 	if err := enableForwarding(d); err != nil {
 		return err
 	}
-	want := kubelet.ContainerdConfig(containerdParams(d))
+	p := containerdParams(d)
+	want := kubelet.ContainerdConfig(p)
 	path := d.Path(kubelet.ContainerdConfigPath)
-	old, err := os.ReadFile(path)
-	switch {
-	case err == nil && bytes.Equal(old, want):
-		d.Out.Say("using existing %s", kubelet.ContainerdConfigPath)
-		return nil
-	case err == nil && !bytes.HasPrefix(old, []byte(kubelet.ContainerdMarker)):
-		backup := path + ".kforge-backup"
-		if _, err := os.Stat(backup); errors.Is(err, fs.ErrNotExist) {
-			if _, err := fileutil.WriteAtomic(backup, old, 0o644, 0o755); err != nil {
-				return err
-			}
-			d.Out.Say("kept the previous containerd config as %s.kforge-backup", kubelet.ContainerdConfigPath)
-		}
-	case err != nil && !errors.Is(err, fs.ErrNotExist):
-		return fmt.Errorf("reading %s: %w", kubelet.ContainerdConfigPath, err)
-	}
-	if _, err := fileutil.WriteAtomic(path, want, 0o644, 0o755); err != nil {
+	cur, err := readFileIfExists(path)
+	if err != nil {
 		return err
 	}
-	p := containerdParams(d)
-	d.Out.Say("wrote %s (sandbox image %s, SystemdCgroup %t, restrict_oom_score_adj %t)",
-		kubelet.ContainerdConfigPath, p.SandboxImage, p.SystemdCgroup, p.RestrictOOMScoreAdj)
-	d.Out.Say("restarting containerd through the %s", d.Services.Kind())
-	if err := d.Services.Restart(ctx, containerdSpec(d)); err != nil {
+	record, err := readFileIfExists(d.Path(kubelet.ContainerdRecordPath))
+	if err != nil {
+		return err
+	}
+	plan := kubelet.PlanContainerdConfig(cur, record, p)
+	data := want
+	switch plan.Action {
+	case kubelet.ContainerdKeep:
+		data = cur
+		if !bytes.Equal(cur, want) {
+			d.Out.Say("using existing %s: edited since kforge wrote it, and it has every setting the cluster needs", kubelet.ContainerdConfigPath)
+		}
+	case kubelet.ContainerdRefuse:
+		return fmt.Errorf("%s is not the file kforge last wrote (it was edited, or written before kforge recorded its sha256 in %s) "+
+			"and it lacks what the cluster needs: add %s; or move the file away to let kforge write its own (edits would be lost)",
+			kubelet.ContainerdConfigPath, kubelet.ContainerdRecordPath, strings.Join(plan.Missing, ", "))
+	case kubelet.ContainerdReplace:
+		backup := kubelet.ContainerdConfigPath + ".kforge-backup-" + d.Now().UTC().Format("20060102T150405Z")
+		for i := 1; fileExists(d.Path(backup)); i++ {
+			backup = fmt.Sprintf("%s.kforge-backup-%s-%d", kubelet.ContainerdConfigPath, d.Now().UTC().Format("20060102T150405Z"), i)
+		}
+		if _, err := fileutil.WriteAtomic(d.Path(backup), cur, 0o644, 0o755); err != nil {
+			return fmt.Errorf("keeping a copy of %s: %w", kubelet.ContainerdConfigPath, err)
+		}
+		d.Out.Say("WARNING: replacing %s, which kforge did not write and which lacks %s; it was kept as %s",
+			kubelet.ContainerdConfigPath, strings.Join(plan.Missing, ", "), backup)
+	}
+	// The record goes first: a run killed after writing the config still knows it as
+	// kforge's. It holds the sum of the file kforge replaces too, if that was kforge's.
+	if bytes.Equal(data, want) {
+		sums := [][]byte{want}
+		if plan.Action == kubelet.ContainerdWrite && cur != nil {
+			sums = append(sums, cur)
+		}
+		if _, err := fileutil.WriteAtomic(d.Path(kubelet.ContainerdRecordPath), kubelet.ContainerdRecord(sums...), 0o644, 0o755); err != nil {
+			return fmt.Errorf("recording the containerd config kforge writes: %w", err)
+		}
+	}
+	a, err := service.Apply(ctx, d.Services, service.Change{Spec: containerdSpec(d),
+		Files: []service.File{{Path: kubelet.ContainerdConfigPath, Data: data, Mode: 0o644, DirMode: 0o755}}, Root: d.Root})
+	if len(a.Written) > 0 {
+		d.Out.Say("wrote %s (sandbox image %s, SystemdCgroup %t, restrict_oom_score_adj %t)",
+			kubelet.ContainerdConfigPath, p.SandboxImage, p.SystemdCgroup, p.RestrictOOMScoreAdj)
+	}
+	if err != nil {
 		return fmt.Errorf("restarting containerd to apply its new config: %w", err)
+	}
+	switch {
+	case a.Resumed:
+		d.Out.Say("restarted containerd through the %s: an earlier run changed its config and stopped before restarting it", d.Services.Kind())
+	case a.Restarted:
+		d.Out.Say("restarted containerd through the %s", d.Services.Kind())
+	case bytes.Equal(cur, want):
+		d.Out.Say("using existing %s", kubelet.ContainerdConfigPath)
 	}
 	return nil
 }
@@ -120,4 +152,10 @@ func containerdSpec(d *Data) service.Spec {
 		Socket:  criSocket(d),
 		Adopt:   true,
 	}
+}
+
+// fileExists reports whether anything is at path.
+func fileExists(path string) bool {
+	_, err := os.Lstat(path)
+	return err == nil
 }

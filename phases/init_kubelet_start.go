@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"os/exec"
 
-	"github.com/kforge/kforge/internal/fileutil"
 	"github.com/kforge/kforge/kubelet"
 	"github.com/kforge/kforge/service"
 )
@@ -59,44 +58,35 @@ func kubeletStartPhase() Phase {
 	return Phase{
 		Name:  "kubelet-start",
 		Short: "Write the kubelet configuration and flags, then (re)start the kubelet",
-		Run:   func(ctx context.Context, d *Data) error { return startKubelet(ctx, d, false) },
+		Run:   func(ctx context.Context, d *Data) error { return startKubelet(ctx, d, nil) },
 	}
 }
 
-// startKubelet writes the kubelet's configuration and flags, and (re)starts the kubelet
-// when they changed, when changed says something else did, or when it is not running.
-func startKubelet(ctx context.Context, d *Data, changed bool) error {
+// startKubelet writes the kubelet's configuration and flags, and extra (bootstrap-kubelet.conf
+// on a join), and (re)starts the kubelet when any of them changed, when an earlier run
+// changed them and died before the restart, or when it is not running (service.Apply).
+func startKubelet(ctx context.Context, d *Data, extra []service.File) error {
 	cfg, err := KubeletConfigYAML(d)
 	if err != nil {
 		return err
 	}
-	for _, f := range []struct {
-		path string
-		data []byte
-	}{
-		{kubelet.ConfigPath, cfg},
-		{kubelet.FlagsEnvPath, kubelet.FlagsEnv(kubeletParams(d))},
-	} {
-		res, err := fileutil.WriteAtomic(d.Path(f.path), f.data, 0o644, 0o755)
-		if err != nil {
-			return err
-		}
-		if res != fileutil.Unchanged {
-			changed = true
-			d.Out.Say("%s %s", res, f.path)
-		}
+	files := append(extra,
+		service.File{Path: kubelet.ConfigPath, Data: cfg, Mode: 0o644, DirMode: 0o755},
+		service.File{Path: kubelet.FlagsEnvPath, Data: kubelet.FlagsEnv(kubeletParams(d)), Mode: 0o644, DirMode: 0o755})
+	a, err := service.Apply(ctx, d.Services, service.Change{Spec: kubeletSpec(d), Files: files, Root: d.Root, StartStopped: true})
+	for _, w := range a.Written {
+		d.Out.Say("%s %s", w.Result, w.Path)
 	}
-	active, err := d.Services.Active(ctx, "kubelet")
 	if err != nil {
-		return err
-	}
-	if active && !changed {
-		d.Out.Say("the kubelet runs with the current configuration (%s); leaving it alone", d.Services.Kind())
-		return nil
-	}
-	d.Out.Say("starting the kubelet through the %s", d.Services.Kind())
-	if err := d.Services.Restart(ctx, kubeletSpec(d)); err != nil {
 		return fmt.Errorf("starting the kubelet: %w", err)
+	}
+	switch {
+	case a.Resumed:
+		d.Out.Say("restarted the kubelet through the %s: an earlier run changed its files and stopped before restarting it", d.Services.Kind())
+	case a.Restarted:
+		d.Out.Say("started the kubelet through the %s", d.Services.Kind())
+	default:
+		d.Out.Say("the kubelet runs with the current configuration (%s); leaving it alone", d.Services.Kind())
 	}
 	return nil
 }

@@ -5,13 +5,13 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"net/url"
 	"path/filepath"
 	"strings"
 	"time"
 
 	"github.com/kforge/kforge/bootstrap"
 	"github.com/kforge/kforge/certs"
-	"github.com/kforge/kforge/config"
 	"github.com/kforge/kforge/discovery"
 	"github.com/kforge/kforge/internal/apiclient"
 	"github.com/kforge/kforge/kubeconfig"
@@ -93,26 +93,37 @@ func DiscoverCluster(ctx context.Context, req JoinRequest, out *Printer) (*Disco
 	return &Discovered{Server: res.Server, CAPEM: res.CAPEM, Client: cs}, nil
 }
 
-// ClusterConfigFromCluster reads the cluster configuration kforge init stored in
-// kube-system/kubeadm-config, as the bootstrap token.
-func ClusterConfigFromCluster(ctx context.Context, cs kubernetes.Interface) (*config.Cluster, error) {
-	var cm *corev1.ConfigMap
-	err := apiclient.Retry(ctx, func(ctx context.Context) error {
-		got, err := cs.CoreV1().ConfigMaps(bootstrap.NamespaceSystem).Get(ctx, bootstrap.KubeadmConfigName, metav1.GetOptions{})
-		if err != nil {
-			return fmt.Errorf("reading ConfigMap %s/%s: %w", bootstrap.NamespaceSystem, bootstrap.KubeadmConfigName, err)
-		}
-		cm = got
-		return nil
-	})
+// ClusterConfigFromCluster reads the cluster configuration stored in the cluster, as the
+// bootstrap token: kforge's own in kube-system/kubeadm-config, or in a cluster made by stock
+// kubeadm init one derived from kubeadm's ClusterConfiguration there and the
+// KubeletConfiguration in kube-system/kubelet-config, as kubeadm join derives it. A
+// kubeadm cluster without a controlPlaneEndpoint is reached at the API server discovery
+// authenticated, as kubeadm join reaches it.
+func ClusterConfigFromCluster(ctx context.Context, disc *Discovered) (*bootstrap.StoredCluster, error) {
+	kubeadmCM, err := getConfigMap(ctx, disc.Client, bootstrap.NamespaceSystem, bootstrap.KubeadmConfigName)
 	if err != nil {
 		return nil, err
 	}
-	c, err := bootstrap.ClusterFromKubeadmConfig(cm)
-	if errors.Is(err, bootstrap.ErrNoKforgeConfig) {
-		return nil, fmt.Errorf("%w: the cluster was not set up by kforge init; pass its configuration with -f cluster.toml", err)
+	if kubeadmCM == nil {
+		return nil, fmt.Errorf("the cluster has no ConfigMap %s/%s: it was set up by neither kforge init nor kubeadm init; pass its configuration with -f cluster.toml",
+			bootstrap.NamespaceSystem, bootstrap.KubeadmConfigName)
 	}
-	return c, err
+	kubeletCM, err := getConfigMap(ctx, disc.Client, bootstrap.NamespaceSystem, bootstrap.KubeletConfigName)
+	if err != nil {
+		return nil, err
+	}
+	s, err := bootstrap.ReadStoredCluster(kubeadmCM, kubeletCM)
+	if err != nil {
+		return nil, err
+	}
+	if s.FromKubeadm && s.Cluster.ControlPlaneEndpoint == "" {
+		u, err := url.Parse(disc.Server)
+		if err != nil || u.Host == "" {
+			return nil, fmt.Errorf("the cluster's API server %q is not an https://host:port URL", disc.Server)
+		}
+		s.Cluster.ControlPlaneEndpoint = u.Host
+	}
+	return s, nil
 }
 
 // PrepareJoin checks, before any phase runs, that this host may join: that no other Ready

@@ -8,6 +8,7 @@ import (
 	"github.com/kforge/kforge/internal/fileutil"
 	"github.com/kforge/kforge/kubeconfig"
 	"github.com/kforge/kforge/kubelet"
+	"github.com/kforge/kforge/service"
 )
 
 // joinKubeletStartPhase writes the cluster CA and bootstrap-kubelet.conf, then the kubelet's
@@ -20,7 +21,7 @@ func joinKubeletStartPhase() Phase {
 		Name:  "kubelet-start",
 		Short: "Write bootstrap-kubelet.conf and the kubelet configuration, then start the kubelet for its TLS bootstrap",
 		Run: func(ctx context.Context, d *Data) error {
-			changed := false
+			var extra []service.File
 			caShown := filepath.Join(d.CertDir, "ca.crt")
 			res, err := fileutil.WriteAtomic(d.Path(caShown), d.Join.ClusterCA, 0o644, 0o700)
 			if err != nil {
@@ -40,16 +41,9 @@ func joinKubeletStartPhase() Phase {
 				if err != nil {
 					return err
 				}
-				res, err := fileutil.WriteAtomic(d.Path(bootShown), data, 0o600, 0o755)
-				if err != nil {
-					return err
-				}
-				if res != fileutil.Unchanged {
-					changed = true
-					d.Out.Say("wrote %s (token %s)", bootShown, d.Token.ID)
-				}
+				extra = append(extra, service.File{Path: bootShown, Data: data, Mode: 0o600, DirMode: 0o755})
 			}
-			return startKubelet(ctx, d, changed)
+			return startKubelet(ctx, d, extra)
 		},
 	}
 }

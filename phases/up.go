@@ -14,6 +14,8 @@ type UpData struct {
 	// Prune makes the prune phase delete the Nodes of workers that are not in the file
 	// (up --prune).
 	Prune bool
+	// Plan is the operator's intent the plan follows (up --init-new-cluster).
+	Plan fleet.PlanOptions
 
 	// fleet is the run over the hosts, made by the first phase that needs it (connect).
 	fleet *fleet.Fleet
@@ -93,7 +95,11 @@ func (d *Data) upPlan(ctx context.Context) (*fleet.Plan, error) {
 	if err != nil {
 		return nil, err
 	}
-	p := fleet.MakePlan(d.Cluster, *o)
+	p, err := fleet.MakePlan(d.Cluster, *o, u.Plan)
+	if err != nil {
+		f.SkipUndecided("up made no plan: see the error below")
+		return nil, err
+	}
 	f.SetPlan(p, u.Prune)
 	u.plan = &p
 	return u.plan, nil

@@ -2,15 +2,17 @@ package phases
 
 import "context"
 
-// upDetectPhase finds out what the cluster already holds, from the cluster itself:
-// admin.conf from the first control-plane host that has one, the cluster's Nodes, and
-// which hosts with a Node were reset since.
+// upDetectPhase finds out what the cluster already holds: the cluster state each
+// control-plane host holds (a CA, etcd data, kubeconfigs, static pod manifests), then, from
+// the cluster itself, through admin.conf of the first control-plane host whose admin.conf
+// reaches it, the cluster's Nodes and which hosts with a Node were reset since. A
+// control-plane host that cannot be checked is failed; the plan decides what that means.
 //
 // Reads the fleet; sets Data.Up's observed.
 func upDetectPhase() Phase {
 	return Phase{
 		Name:  "detect",
-		Short: "Find the cluster through the control-plane hosts, list its nodes and the hosts that were reset",
+		Short: "Check the control-plane hosts for cluster state, find the cluster through them, list its nodes and the hosts that were reset",
 		Run: func(ctx context.Context, d *Data) error {
 			_, err := d.observe(ctx)
 			return err

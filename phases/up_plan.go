@@ -4,7 +4,8 @@ import "context"
 
 // upPlanPhase decides each host's action (fleet.MakePlan) and prints it.
 //
-// Reads Data.Up's observed and Data.Up.Prune; sets Data.Up's plan.
+// Reads Data.Up's observed, Data.Up.Plan and Data.Up.Prune; sets Data.Up's plan. It
+// fails when up cannot tell that it is safe to init (see fleet.MakePlan).
 func upPlanPhase() Phase {
 	return Phase{
 		Name:  "plan",

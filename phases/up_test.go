@@ -3,6 +3,7 @@ package phases
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"path/filepath"
@@ -13,10 +14,12 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/kubernetes/fake"
+	k8stesting "k8s.io/client-go/testing"
 
 	"github.com/kforge/kforge/config"
 	"github.com/kforge/kforge/fleet"
@@ -42,7 +45,13 @@ type upLab struct {
 
 func newUpLab(t *testing.T, initialised bool, nodes ...*corev1.Node) *upLab {
 	t.Helper()
-	l := &upLab{t: t, c: testutil.Cluster(t), hosts: map[string]*testutil.FakeHost{}, journal: &testutil.Journal{}, initialised: initialised}
+	return newUpLabOf(t, testutil.Cluster(t), initialised, nodes...)
+}
+
+// newUpLabOf is newUpLab over the hosts of c.
+func newUpLabOf(t *testing.T, c *config.Cluster, initialised bool, nodes ...*corev1.Node) *upLab {
+	t.Helper()
+	l := &upLab{t: t, c: c, hosts: map[string]*testutil.FakeHost{}, journal: &testutil.Journal{}, initialised: initialised}
 	var objs []runtime.Object
 	for _, n := range nodes {
 		objs = append(objs, n)
@@ -56,6 +65,12 @@ func newUpLab(t *testing.T, initialised bool, nodes ...*corev1.Node) *upLab {
 	for _, h := range l.c.Hosts {
 		fh := &testutil.FakeHost{HostName: h.Name, Journal: l.journal}
 		fh.Rules = []testutil.Rule{
+			{Match: regexp.MustCompile(`^check cluster state$`), Reply: func(string) (string, error) {
+				if h.Name == "cp1" && l.initialised {
+					return "/etc/kubernetes/pki/ca.crt\n/etc/kubernetes/pki/ca.key\n/etc/kubernetes/admin.conf\n", nil
+				}
+				return "", nil
+			}},
 			{Match: regexp.MustCompile(`^read admin\.conf$`), Reply: func(string) (string, error) {
 				if h.Name == "cp1" && l.initialised {
 					return string(l.admin), nil
@@ -330,4 +345,163 @@ func hostReport(r *fleet.Report, name string) fleet.HostReport {
 		}
 	}
 	return fleet.HostReport{}
+}
+
+// noSudo makes every command on a fake host fail as a host without passwordless sudo does.
+func noSudo(name string) testutil.Rule {
+	return testutil.Rule{Match: regexp.MustCompile(`.`), Err: fmt.Errorf("%w: user kforge on %s cannot run sudo without a password", host.ErrNoSudo, name)}
+}
+
+// TestUpRefusesInitWhenAControlPlaneIsUnreachable: with no cluster found but cp2 out of
+// reach, up cannot tell that there is no cluster, so it inits nothing; it names cp2, and
+// --init-new-cluster is the way to init anyway.
+func TestUpRefusesInitWhenAControlPlaneIsUnreachable(t *testing.T) {
+	l := newUpLab(t, false)
+	delete(l.hosts, "cp2")
+	rep, err := l.run(l.data(false), "")
+	if !errors.Is(err, fleet.ErrControlPlaneUnreachable) || !strings.Contains(err.Error(), "cp2") {
+		t.Fatalf("up error = %v, want ErrControlPlaneUnreachable naming cp2", err)
+	}
+	if runs := l.kforgeRuns(); len(runs) != 0 {
+		t.Errorf("kforge ran %v although up could not tell whether a cluster exists", runs)
+	}
+	for _, h := range rep.Hosts {
+		want := fleet.ResultSkipped
+		if h.Host == "cp2" {
+			want = fleet.ResultFailed
+		}
+		if h.Result != want {
+			t.Errorf("%s: %+v, want %s", h.Host, h, want)
+		}
+	}
+
+	t.Run("--init-new-cluster", func(t *testing.T) {
+		l := newUpLab(t, false)
+		delete(l.hosts, "cp2")
+		d := l.data(false)
+		d.Up.Plan.InitNewCluster = true
+		rep, err := l.run(d, "")
+		if err != nil {
+			t.Fatalf("up --init-new-cluster: %v\n%s", err, l.out.String())
+		}
+		if !slices.Contains(l.kforgeRuns(), "cp1: init") {
+			t.Errorf("kforge runs %v, want init on cp1", l.kforgeRuns())
+		}
+		if h := hostReport(rep, "cp2"); h.Result != fleet.ResultFailed {
+			t.Errorf("cp2: %+v, want failed as unreachable", h)
+		}
+	})
+}
+
+// TestUpRefusesInitOnAnAuthError: cp1 holds a cluster whose API answers its admin.conf
+// with 401. That is fatal at once: no init, no join, no wait.
+func TestUpRefusesInitOnAnAuthError(t *testing.T) {
+	l := newUpLab(t, true, cpNode("cp1"))
+	l.cs.PrependReactor("list", "nodes", func(k8stesting.Action) (bool, runtime.Object, error) {
+		return true, nil, apierrors.NewUnauthorized("Unauthorized")
+	})
+	d := l.data(false)
+	d.Up.Plan.InitNewCluster = true // not even the operator's word overrides an auth error
+	start := time.Now()
+	rep, err := l.run(d, "")
+	if !errors.Is(err, fleet.ErrAPIRejected) || !strings.Contains(err.Error(), "cp1") {
+		t.Fatalf("up error = %v, want ErrAPIRejected naming cp1", err)
+	}
+	if took := time.Since(start); took > 5*time.Second {
+		t.Errorf("up took %s to give up on a 401, want no wait", took)
+	}
+	if runs := l.kforgeRuns(); len(runs) != 0 {
+		t.Errorf("kforge ran %v after the API refused admin.conf", runs)
+	}
+	if len(rep.AdminKubeconfig) != 0 {
+		t.Error("the report carries an admin kubeconfig the API refused")
+	}
+	for _, h := range rep.Hosts {
+		if h.Result != fleet.ResultSkipped {
+			t.Errorf("%s: %+v, want skipped", h.Host, h)
+		}
+	}
+}
+
+// TestUpControlPlaneFailureDoesNotStopTheOthers: cp1 cannot use sudo. The cluster still
+// answers through cp2, so the new worker joins; cp1 is reported failed and the run fails.
+func TestUpControlPlaneFailureDoesNotStopTheOthers(t *testing.T) {
+	l := newUpLab(t, true, cpNode("cp1"), cpNode("cp2"), workerNode("w1"))
+	l.hosts["cp1"].Rules = []testutil.Rule{noSudo("cp1")}
+	l.hosts["cp2"].Rules = append([]testutil.Rule{
+		testutil.On(`^check cluster state$`, "/etc/kubernetes/pki/ca.crt\n/etc/kubernetes/admin.conf\n"),
+		{Match: regexp.MustCompile(`^read admin\.conf$`), Reply: func(string) (string, error) { return string(l.admin), nil }},
+	}, l.hosts["cp2"].Rules...)
+	rep, err := l.run(l.data(false), "")
+	if err != nil {
+		t.Fatalf("up: %v\n%s", err, l.out.String())
+	}
+	if h := hostReport(rep, "w2"); h.Action != fleet.ActionJoinWorker || h.Result != fleet.ResultOK {
+		t.Errorf("w2: %+v, want joined", h)
+	}
+	for _, name := range []string{"cp2", "w1"} {
+		if h := hostReport(rep, name); h.Action != fleet.ActionUnchanged || h.Result != fleet.ResultOK {
+			t.Errorf("%s: %+v, want unchanged", name, h)
+		}
+	}
+	if h := hostReport(rep, "cp1"); h.Result != fleet.ResultFailed || !strings.Contains(h.Error, "sudo") {
+		t.Errorf("cp1: %+v, want failed with the sudo error", h)
+	}
+	if f := rep.Failed(); f == nil || !strings.Contains(f.Error(), "cp1") {
+		t.Errorf("Failed() = %v, want cp1 (the exit status is non-zero)", f)
+	}
+}
+
+// TestUpFirstControlPlaneFailsWithNoCluster: with no cluster and cp1 (the host that would
+// init) unable to use sudo, nothing can be built: up says so, names cp1 and inits nothing.
+func TestUpFirstControlPlaneFailsWithNoCluster(t *testing.T) {
+	l := newUpLab(t, false)
+	l.hosts["cp1"].Rules = []testutil.Rule{noSudo("cp1")}
+	rep, err := l.run(l.data(false), "")
+	if !errors.Is(err, fleet.ErrControlPlaneUnreachable) || !strings.Contains(err.Error(), "cp1") {
+		t.Fatalf("up error = %v, want ErrControlPlaneUnreachable naming cp1", err)
+	}
+	if runs := l.kforgeRuns(); len(runs) != 0 {
+		t.Errorf("kforge ran %v with no host able to init", runs)
+	}
+	if h := hostReport(rep, "cp1"); h.Result != fleet.ResultFailed || !strings.Contains(h.Error, "sudo") {
+		t.Errorf("cp1: %+v, want failed with the sudo error", h)
+	}
+	for _, name := range []string{"cp2", "w1", "w2"} {
+		if h := hostReport(rep, name); h.Result != fleet.ResultSkipped {
+			t.Errorf("%s: %+v, want skipped", name, h)
+		}
+	}
+}
+
+// TestUpBrokenControlPlaneDoesNotStopAControlPlaneJoin: cp1 cannot use sudo, so the
+// certificates for cp3's join are uploaded from cp2, the other control plane in the
+// cluster.
+func TestUpBrokenControlPlaneDoesNotStopAControlPlaneJoin(t *testing.T) {
+	cp := []string{config.RoleControlPlane}
+	c := testutil.Cluster(t,
+		config.Host{Name: "cp1", Address: "192.0.2.10", Roles: cp},
+		config.Host{Name: "cp2", Address: "192.0.2.11", Roles: cp},
+		config.Host{Name: "cp3", Address: "192.0.2.12", Roles: cp},
+		config.Host{Name: "w1", Address: "192.0.2.20", Roles: []string{config.RoleWorker}},
+	)
+	l := newUpLabOf(t, c, true, cpNode("cp1"), cpNode("cp2"), workerNode("w1"))
+	l.hosts["cp1"].Rules = []testutil.Rule{noSudo("cp1")}
+	l.hosts["cp2"].Rules = append([]testutil.Rule{
+		testutil.On(`^check cluster state$`, "/etc/kubernetes/pki/ca.crt\n/etc/kubernetes/admin.conf\n"),
+		{Match: regexp.MustCompile(`^read admin\.conf$`), Reply: func(string) (string, error) { return string(l.admin), nil }},
+	}, l.hosts["cp2"].Rules...)
+	rep, err := l.run(l.data(false), "")
+	if err != nil {
+		t.Fatalf("up: %v\n%s", err, l.out.String())
+	}
+	if h := hostReport(rep, "cp3"); h.Action != fleet.ActionJoinControlPlane || h.Result != fleet.ResultOK {
+		t.Errorf("cp3: %+v, want joined as a control plane", h)
+	}
+	if runs := l.kforgeRuns(); !slices.Contains(runs, "cp2: init") || slices.Contains(runs, "cp1: init") {
+		t.Errorf("kforge runs %v, want the certificates uploaded (init phase upload-certs) on cp2 only", runs)
+	}
+	if h := hostReport(rep, "cp1"); h.Result != fleet.ResultFailed {
+		t.Errorf("cp1: %+v, want failed", h)
+	}
 }

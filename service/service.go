@@ -89,6 +89,9 @@ func (m *DryRun) Stop(_ context.Context, name string) error {
 	return nil
 }
 
+// Files implements Manager: a dry run writes none of its own.
+func (*DryRun) Files(Spec) []File { return nil }
+
 // Active implements Manager: nothing runs on a dry run.
 func (*DryRun) Active(context.Context, string) (bool, error) { return false, nil }
 
@@ -103,6 +106,9 @@ type Manager interface {
 	Stop(ctx context.Context, name string) error
 	// Active reports whether the service runs.
 	Active(ctx context.Context, name string) (bool, error)
+	// Files lists the files of the manager's own that Restart writes for s (systemd's
+	// units), so that Apply counts them as part of a change.
+	Files(s Spec) []File
 }
 
 // Runner runs a command and returns its combined output; tests record the calls.
@@ -145,24 +151,29 @@ type Systemd struct {
 // Kind implements Manager.
 func (*Systemd) Kind() string { return "systemd" }
 
-// Restart writes the unit and drop-in, reloads systemd, enables and restarts the service.
-func (m *Systemd) Restart(ctx context.Context, s Spec) error {
-	changed := false
+// Files implements Manager: the unit and the drop-in.
+func (m *Systemd) Files(s Spec) []File {
+	var files []File
 	if len(s.Unit) > 0 {
-		res, err := fileutil.WriteAtomic(filepath.Join(m.UnitDir, s.Name+".service"), s.Unit, 0o644, 0o755)
-		if err != nil {
-			return err
-		}
-		changed = changed || res != fileutil.Unchanged
+		files = append(files, File{Path: filepath.Join(m.UnitDir, s.Name+".service"), Data: s.Unit, Mode: 0o644, DirMode: 0o755})
 	}
 	if len(s.DropIn) > 0 {
-		res, err := fileutil.WriteAtomic(filepath.Join(m.UnitDir, s.Name+".service.d", "10-kforge.conf"), s.DropIn, 0o644, 0o755)
-		if err != nil {
+		files = append(files, File{Path: filepath.Join(m.UnitDir, s.Name+".service.d", "10-kforge.conf"), Data: s.DropIn, Mode: 0o644, DirMode: 0o755})
+	}
+	return files
+}
+
+// Restart writes the unit and drop-in, reloads systemd, enables and restarts the service.
+// It reloads whenever the service has units of kforge's, changed or not: a run killed
+// after writing a unit and before the reload must not leave systemd with the old one.
+func (m *Systemd) Restart(ctx context.Context, s Spec) error {
+	files := m.Files(s)
+	for _, f := range files {
+		if _, err := fileutil.WriteAtomic(f.Path, f.Data, f.Mode, f.DirMode); err != nil {
 			return err
 		}
-		changed = changed || res != fileutil.Unchanged
 	}
-	if changed {
+	if len(files) > 0 {
 		if _, err := m.Run(ctx, "systemctl", "daemon-reload"); err != nil {
 			return err
 		}

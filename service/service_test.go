@@ -89,12 +89,12 @@ func TestSystemdRestartWritesUnitsAndRunsSystemctl(t *testing.T) {
 			t.Errorf("%s = %q, %v; want %q", path, b, err, content)
 		}
 	}
-	// Unchanged units: no daemon-reload.
+	// Unchanged units: reloaded all the same (a killed run may have written them).
 	calls = nil
 	if err := m.Restart(context.Background(), s); err != nil {
 		t.Fatal(err)
 	}
-	if diff := cmp.Diff(want[1:], calls); diff != "" {
+	if diff := cmp.Diff(want, calls); diff != "" {
 		t.Errorf("second restart (-want +got):\n%s", diff)
 	}
 }
@@ -186,5 +186,33 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 			t.Fatalf("timed out waiting for %s", what)
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestSystemdRestartReloadsAfterAKill kills kforge after it wrote a changed unit and before
+// daemon-reload: the next restart must still reload, or systemd restarts the old unit.
+func TestSystemdRestartReloadsAfterAKill(t *testing.T) {
+	dir := t.TempDir()
+	var calls []string
+	killed := fmt.Errorf("killed")
+	m := &Systemd{UnitDir: dir, Run: func(_ context.Context, name string, args ...string) ([]byte, error) {
+		call := name + " " + strings.Join(args, " ")
+		if killed != nil && call == "systemctl daemon-reload" {
+			return nil, killed
+		}
+		calls = append(calls, call)
+		return nil, nil
+	}}
+	s := Spec{Name: "kubelet", Unit: []byte("unit v2\n"), DropIn: []byte("dropin v2\n")}
+	if err := m.Restart(context.Background(), s); err != killed {
+		t.Fatalf("first restart: %v, want it killed at daemon-reload", err)
+	}
+	killed = nil
+	if err := m.Restart(context.Background(), s); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"systemctl daemon-reload", "systemctl enable kubelet.service", "systemctl restart kubelet.service"}
+	if diff := cmp.Diff(want, calls); diff != "" {
+		t.Errorf("restart after the kill (-want +got):\n%s", diff)
 	}
 }

@@ -43,6 +43,9 @@ type Supervisor struct {
 // Kind implements Manager.
 func (*Supervisor) Kind() string { return "supervisor" }
 
+// Files implements Manager: the supervisor has no files of its own to write.
+func (*Supervisor) Files(Spec) []File { return nil }
+
 func (m *Supervisor) pidFile(name string) string { return filepath.Join(m.StateDir, name+".pid") }
 
 // ChildPidFile is where the supervisor records the service's own pid.

@@ -22,6 +22,12 @@ var Packages = []string{
 	"conntrack", "ethtool", "socat", "busybox-static", "containernetworking-plugins",
 }
 
+// MachinePackages are what the machine itself needs before anything is built: the bundle's
+// images carry this machine's static busybox and its iptables (with their libraries), and
+// the tests cross-check certificate chains with openssl. `make cluster` and .ci/run install
+// them (EnsurePackages) before the bundle is built, so a machine with only Go gets there.
+var MachinePackages = []string{"busybox-static", "iptables", "openssl"}
+
 // missingPackages asks dpkg which of pkgs are not installed.
 func missingPackages(ctx context.Context, pkgs []string) ([]string, error) {
 	args := append([]string{"-W", "-f=${Package} ${db:Status-Status}\n"}, pkgs...)
@@ -46,10 +52,11 @@ func missingPackages(ctx context.Context, pkgs []string) ([]string, error) {
 
 const policyRCD = "/usr/sbin/policy-rc.d"
 
-// ensurePackages installs whatever of pkgs is missing with apt-get. While it runs, a
+// EnsurePackages installs whatever of pkgs is missing with apt-get. While it runs, a
 // policy-rc.d that denies every start keeps the packages' scripts from starting sshd or
-// containerd in the machine itself. log receives apt's output.
-func ensurePackages(ctx context.Context, pkgs []string, progress func(string), log io.Writer) error {
+// containerd in the machine itself. progress is told which packages it installs; log
+// receives apt's output.
+func EnsurePackages(ctx context.Context, pkgs []string, progress func(string), log io.Writer) error {
 	missing, err := missingPackages(ctx, pkgs)
 	if err != nil {
 		return err
@@ -69,7 +76,7 @@ func ensurePackages(ctx context.Context, pkgs []string, progress func(string), l
 		cmd.Env = append(baseEnv(), "DEBIAN_FRONTEND=noninteractive")
 		cmd.Stdout, cmd.Stderr = log, log
 		if err := cmd.Run(); err != nil {
-			return fmt.Errorf("running apt-get %s: %w (its output is in the testbed's apt log)", strings.Join(args, " "), err)
+			return fmt.Errorf("running apt-get %s: %w (its output is above or in the testbed's apt log)", strings.Join(args, " "), err)
 		}
 		return nil
 	}

@@ -297,7 +297,7 @@ func (t *Testbed) prepareMachine(ctx context.Context, kind Kind) error {
 	if kind == KindSystemd {
 		pkgs = append(slices.Clone(pkgs), machinePackagesSystemd...)
 	}
-	if err := ensurePackages(ctx, pkgs, func(s string) { t.progress("%s", s) }, aptLog); err != nil {
+	if err := EnsurePackages(ctx, pkgs, func(s string) { t.progress("%s", s) }, aptLog); err != nil {
 		return fmt.Errorf("installing the packages hosts need: %w", err)
 	}
 	for _, bin := range []string{"nsenter", "ip", "iptables", "sshd", "containerd", "ctr", "runc"} {

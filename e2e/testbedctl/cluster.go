@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"os/exec"
@@ -32,6 +33,9 @@ func newCluster(g *globalOptions) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			if err := ensureMachinePackages(ctx, g, "cluster"); err != nil {
+				return err
+			}
 			fmt.Fprintln(g.out, "[cluster] building or reusing the air-gap bundle (about 15 minutes the first time)")
 			b, err := ebundle.Build(ctx, ebundle.Options{RepoRoot: root, Log: g.out})
 			if err != nil {
@@ -54,7 +58,9 @@ func newCluster(g *globalOptions) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			args := []string{"up", "-f", cfg, "-i", tb.SSHKey(), "--known-hosts", tb.KnownHosts(), "--kubeconfig-out", abs}
+			// The testbed's hosts are this cluster's: a kubeconfig left here by an earlier
+			// testbed is replaced (kept as .old), where up would refuse by default.
+			args := []string{"up", "-f", cfg, "-i", tb.SSHKey(), "--known-hosts", tb.KnownHosts(), "--kubeconfig-out", abs, "--init-new-cluster"}
 			fmt.Fprintf(g.out, "[cluster] %s %s\n", l.Kforge, strings.Join(args, " "))
 			up := exec.CommandContext(ctx, l.Kforge, args...)
 			up.Stdout, up.Stderr = g.out, g.out
@@ -78,4 +84,37 @@ func newCluster(g *globalOptions) *cobra.Command {
 	cmd.Flags().StringVar(&kubeconfigOut, "kubeconfig-out", "kforge-admin.conf", "where to write the cluster's admin kubeconfig")
 	cmd.Flags().IntVar(&hosts, "hosts", 3, "how many test hosts: the first is the control plane, the others workers")
 	return cmd
+}
+
+// ensureMachinePackages checks this machine for what the bundle build, the testbed and the
+// tests need (testbed.MachinePackages, then the hosts' testbed.Packages) and installs what
+// is missing, saying which ones.
+func ensureMachinePackages(ctx context.Context, g *globalOptions, prefix string) error {
+	var pkgs []string
+	seen := map[string]bool{}
+	for _, p := range append(append([]string{}, testbed.MachinePackages...), testbed.Packages...) {
+		if !seen[p] {
+			seen[p] = true
+			pkgs = append(pkgs, p)
+		}
+	}
+	fmt.Fprintf(g.out, "[%s] checking Debian packages: %s\n", prefix, strings.Join(pkgs, " "))
+	progress := func(s string) { fmt.Fprintf(g.out, "[%s] %s\n", prefix, s) }
+	if err := testbed.EnsurePackages(ctx, pkgs, progress, g.out); err != nil {
+		return fmt.Errorf("installing this machine's prerequisites: %w", err)
+	}
+	return nil
+}
+
+// newPrereqs is `testbedctl prereqs`: the machine's prerequisites alone, as `cluster`
+// installs them first; .ci/run uses it so CI and `make cluster` share one list.
+func newPrereqs(g *globalOptions) *cobra.Command {
+	return &cobra.Command{
+		Use:   "prereqs",
+		Short: "Install the Debian packages the bundle build, the test hosts and the tests need (what is missing only)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return ensureMachinePackages(cmd.Context(), g, "prereqs")
+		},
+	}
 }

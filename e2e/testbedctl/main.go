@@ -97,7 +97,7 @@ func newRoot(out, errOut io.Writer) *cobra.Command {
 	root.PersistentFlags().StringVar(&g.stateDir, "state-dir", testbed.DefaultStateDir, "where the testbed keeps its state")
 	root.PersistentFlags().BoolVarP(&g.verbose, "verbose", "v", false, "log diagnostics to stderr")
 	root.AddCommand(newUp(g), newDown(g), newStatus(g), newExec(g), newSSH(g), newAdd(g),
-		newPower(g, "poweroff"), newPower(g, "poweron"), newService(g), newCluster(g))
+		newPower(g, "poweroff"), newPower(g, "poweron"), newService(g), newCluster(g), newPrereqs(g))
 	return root
 }
 

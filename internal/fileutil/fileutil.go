@@ -28,24 +28,16 @@ func (r Result) String() string {
 
 // WriteAtomic writes data to path with mode perm through a temp file in the same directory
 // and a rename, so readers see the old file or the new one, never half of one. Missing
-// parent directories are created with dirPerm. If the file already holds data with perm, it
+// parent directories are created with dirPerm (EnsureDir). If the file already holds data with perm, it
 // is left alone.
 func WriteAtomic(path string, data []byte, perm, dirPerm fs.FileMode) (Result, error) {
-	res := Created
-	if st, err := os.Lstat(path); err == nil {
-		if st.Mode().IsRegular() {
-			old, err := os.ReadFile(path)
-			if err == nil && bytes.Equal(old, data) && st.Mode().Perm() == perm {
-				return Unchanged, nil
-			}
-		}
-		res = Updated
-	} else if !errors.Is(err, fs.ErrNotExist) {
-		return 0, fmt.Errorf("checking %s: %w", path, err)
+	res, err := Compare(path, data, perm)
+	if err != nil || res == Unchanged {
+		return res, err
 	}
 	dir := filepath.Dir(path)
-	if err := os.MkdirAll(dir, dirPerm); err != nil {
-		return 0, fmt.Errorf("creating directory %s: %w", dir, err)
+	if err := EnsureDir(dir, dirPerm); err != nil {
+		return 0, err
 	}
 	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
 	if err != nil {
@@ -77,19 +69,57 @@ func WriteAtomic(path string, data []byte, perm, dirPerm fs.FileMode) (Result, e
 	return res, nil
 }
 
-// EnsureDir creates dir with perm if it is missing, and tightens its mode to perm if it
-// exists with another one.
-func EnsureDir(dir string, perm fs.FileMode) error {
-	if err := os.MkdirAll(dir, perm); err != nil {
-		return fmt.Errorf("creating directory %s: %w", dir, err)
+// Compare says what WriteAtomic(path, data, perm, ...) would do, without doing it.
+func Compare(path string, data []byte, perm fs.FileMode) (Result, error) {
+	st, err := os.Lstat(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return Created, nil
 	}
-	st, err := os.Stat(dir)
 	if err != nil {
-		return fmt.Errorf("checking directory %s: %w", dir, err)
+		return 0, fmt.Errorf("checking %s: %w", path, err)
 	}
-	if st.Mode().Perm() != perm {
-		if err := os.Chmod(dir, perm); err != nil {
-			return fmt.Errorf("setting mode %o on %s: %w", perm, dir, err)
+	if st.Mode().IsRegular() && st.Mode().Perm() == perm {
+		old, err := os.ReadFile(path)
+		if err == nil && bytes.Equal(old, data) {
+			return Unchanged, nil
+		}
+	}
+	return Updated, nil
+}
+
+// EnsureDir creates dir, and the parents it lacks, with mode perm (exactly, whatever the
+// umask). A directory that already exists is left as it is: kforge never changes the mode of
+// a directory it did not create, since a mistyped setting may name /var/lib or /etc.
+func EnsureDir(dir string, perm fs.FileMode) error {
+	// Find the directories that are missing, from dir up to the first one that exists.
+	var missing []string
+	for p := filepath.Clean(dir); ; p = filepath.Dir(p) {
+		st, err := os.Stat(p)
+		if err == nil {
+			if !st.IsDir() {
+				return fmt.Errorf("creating directory %s: %s is not a directory", dir, p)
+			}
+			break
+		}
+		if !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("checking directory %s: %w", p, err)
+		}
+		missing = append(missing, p)
+		if filepath.Dir(p) == p {
+			break
+		}
+	}
+	for i := len(missing) - 1; i >= 0; i-- {
+		p := missing[i]
+		if err := os.Mkdir(p, perm); err != nil {
+			if errors.Is(err, fs.ErrExist) {
+				continue // made by someone else meanwhile: theirs, left alone
+			}
+			return fmt.Errorf("creating directory %s: %w", p, err)
+		}
+		// Mkdir applies the umask; the mode of a directory kforge created is exactly perm.
+		if err := os.Chmod(p, perm); err != nil {
+			return fmt.Errorf("setting mode %o on %s: %w", perm, p, err)
 		}
 	}
 	return nil

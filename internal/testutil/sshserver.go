@@ -53,6 +53,7 @@ type SSHServer struct {
 	listener net.Listener
 	wg       sync.WaitGroup
 
+	accepted   atomic.Int64
 	execs      atomic.Int64
 	keepalives atomic.Int64
 	forwards   atomic.Int64
@@ -129,6 +130,10 @@ func (s *SSHServer) checkKey(meta ssh.ConnMetadata, key ssh.PublicKey) (*ssh.Per
 	}
 	return nil, errors.New("key not authorized")
 }
+
+// ConnCount is the number of connections accepted (an SSH client's, or a bastion's
+// tunnel's).
+func (s *SSHServer) ConnCount() int { return int(s.accepted.Load()) }
 
 // ExecCount is the number of exec requests received.
 func (s *SSHServer) ExecCount() int { return int(s.execs.Load()) }
@@ -218,6 +223,7 @@ func (s *SSHServer) accept() {
 			c.Close()
 			return
 		}
+		s.accepted.Add(1)
 		s.wg.Add(1)
 		go func() {
 			defer s.wg.Done()

@@ -1,0 +1,118 @@
+package cmd
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"golang.org/x/crypto/ssh"
+
+	"github.com/kforge/kforge/config"
+	"github.com/kforge/kforge/host"
+	"github.com/kforge/kforge/internal/testutil"
+	"github.com/kforge/kforge/kubeconfig"
+	"github.com/kforge/kforge/phases"
+)
+
+// TestWriteAdminKubeconfig: up writes the admin kubeconfig over one of the same cluster,
+// but never over another cluster's (another CA) unless told to, and then keeps the old one.
+func TestWriteAdminKubeconfig(t *testing.T) {
+	build := func(ca []byte, server string) []byte {
+		t.Helper()
+		b, err := kubeconfig.Build("kubernetes", server, ca, "kubernetes-admin", []byte("cert"), []byte("key"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	ca, otherCA := testutil.CAPEM(t), testutil.CAPEM(t)
+	admin := build(ca, "https://192.0.2.10:6443")
+	tests := []struct {
+		name     string
+		existing []byte // nil: no file
+		replace  bool
+		wantErr  string
+		wantOld  bool
+		wantSaid string
+	}{
+		{name: "no file yet"},
+		{name: "the same cluster, another endpoint", existing: build(ca, "https://192.0.2.99:6443")},
+		{name: "another cluster", existing: build(otherCA, "https://192.0.2.10:6443"), wantErr: "another cluster"},
+		{name: "not a kubeconfig", existing: []byte("notes\n"), wantErr: "no kubeconfig of this cluster"},
+		{name: "another cluster, --init-new-cluster", existing: build(otherCA, "https://192.0.2.10:6443"), replace: true,
+			wantOld: true, wantSaid: "WARNING"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "kforge-admin.conf")
+			if tc.existing != nil {
+				if err := os.WriteFile(path, tc.existing, 0o600); err != nil {
+					t.Fatal(err)
+				}
+			}
+			var out bytes.Buffer
+			err := writeAdminKubeconfig(path, admin, tc.replace, phases.NewPrinter(&out))
+			got, _ := os.ReadFile(path)
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) || !strings.Contains(err.Error(), "--init-new-cluster") {
+					t.Fatalf("error = %v, want one saying %q and naming --init-new-cluster", err, tc.wantErr)
+				}
+				if !bytes.Equal(got, tc.existing) {
+					t.Error("the existing file was changed")
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(got, admin) {
+				t.Error("the admin kubeconfig was not written")
+			}
+			old, oldErr := os.ReadFile(path + ".old")
+			if tc.wantOld != (oldErr == nil) || (tc.wantOld && !bytes.Equal(old, tc.existing)) {
+				t.Errorf("%s.old: %q, %v; want the replaced file kept: %v", path, old, oldErr, tc.wantOld)
+			}
+			if !strings.Contains(out.String(), tc.wantSaid) {
+				t.Errorf("output %q does not say %q", out.String(), tc.wantSaid)
+			}
+		})
+	}
+}
+
+// TestUpDialsTheBastionOnce: the hosts of a file behind one bastion, connected at once as
+// up connects them, reach the bastion over a single connection.
+func TestUpDialsTheBastionOnce(t *testing.T) {
+	key := testutil.NewSSHKey(t, "")
+	jump := testutil.NewSSHServer(t, testutil.SSHServerOptions{AuthorizedKeys: []ssh.PublicKey{key.Public}})
+	target := testutil.NewSSHServer(t, testutil.SSHServerOptions{AuthorizedKeys: []ssh.PublicKey{key.Public}})
+	knownHosts := filepath.Join(t.TempDir(), "known_hosts")
+	if err := os.WriteFile(knownHosts, []byte(jump.KnownHostsLine()+"\n"+target.KnownHostsLine()+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s := &sshOptions{identity: []string{key.Path}, knownHosts: knownHosts}
+	connect := s.connect(phases.NewPrinter(io.Discard))
+	var hosts []*config.Host
+	for i := range 20 {
+		hosts = append(hosts, &config.Host{Name: fmt.Sprintf("h%d", i), Address: target.Host,
+			SSH: config.SSH{Port: target.Port, User: "kforge", Bastion: fmt.Sprintf("jumper@%s", jump.Addr)}})
+	}
+	err := host.Each(t.Context(), hosts, 20, func(h *config.Host) string { return h.Name }, func(ctx context.Context, h *config.Host) error {
+		conn, err := connect(ctx, h)
+		if err != nil {
+			return err
+		}
+		t.Cleanup(func() { conn.Close() })
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := jump.ConnCount(); got != 1 {
+		t.Errorf("20 hosts behind one bastion opened %d connections to it, want 1", got)
+	}
+}

@@ -1,0 +1,65 @@
+package fileutil
+
+import (
+	"io/fs"
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+func TestEnsureDir(t *testing.T) {
+	tests := []struct {
+		name     string
+		existing fs.FileMode // 0: the directory does not exist
+		want     fs.FileMode
+	}{
+		{name: "missing: created with the mode", want: 0o700},
+		{name: "existing with another mode: left alone", existing: 0o755, want: 0o755},
+		{name: "existing and looser: still left alone", existing: 0o777, want: 0o777},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := filepath.Join(t.TempDir(), "a", "b")
+			if tc.existing != 0 {
+				if err := os.MkdirAll(dir, 0o700); err != nil {
+					t.Fatal(err)
+				}
+				if err := os.Chmod(dir, tc.existing); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := EnsureDir(dir, 0o700); err != nil {
+				t.Fatal(err)
+			}
+			st, err := os.Stat(dir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := st.Mode().Perm(); got != tc.want {
+				t.Errorf("mode of %s = %o, want %o", dir, got, tc.want)
+			}
+		})
+	}
+}
+
+// TestEnsureDirSetsTheModeOfEveryDirectoryItCreates checks that the parents EnsureDir
+// creates get the mode too, whatever the umask, and that an existing parent keeps its own.
+func TestEnsureDirSetsTheModeOfEveryDirectoryItCreates(t *testing.T) {
+	root := t.TempDir()
+	if err := os.Chmod(root, 0o751); err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(root, "x", "y")
+	if err := EnsureDir(dir, 0o770); err != nil {
+		t.Fatal(err)
+	}
+	for p, want := range map[string]fs.FileMode{root: 0o751, filepath.Join(root, "x"): 0o770, dir: 0o770} {
+		st, err := os.Stat(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := st.Mode().Perm(); got != want {
+			t.Errorf("mode of %s = %o, want %o", p, got, want)
+		}
+	}
+}
