@@ -66,6 +66,10 @@ func Up(ctx context.Context, opts Options) (*Testbed, error) {
 	if os.Geteuid() != 0 {
 		return nil, errNotRoot
 	}
+	kind, err := ParseKind(string(opts.Kind))
+	if err != nil {
+		return nil, err
+	}
 	dir, err := filepath.Abs(cmp.Or(opts.StateDir, DefaultStateDir))
 	if err != nil {
 		return nil, err
@@ -97,7 +101,7 @@ func Up(ctx context.Context, opts Options) (*Testbed, error) {
 	if err := os.MkdirAll(filepath.Join(dir, "log"), 0o755); err != nil {
 		return t, err
 	}
-	if err := t.prepareMachine(ctx, opts.Kind); err != nil {
+	if err := t.prepareMachine(ctx, kind); err != nil {
 		return t, err
 	}
 	t.mu.Lock()
@@ -110,10 +114,6 @@ func Up(ctx context.Context, opts Options) (*Testbed, error) {
 		return t, err
 	}
 
-	kind, err := ParseKind(string(opts.Kind))
-	if err != nil {
-		return t, err
-	}
 	stored := kind // as hostState records it: empty for KindNS
 	if kind == KindNS {
 		stored = ""
