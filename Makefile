@@ -22,9 +22,13 @@ integration: ## real etcd + control-plane binaries from generated files, no root
 
 # The testbed's own test runs first, alone: it brings up and tears down two hosts on the
 # same bridge the e2e tests use, in a minute or two, and a broken testbed fails fast.
-e2e: ## the testbed itself, then real hosts on it: kubelet, containerd, kforge init/reset (root; builds or reuses the bundle)
+# TestSystemdHosts uses hosts that boot systemd (a Debian root under systemd-nspawn): the
+# first run builds their image with debootstrap (7-15 minutes) into
+# ~/.cache/kforge/testbed-rootfs.
+e2e: ## the testbed itself, then real hosts on it: kubelet, containerd, kforge init/reset, kforge up on systemd hosts (root; builds or reuses the bundle)
 	$(GO) test -tags e2e -count=1 -timeout 10m -v -run 'TestTestbed' ./e2e/testbed/
 	$(GO) test -tags e2e -count=1 -timeout 50m -v -run 'TestSingleNodeInit|TestJoin|TestUp|TestExternalEtcd' ./e2e/
+	$(GO) test -tags e2e -count=1 -timeout 40m -v -run 'TestSystemdHosts' ./e2e/
 
 soak: ## 30 fresh init + reset cycles in a row on one test host, with the spread of init times (root; not in CI, about an hour)
 	KFORGE_SOAK_CYCLES=$${KFORGE_SOAK_CYCLES:-30} $(GO) test -tags e2e -count=1 -timeout 4h -v -run 'TestInitSoak' ./e2e/

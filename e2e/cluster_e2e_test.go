@@ -354,20 +354,27 @@ func (n *node) killDuring(ctx context.Context, phase string, args []string) stri
 // (removed when the test ends, unless KFORGE_E2E_KEEP is set) and stages kforge for them.
 func newLab(t *testing.T, ctx context.Context, hosts int) *lab.Lab {
 	t.Helper()
+	return newLabOf(t, ctx, hosts, testbed.KindNS)
+}
+
+// newLabOf is newLab with hosts of the given kind.
+func newLabOf(t *testing.T, ctx context.Context, hosts int, kind testbed.Kind) *lab.Lab {
+	t.Helper()
 	if os.Geteuid() != 0 {
 		t.Skip("the e2e tier creates hosts from namespaces and needs root; run it with `sudo make e2e`")
 	}
 	built := buildTestBundle(t, ctx)
-	tb, err := testbed.Up(ctx, testbed.Options{Hosts: hosts, Out: os.Stderr})
-	if err != nil {
-		t.Fatalf("creating the test hosts: %v", err)
-	}
-	if os.Getenv("KFORGE_E2E_KEEP") == "" {
+	tb, err := testbed.Up(ctx, testbed.Options{Hosts: hosts, Kind: kind, Out: os.Stderr})
+	// Up returns what it made even when it fails: that goes too.
+	if tb != nil && os.Getenv("KFORGE_E2E_KEEP") == "" {
 		t.Cleanup(func() {
 			if err := tb.Down(context.Background()); err != nil {
 				t.Errorf("removing the testbed: %v", err)
 			}
 		})
+	}
+	if err != nil {
+		t.Fatalf("creating the test hosts: %v", err)
 	}
 	root, err := repoRoot()
 	if err != nil {

@@ -80,9 +80,7 @@ func (l *Lab) ClusterConfigCP(controlPlanes int, hosts ...testbed.Host) string {
 		if i < controlPlanes {
 			role = "control-plane"
 		}
-		// A test host's kubelet keeps its pods in the host's own cgroup subtree.
-		fmt.Fprintf(&b, "[[hosts]]\nname = %q\naddress = %q\nroles = [%q]\nkubelet_extra_args = { \"cgroup-root\" = \"/%s\" }\n\n",
-			h.Name, h.Address, role, h.Name)
+		writeHost(&b, h, role)
 	}
 	return b.String()
 }
@@ -105,10 +103,20 @@ func (l *Lab) UpConfig(name, endpoint string, cps int, hosts ...testbed.Host) st
 		if i < cps {
 			role = "control-plane"
 		}
-		fmt.Fprintf(&b, "[[hosts]]\nname = %q\naddress = %q\nroles = [%q]\nkubelet_extra_args = { \"cgroup-root\" = \"/%s\" }\n\n",
-			h.Name, h.Address, role, h.Name)
+		writeHost(&b, h, role)
 	}
 	return b.String()
+}
+
+// writeHost writes a [[hosts]] entry. The kubelet of a namespace host keeps its pods in
+// the host's own cgroup subtree of the machine's hierarchies (/<name>); a systemd host
+// has cgroups of its own, and its kubelet the default root, as on a real server.
+func writeHost(b *strings.Builder, h testbed.Host, role string) {
+	fmt.Fprintf(b, "[[hosts]]\nname = %q\naddress = %q\nroles = [%q]\n", h.Name, h.Address, role)
+	if h.Kind() == testbed.KindNS {
+		fmt.Fprintf(b, "kubelet_extra_args = { \"cgroup-root\" = \"/%s\" }\n", h.Name)
+	}
+	b.WriteString("\n")
 }
 
 // gateway is the bridge's own address in the lab subnet (.1): nothing serves DNS there.

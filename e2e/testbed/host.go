@@ -25,6 +25,7 @@ type Host struct {
 	SSHPort int
 
 	index int
+	kind  Kind
 	tb    *Testbed
 }
 
@@ -41,9 +42,13 @@ func (h Host) NetNS() string { return netnsPath(h.Name) }
 func (h Host) StateDir() string { return h.tb.hostDir(h.Name) }
 
 // PrivatePath is where the machine keeps path p of the host, if p is in one of the
-// host's PrivatePaths ("" otherwise). It works while the host is powered off.
+// host's PrivatePaths ("" otherwise); every path of a systemd host is private. It works
+// while the host is powered off.
 func (h Host) PrivatePath(p string) string {
 	p = filepath.Clean(p)
+	if h.Kind() == KindSystemd {
+		return filepath.Join(h.tb.hostFS(h.Name), p)
+	}
 	for _, pp := range PrivatePaths {
 		if p == pp.Path || strings.HasPrefix(p, pp.Path+"/") {
 			return filepath.Join(h.tb.hostFS(h.Name), p)
@@ -154,6 +159,9 @@ func (h Host) Services() ([]ServiceStatus, error) {
 	if _, err := h.init(); err != nil {
 		return nil, err
 	}
+	if h.Kind() == KindSystemd {
+		return h.systemdServices(context.Background())
+	}
 	st, err := h.tb.readStatus(h.Name)
 	if err != nil {
 		return nil, err
@@ -180,6 +188,9 @@ func (h Host) setService(ctx context.Context, name string, up bool) error {
 	id, err := h.init()
 	if err != nil {
 		return err
+	}
+	if h.Kind() == KindSystemd {
+		return h.setSystemdService(ctx, name, up)
 	}
 	marker := filepath.Join(h.StateDir(), "down", name)
 	if up {
@@ -225,6 +236,11 @@ func (h Host) setService(ctx context.Context, name string, up bool) error {
 // files (the private paths) stay, as a disk would. Powering off a host that is off is
 // fine.
 func (h Host) PowerOff(ctx context.Context) error {
+	if h.Kind() == KindSystemd {
+		if err := h.tb.powerOffSystemd(ctx, h); err != nil {
+			return fmt.Errorf("powering off host %s: %w", h.Name, err)
+		}
+	}
 	id, err := h.tb.initID(h.Name)
 	if err == nil && id.alive() {
 		if err := id.kill(syscall.SIGKILL); err != nil {

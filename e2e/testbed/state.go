@@ -65,6 +65,8 @@ type state struct {
 type hostState struct {
 	Name  string `json:"name"`
 	Index int    `json:"index"`
+	// Kind is empty for KindNS (what testbeds before kinds wrote).
+	Kind Kind `json:"kind,omitempty"`
 }
 
 var nameRE = regexp.MustCompile(`^[a-z]([a-z0-9-]{0,30}[a-z0-9])?$`)

@@ -34,6 +34,9 @@ type Options struct {
 	Out io.Writer
 	// Logger receives diagnostics; nil discards them.
 	Logger *slog.Logger
+	// Kind of the hosts Up creates: KindNS if empty. Up refuses to keep a host h1..hN of
+	// another kind.
+	Kind Kind
 }
 
 // Testbed is a set of hosts on this machine, described by its state directory.
@@ -62,6 +65,10 @@ var errNotRoot = errors.New("the testbed needs root: it creates network namespac
 func Up(ctx context.Context, opts Options) (*Testbed, error) {
 	if os.Geteuid() != 0 {
 		return nil, errNotRoot
+	}
+	kind, err := ParseKind(string(opts.Kind))
+	if err != nil {
+		return nil, err
 	}
 	dir, err := filepath.Abs(cmp.Or(opts.StateDir, DefaultStateDir))
 	if err != nil {
@@ -94,7 +101,7 @@ func Up(ctx context.Context, opts Options) (*Testbed, error) {
 	if err := os.MkdirAll(filepath.Join(dir, "log"), 0o755); err != nil {
 		return t, err
 	}
-	if err := t.prepareMachine(ctx); err != nil {
+	if err := t.prepareMachine(ctx, kind); err != nil {
 		return t, err
 	}
 	t.mu.Lock()
@@ -107,10 +114,18 @@ func Up(ctx context.Context, opts Options) (*Testbed, error) {
 		return t, err
 	}
 
+	stored := kind // as hostState records it: empty for KindNS
+	if kind == KindNS {
+		stored = ""
+	}
 	t.mu.Lock()
 	for i := 1; i <= opts.Hosts; i++ {
 		name := "h" + strconv.Itoa(i)
-		if slices.ContainsFunc(st.Hosts, func(h hostState) bool { return h.Name == name }) {
+		if j := slices.IndexFunc(st.Hosts, func(h hostState) bool { return h.Name == name }); j >= 0 {
+			if have := cmp.Or(st.Hosts[j].Kind, KindNS); have != kind {
+				t.mu.Unlock()
+				return t, fmt.Errorf("host %s is a %s host, not %s: run down first to change the kind of the hosts", name, have, kind)
+			}
 			continue
 		}
 		idx, err := allocIndex(st, name, maxIndex(subnet))
@@ -118,7 +133,7 @@ func Up(ctx context.Context, opts Options) (*Testbed, error) {
 			t.mu.Unlock()
 			return t, err
 		}
-		st.Hosts = append(st.Hosts, hostState{Name: name, Index: idx})
+		st.Hosts = append(st.Hosts, hostState{Name: name, Index: idx, Kind: stored})
 	}
 	t.mu.Unlock()
 	if err := t.save(); err != nil {
@@ -221,7 +236,7 @@ func (t *Testbed) Hosts() []Host {
 	}
 	var hs []Host
 	for _, h := range t.st.Hosts {
-		hs = append(hs, Host{Name: h.Name, Address: hostAddr(subnet, h.Index), SSHPort: SSHPort, index: h.Index, tb: t})
+		hs = append(hs, Host{Name: h.Name, Address: hostAddr(subnet, h.Index), SSHPort: SSHPort, index: h.Index, kind: h.Kind, tb: t})
 	}
 	slices.SortFunc(hs, func(a, b Host) int { return a.index - b.index })
 	return hs
@@ -272,13 +287,17 @@ func (t *Testbed) logger() *slog.Logger {
 
 // prepareMachine does what every host needs once: packages, mount points, the testbed's
 // SSH key, the init binary and the stock containerd configuration.
-func (t *Testbed) prepareMachine(ctx context.Context) error {
+func (t *Testbed) prepareMachine(ctx context.Context, kind Kind) error {
 	aptLog, err := os.OpenFile(filepath.Join(t.dir, "log", "apt.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		return err
 	}
 	defer aptLog.Close()
-	if err := EnsurePackages(ctx, Packages, func(s string) { t.progress("%s", s) }, aptLog); err != nil {
+	pkgs := Packages
+	if kind == KindSystemd {
+		pkgs = append(slices.Clone(pkgs), machinePackagesSystemd...)
+	}
+	if err := EnsurePackages(ctx, pkgs, func(s string) { t.progress("%s", s) }, aptLog); err != nil {
 		return fmt.Errorf("installing the packages hosts need: %w", err)
 	}
 	for _, bin := range []string{"nsenter", "ip", "iptables", "sshd", "containerd", "ctr", "runc"} {
@@ -389,6 +408,28 @@ func (t *Testbed) createHost(ctx context.Context, h Host) error {
 			return err
 		}
 	}
+	if h.Kind() == KindSystemd {
+		if err := t.createSystemdHost(ctx, h); err != nil {
+			return err
+		}
+	} else if err := t.createNSHostFiles(h); err != nil {
+		return err
+	}
+	subnet, err := parseSubnet(t.Subnet())
+	if err != nil {
+		return err
+	}
+	if p := addrPrefix(h.Address, subnet); !hostNetworkOK(ctx, h.Name, h.index, p) {
+		if err := createHostNetwork(ctx, h.Name, h.index, p); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// createNSHostFiles makes a namespace host's private paths, its sshd and containerd's
+// stock configuration.
+func (t *Testbed) createNSHostFiles(h Host) error {
 	if err := t.createHostFS(h.Name); err != nil {
 		return err
 	}
@@ -402,15 +443,6 @@ func (t *Testbed) createHost(ctx context.Context, h Host) error {
 			return err
 		}
 		if err := writeFileAtomic(cfg, b, 0o644); err != nil {
-			return err
-		}
-	}
-	subnet, err := parseSubnet(t.Subnet())
-	if err != nil {
-		return err
-	}
-	if p := addrPrefix(h.Address, subnet); !hostNetworkOK(ctx, h.Name, h.index, p) {
-		if err := createHostNetwork(ctx, h.Name, h.index, p); err != nil {
 			return err
 		}
 	}
@@ -435,10 +467,18 @@ func services(h Host) ([]serviceSpec, error) {
 	}, nil
 }
 
-// boot starts the host's PID 1 in its network namespace and new mount, UTS and PID
-// namespaces, and waits until its services answer. The host's cgroups start empty, as
-// after a real boot.
+// boot starts the host's PID 1 and waits until its services answer. The host's cgroups
+// start empty, as after a real boot.
 func (t *Testbed) boot(ctx context.Context, h Host) error {
+	if h.Kind() == KindSystemd {
+		return t.bootSystemd(ctx, h)
+	}
+	return t.bootNS(ctx, h)
+}
+
+// bootNS starts a namespace host's kf-init in its network namespace and new mount, UTS
+// and PID namespaces.
+func (t *Testbed) bootNS(ctx context.Context, h Host) error {
 	hd := t.hostDir(h.Name)
 	if err := removeCgroups(ctx, h.Name); err != nil {
 		return err
@@ -568,6 +608,12 @@ func (t *Testbed) checkHealth(ctx context.Context, h Host) error {
 	}
 	if !hostNetworkOK(ctx, h.Name, h.index, addrPrefix(h.Address, subnet)) {
 		return errors.New("its network is broken")
+	}
+	if h.Kind() == KindSystemd {
+		if err := systemdRunning(ctx, h); err != nil {
+			return err
+		}
+		return dialSSH(ctx, h)
 	}
 	if err := t.servicesRunning(h, nil); err != nil {
 		return err

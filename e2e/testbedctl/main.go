@@ -103,11 +103,17 @@ func newRoot(out, errOut io.Writer) *cobra.Command {
 
 func newUp(g *globalOptions) *cobra.Command {
 	var opts testbed.Options
+	var kind string
 	cmd := &cobra.Command{
 		Use:   "up",
 		Short: "Create hosts h1..hN (keeping those that run), install missing Debian packages",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			k, err := testbed.ParseKind(kind)
+			if err != nil {
+				return err
+			}
+			opts.Kind = k
 			opts.StateDir, opts.Out, opts.Logger = g.stateDir, g.out, g.logger()
 			start := time.Now()
 			t, err := testbed.Up(cmd.Context(), opts)
@@ -121,12 +127,13 @@ func newUp(g *globalOptions) *cobra.Command {
 	}
 	cmd.Flags().IntVarP(&opts.Hosts, "hosts", "n", 3, "number of hosts h1..hN")
 	cmd.Flags().StringVar(&opts.Subnet, "subnet", testbed.DefaultSubnet, "the hosts' network (a new testbed only)")
+	cmd.Flags().StringVar(&kind, "kind", string(testbed.KindNS), `what new hosts are made of: "ns" (namespaces over the machine's root) or "systemd" (a private Debian root booting systemd under systemd-nspawn)`)
 	return cmd
 }
 
 func printHosts(w io.Writer, t *testbed.Testbed) {
 	for _, h := range t.Hosts() {
-		fmt.Fprintf(w, "%s\t%s\n", h.Name, h.Address)
+		fmt.Fprintf(w, "%s\t%s\t%s\n", h.Name, h.Address, h.Kind())
 		fmt.Fprintf(w, "  enter: %s\n", h.EnterCommand())
 		fmt.Fprintf(w, "  ssh:   %s\n", h.SSHCommand())
 	}
