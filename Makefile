@@ -53,6 +53,7 @@ verify: ## gofmt, go vet and go mod tidy are clean (golden files are checked by 
 	$(GO) vet ./...
 	$(GO) vet -tags integration ./e2e/
 	$(GO) vet -tags e2e ./e2e/...
+	$(GO) vet -tags crashpoints ./internal/crashpoint ./service ./phases
 	$(GO) mod tidy -diff
 
 ci: verify test integration e2e ## what CI runs: verify, unit tests, the integration tier, the e2e tier

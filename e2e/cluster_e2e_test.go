@@ -257,9 +257,14 @@ func TestSingleNodeInit(t *testing.T) {
 		if containers != containers2 {
 			t.Errorf("a second init restarted containers:\nbefore:\n%s\nafter:\n%s", containers, containers2)
 		}
-		if strings.Contains(again, "starting the kubelet") {
+		if strings.Contains(again, "started the kubelet") {
 			t.Errorf("a second init restarted the kubelet:\n%s", again)
 		}
+	})
+
+	t.Run("crash matrix", func(t *testing.T) {
+		kills := crashMatrix(t, ctx, n, l.ClusterConfig(h), initArgs)
+		t.Logf("crash matrix: %d kills -9 between writing a config and restarting its service; after each re-run the service used the new config", kills)
 	})
 
 	// 2. Reset, then init again, twice: two more timed runs.

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"path/filepath"
 
+	"github.com/kforge/kforge/internal/crashpoint"
 	"github.com/kforge/kforge/internal/fileutil"
 	"github.com/kforge/kforge/manifests"
 )
@@ -135,6 +136,9 @@ func writeManifestWith(d *Data, c manifests.Component, params manifests.Params) 
 	res, err := fileutil.WriteAtomic(d.Path(shown), data, 0o600, 0o755)
 	if err != nil {
 		return 0, err
+	}
+	if res != fileutil.Unchanged {
+		crashpoint.Here("control-plane/" + c.Name + "/written")
 	}
 	switch res {
 	case fileutil.Unchanged:

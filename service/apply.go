@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/kforge/kforge/internal/crashpoint"
 	"github.com/kforge/kforge/internal/fileutil"
 )
 
@@ -82,6 +83,7 @@ func Apply(ctx context.Context, m Manager, c Change) (Applied, error) {
 		if _, err := fileutil.WriteAtomic(marker, []byte(note), 0o644, 0o755); err != nil {
 			return a, fmt.Errorf("recording the pending restart of %s: %w", c.Spec.Name, err)
 		}
+		crashpoint.Here("service/" + c.Spec.Name + "/marked")
 	} else if _, err := os.Stat(marker); err == nil {
 		a.Resumed = true
 	} else if !errors.Is(err, fs.ErrNotExist) {
@@ -112,10 +114,12 @@ func Apply(ctx context.Context, m Manager, c Change) (Applied, error) {
 			return a, nil
 		}
 	}
+	crashpoint.Here("service/" + c.Spec.Name + "/written")
 	if err := m.Restart(ctx, c.Spec); err != nil {
 		return a, err
 	}
 	a.Restarted = true
+	crashpoint.Here("service/" + c.Spec.Name + "/restarted")
 	if err := os.Remove(marker); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return a, fmt.Errorf("clearing the pending restart of %s: %w", c.Spec.Name, err)
 	}
