@@ -36,10 +36,8 @@ kubernetesVersion: v1.34.4
 imageRepository: registry.k8s.io
 networking:
   podSubnet: 10.244.0.0/16
-etcd:
-  local:
-    # The bundle's etcd image (issue 10 item 25: kubeadm v1.34.4 pins 3.6.5-0).
-    imageTag: 3.6.4-0
+# No image tags: kubeadm's own pins (etcd 3.6.5-0 for v1.34.4) are the bundle's (issue 10,
+# item 25), so an air-gapped stock kubeadm init finds every image it wants.
 ---
 apiVersion: kubelet.config.k8s.io/v1beta1
 kind: KubeletConfiguration
