@@ -27,7 +27,8 @@ const listNodesTimeout = 20 * time.Second
 
 // Observe finds out what the cluster already holds. It asks every reachable
 // control-plane host which cluster state it holds (a CA, etcd data, kubelet.conf,
-// admin.conf, static pod manifests); a host that cannot be asked (an SSH or sudo failure)
+// admin.conf, static pod manifests) and whether a kforge init there is unfinished
+// (InitMarker); a host that cannot be asked (an SSH or sudo failure)
 // is marked failed and counts as unreachable. It then reads admin.conf from the first
 // control-plane host that has one that reaches the cluster and lists the cluster's Nodes
 // with it, and asks every reachable host that has a Node whether it still holds its
@@ -35,7 +36,7 @@ const listNodesTimeout = 20 * time.Second
 // this.
 func (f *Fleet) Observe(ctx context.Context) (Observed, error) {
 	o := Observed{Unreachable: map[string]bool{}, Nodes: map[string]Node{}, Stale: map[string]bool{},
-		State: map[string][]string{}, Silent: map[string]string{}}
+		State: map[string][]string{}, InitInProgress: map[string]bool{}, Silent: map[string]string{}}
 	defer func() {
 		f.mu.Lock()
 		f.observed = o
@@ -86,6 +87,11 @@ func (f *Fleet) Observe(ctx context.Context) (Observed, error) {
 // host.
 var adminConf = path.Join(manifests.DefaultKubeconfigDir, "admin.conf")
 
+// InitMarker is the file kforge init writes on its host before it writes anything else
+// and removes once it has finished: while it exists, the cluster state on the host is that
+// of an init kforge began and has not finished, which running init again completes.
+const InitMarker = "/var/lib/kforge/init-in-progress"
+
 // StatePaths are the files and directories whose presence on a control-plane host means
 // that it holds (part of) a cluster: the CA, etcd's data (with a local etcd), the
 // kubeconfigs of the kubelet and the admin, and the static pod manifests.
@@ -104,9 +110,9 @@ func StatePaths(c *config.Cluster) []string {
 	return paths
 }
 
-// readState asks every reachable control-plane host which of StatePaths it holds, in
-// parallel. A host that does not answer is failed and counted as unreachable: what it
-// holds is unknown.
+// readState asks every reachable control-plane host which of StatePaths it holds, and
+// whether it holds InitMarker, in parallel. A host that does not answer is failed and
+// counted as unreachable: what it holds is unknown.
 func (f *Fleet) readState(ctx context.Context, o *Observed) error {
 	var conns []host.Host
 	for _, h := range f.c.ControlPlaneHosts() {
@@ -114,7 +120,7 @@ func (f *Fleet) readState(ctx context.Context, o *Observed) error {
 			conns = append(conns, conn)
 		}
 	}
-	script := "for p in " + host.ShellQuote(StatePaths(f.c)...) + "; do if [ -e \"$p\" ]; then echo \"$p\"; fi; done"
+	script := "for p in " + host.ShellQuote(append(StatePaths(f.c), InitMarker)...) + "; do if [ -e \"$p\" ]; then echo \"$p\"; fi; done"
 	var mu sync.Mutex
 	err := host.ForEach(ctx, conns, f.o.Concurrency, func(ctx context.Context, conn host.Host) error {
 		res, err := conn.Run(ctx, host.Cmd{Script: script, Display: "check cluster state"})
@@ -122,15 +128,23 @@ func (f *Fleet) readState(ctx context.Context, o *Observed) error {
 			return fmt.Errorf("checking for cluster state: %w", err)
 		}
 		var found []string
+		marker := false
 		for _, line := range strings.Split(string(res.Stdout), "\n") {
-			if line = strings.TrimSpace(line); line != "" {
+			switch line = strings.TrimSpace(line); line {
+			case "":
+			case InitMarker:
+				marker = true
+			default:
 				found = append(found, line)
 			}
 		}
+		mu.Lock()
+		defer mu.Unlock()
 		if len(found) > 0 {
-			mu.Lock()
 			o.State[conn.Name()] = found
-			mu.Unlock()
+		}
+		if marker {
+			o.InitInProgress[conn.Name()] = true
 		}
 		return nil
 	})

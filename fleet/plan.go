@@ -3,6 +3,7 @@ package fleet
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 
@@ -35,6 +36,9 @@ type Observed struct {
 	// on it (the paths of a CA, etcd data, kubelet.conf, admin.conf, static pod manifests);
 	// a host that holds none has no entry.
 	State map[string][]string
+	// InitInProgress names the control-plane hosts that hold InitMarker: a kforge init
+	// began there and has not finished.
+	InitInProgress map[string]bool
 	// Silent says, for each control-plane host whose admin.conf did not reach the cluster
 	// (a timeout, a refused connection, a server error), what the API client said.
 	Silent map[string]string
@@ -112,20 +116,22 @@ type PlanOptions struct {
 
 // MakePlan decides every host's action from the file and what was observed. It has no
 // side effects. It plans init only when no cluster answered and either every
-// control-plane host was checked and none holds cluster state, or o.InitNewCluster says
-// to; otherwise, and whenever the API refused an admin.conf, it returns an error that says
+// control-plane host was checked and none holds cluster state, or the only state is that
+// of kforge's own unfinished init on the first control-plane host (which init completes),
+// or o.InitNewCluster says to; otherwise, and whenever the API refused an admin.conf, it returns an error that says
 // what to check.
 func MakePlan(c *config.Cluster, o Observed, opts PlanOptions) (Plan, error) {
 	var p Plan
 	if o.Rejected != nil {
 		return Plan{}, rejected(o.Rejected)
 	}
+	var initNote string
 	if !o.Cluster {
-		init, err := initHost(c, o, opts)
+		init, note, err := initHost(c, o, opts)
 		if err != nil {
 			return Plan{}, err
 		}
-		p.Init = init
+		p.Init, initNote = init, note
 	}
 	for _, h := range c.Hosts {
 		if o.Unreachable[h.Name] {
@@ -151,6 +157,7 @@ func MakePlan(c *config.Cluster, o Observed, opts PlanOptions) (Plan, error) {
 			s.Note = "in the cluster (" + state + "): leaving it alone"
 		case h.Name == p.Init:
 			s.Action = ActionInit
+			s.Note = initNote
 		default:
 			s.Action = joinAction(&h)
 		}
@@ -202,11 +209,13 @@ func roleOf(h *config.Host) string {
 }
 
 // initHost is the host that inits a cluster when none answered: the file's first
-// control-plane host, once it is safe to say that there is no cluster.
-func initHost(c *config.Cluster, o Observed, opts PlanOptions) (string, error) {
+// control-plane host, once it is safe to say that there is no cluster, or that the only
+// cluster state is that of kforge's own unfinished init on that host (see resumeInit). The
+// note, when set, says the init resumes one.
+func initHost(c *config.Cluster, o Observed, opts PlanOptions) (init, note string, err error) {
 	cps := c.ControlPlaneHosts()
 	if len(cps) == 0 {
-		return "", nil
+		return "", "", nil
 	}
 	var unreachable, holding []string
 	for _, h := range cps {
@@ -218,11 +227,14 @@ func initHost(c *config.Cluster, o Observed, opts PlanOptions) (string, error) {
 		}
 	}
 	first := cps[0].Name
+	resume, whyNot := resumeInit(first, holding, unreachable, o)
 	switch {
 	case opts.InitNewCluster && o.Unreachable[first]:
-		return "", fmt.Errorf("cannot init a new cluster: the first control-plane host %s, which runs init, is unreachable", first)
+		return "", "", fmt.Errorf("cannot init a new cluster: the first control-plane host %s, which runs init, is unreachable", first)
+	case resume:
+		return first, fmt.Sprintf("resuming kforge's unfinished init on %s (it holds %s)", first, InitMarker), nil
 	case opts.InitNewCluster:
-		return first, nil
+		return first, "", nil
 	case len(holding) > 0:
 		var b strings.Builder
 		for _, h := range holding {
@@ -231,17 +243,54 @@ func initHost(c *config.Cluster, o Observed, opts PlanOptions) (string, error) {
 				fmt.Fprintf(&b, "; its admin.conf does not reach the cluster: %s", why)
 			}
 		}
-		return "", fmt.Errorf("%w: not running init, which would make a second cluster:%s\n"+
+		if whyNot != "" {
+			fmt.Fprintf(&b, "\n  (%s)", whyNot)
+		}
+		return "", "", fmt.Errorf("%w: not running init, which would make a second cluster:%s\n"+
 			"Check the apiserver and etcd on %s (crictl ps -a, journalctl -u kubelet, the control_plane_endpoint); "+
 			"if you really want a fresh cluster, run kforge reset on %s first, or pass --init-new-cluster",
 			ErrClusterNotAnswering, b.String(), strings.Join(holding, ", "), strings.Join(holding, ", "))
 	case len(unreachable) > 0:
-		return "", fmt.Errorf("%w: %s; not running init, which would make a second cluster if one of them is in one.\n"+
+		return "", "", fmt.Errorf("%w: %s; not running init, which would make a second cluster if one of them is in one.\n"+
 			"Check that they are up and reachable over SSH as the file says (address, port, user, bastion, sudo); "+
 			"their errors are listed above. To start a new cluster anyway, pass --init-new-cluster",
 			ErrControlPlaneUnreachable, strings.Join(unreachable, ", "))
 	}
-	return first, nil
+	return first, "", nil
+}
+
+// resumeInit reports whether the cluster state the control-plane hosts hold is only that
+// of a kforge init that began on the first of them (first) and did not finish: every
+// control-plane host was checked, first holds InitMarker, and no other holds any state.
+// Running init there again then completes that init. When state is found but it is not
+// such an init, whyNot says why, for the refusal.
+func resumeInit(first string, holding, unreachable []string, o Observed) (resume bool, whyNot string) {
+	if len(holding) == 0 {
+		return false, ""
+	}
+	var marked, others []string
+	for _, h := range holding {
+		if o.InitInProgress[h] {
+			marked = append(marked, h)
+		}
+		if h != first {
+			others = append(others, h)
+		}
+	}
+	switch {
+	case !o.InitInProgress[first] && len(marked) > 0:
+		return false, fmt.Sprintf("not resuming the unfinished init on %s: only the first control-plane host, %s, inits",
+			strings.Join(marked, ", "), first)
+	case !o.InitInProgress[first] && slices.Contains(holding, first):
+		return false, fmt.Sprintf("not kforge's unfinished init: %s holds no %s", first, InitMarker)
+	case !o.InitInProgress[first]:
+		return false, ""
+	case len(others) > 0:
+		return false, fmt.Sprintf("not resuming the unfinished init on %s: %s holds cluster state too", first, strings.Join(others, ", "))
+	case len(unreachable) > 0:
+		return false, fmt.Sprintf("not resuming the unfinished init on %s: %s could not be checked", first, strings.Join(unreachable, ", "))
+	}
+	return true, ""
 }
 
 // rejected explains an admin.conf the API refused.

@@ -146,6 +146,44 @@ func TestMakePlan(t *testing.T) {
 			wantMsg: []string{"cp1 holds", "connection refused"},
 		},
 		{
+			name: "kforge's init on the first control plane was killed: init runs again there, and the plan says so",
+			obs: Observed{
+				State:          map[string][]string{"cp1": append(caState, "/etc/kubernetes/admin.conf")},
+				Silent:         map[string]string{"cp1": "listing nodes: timed out after 20s: connection refused"},
+				InitInProgress: map[string]bool{"cp1": true},
+				Unreachable:    map[string]bool{"w2": true},
+			},
+			want: Plan{Init: "cp1", Steps: []Step{
+				{Host: "cp1", Role: cp, Action: ActionInit, Note: "resuming kforge's unfinished init on cp1 (it holds " + InitMarker + ")"},
+				{Host: "cp2", Role: cp, Action: ActionJoinControlPlane},
+				{Host: "w1", Role: wk, Action: ActionJoinWorker},
+			}},
+		},
+		{
+			name:    "an unfinished init on the first control plane, but another holds state: no init",
+			obs:     Observed{State: map[string][]string{"cp1": caState, "cp2": caState}, InitInProgress: map[string]bool{"cp1": true}},
+			wantErr: ErrClusterNotAnswering,
+			wantMsg: []string{"cp1 holds", "cp2 holds", "not resuming the unfinished init on cp1: cp2 holds cluster state too"},
+		},
+		{
+			name:    "an unfinished init on the first control plane, but another is unreachable: no init",
+			obs:     Observed{State: map[string][]string{"cp1": caState}, InitInProgress: map[string]bool{"cp1": true}, Unreachable: map[string]bool{"cp2": true}},
+			wantErr: ErrClusterNotAnswering,
+			wantMsg: []string{"cp1 holds", "not resuming the unfinished init on cp1: cp2 could not be checked"},
+		},
+		{
+			name:    "the marker on a control plane that does not init: no init",
+			obs:     Observed{State: map[string][]string{"cp2": caState}, InitInProgress: map[string]bool{"cp2": true}},
+			wantErr: ErrClusterNotAnswering,
+			wantMsg: []string{"cp2 holds", "not resuming the unfinished init on cp2: only the first control-plane host, cp1, inits"},
+		},
+		{
+			name:    "the first control plane holds state without the marker: no init, and why not",
+			obs:     Observed{State: map[string][]string{"cp1": caState}},
+			wantErr: ErrClusterNotAnswering,
+			wantMsg: []string{"cp1 holds", "not kforge's unfinished init: cp1 holds no " + InitMarker},
+		},
+		{
 			name: "state without an answering cluster, --init-new-cluster: init on the first",
 			obs:  Observed{State: map[string][]string{"cp2": caState}},
 			opts: PlanOptions{InitNewCluster: true},

@@ -537,3 +537,49 @@ func TestUpBrokenControlPlaneDoesNotStopAControlPlaneJoin(t *testing.T) {
 		t.Errorf("cp1: %+v, want failed", h)
 	}
 }
+
+// TestUpResumesAKilledInit: kforge init on cp1 was killed half-way (its certificates are
+// written, its marker is still there, no apiserver answers). A plain re-run of up runs init
+// on cp1 again, says why, and joins the rest. The same state on cp1 with cluster state on
+// cp2 too is not an unfinished init: up refuses and runs nothing.
+func TestUpResumesAKilledInit(t *testing.T) {
+	killedInit := func(l *upLab) testutil.Rule {
+		return testutil.Rule{Match: regexp.MustCompile(`^check cluster state$`), Reply: func(string) (string, error) {
+			if l.initialised {
+				return "/etc/kubernetes/pki/ca.crt\n/etc/kubernetes/pki/ca.key\n/etc/kubernetes/admin.conf\n", nil
+			}
+			return "/etc/kubernetes/pki/ca.crt\n/etc/kubernetes/pki/ca.key\n" + fleet.InitMarker + "\n", nil
+		}}
+	}
+	l := newUpLab(t, false)
+	l.hosts["cp1"].Rules = append([]testutil.Rule{killedInit(l)}, l.hosts["cp1"].Rules...)
+	rep, err := l.run(l.data(false), "")
+	if err != nil {
+		t.Fatalf("up after a killed init: %v\n%s", err, l.out.String())
+	}
+	runs := l.kforgeRuns()
+	if !slices.Contains(runs, "cp1: init") || !slices.Contains(runs, "cp2: join") {
+		t.Errorf("kforge runs %v, want init on cp1 again and cp2 joined", runs)
+	}
+	if want := "resuming kforge's unfinished init on cp1"; !strings.Contains(l.out.String(), want) {
+		t.Errorf("the plan does not say %q:\n%s", want, l.out.String())
+	}
+	for _, h := range rep.Hosts {
+		if h.Result != fleet.ResultOK {
+			t.Errorf("%s: %+v, want ok", h.Host, h)
+		}
+	}
+
+	t.Run("another control plane holds state", func(t *testing.T) {
+		l := newUpLab(t, false)
+		l.hosts["cp1"].Rules = append([]testutil.Rule{killedInit(l)}, l.hosts["cp1"].Rules...)
+		l.hosts["cp2"].Rules = append([]testutil.Rule{testutil.On(`^check cluster state$`, "/etc/kubernetes/pki/ca.crt\n")}, l.hosts["cp2"].Rules...)
+		_, err := l.run(l.data(false), "")
+		if !errors.Is(err, fleet.ErrClusterNotAnswering) || !strings.Contains(err.Error(), "cp2 holds") {
+			t.Fatalf("up error = %v, want ErrClusterNotAnswering naming cp2", err)
+		}
+		if runs := l.kforgeRuns(); len(runs) != 0 {
+			t.Errorf("kforge ran %v although cp2 holds cluster state", runs)
+		}
+	})
+}
