@@ -63,14 +63,26 @@ func crashMatrix(t *testing.T, ctx context.Context, n *node, baseConfig string, 
 		}
 		return out
 	}
+	// pid is the oldest process named process on the host; "" when none runs (containerd
+	// between being killed and its PID 1 starting it again).
 	pid := func(process string) string {
-		t.Helper()
-		return strings.TrimSpace(n.sh(ctx, "pgrep -xo "+process))
+		out, _, err := n.h.Exec(ctx, nil, "pgrep", "-xo", process)
+		if err != nil {
+			return ""
+		}
+		return strings.TrimSpace(string(out))
 	}
 	// startedAfter checks that process pid started no earlier than file's last change.
 	startedAfter := func(process, file string) error {
 		p := pid(process)
-		fields := strings.Fields(n.sh(ctx, fmt.Sprintf("echo $(date +%%s) $(ps -o etimes= -p %s) $(stat -c %%Y %s)", p, file)))
+		if p == "" {
+			return fmt.Errorf("no %s runs", process)
+		}
+		out, _, err := n.h.Exec(ctx, nil, "sh", "-c", fmt.Sprintf("echo $(date +%%s) $(ps -o etimes= -p %s) $(stat -c %%Y %s)", p, file))
+		if err != nil {
+			return err
+		}
+		fields := strings.Fields(string(out))
 		if len(fields) != 3 {
 			return fmt.Errorf("reading the times of %s (pid %s) and %s: %q", process, p, file, fields)
 		}
