@@ -99,10 +99,7 @@ func configureContainerd(ctx context.Context, d *Data) error {
 			"and it lacks what the cluster needs: add %s; or move the file away to let kforge write its own (edits would be lost)",
 			kubelet.ContainerdConfigPath, kubelet.ContainerdRecordPath, strings.Join(plan.Missing, ", "))
 	case kubelet.ContainerdReplace:
-		backup := kubelet.ContainerdConfigPath + ".kforge-backup-" + d.Now().UTC().Format("20060102T150405Z")
-		for i := 1; fileExists(d.Path(backup)); i++ {
-			backup = fmt.Sprintf("%s.kforge-backup-%s-%d", kubelet.ContainerdConfigPath, d.Now().UTC().Format("20060102T150405Z"), i)
-		}
+		backup := fileutil.FreeName(kubelet.ContainerdConfigPath+".kforge-backup-"+d.Now().UTC().Format("20060102T150405Z"), d.Path)
 		if _, err := fileutil.WriteAtomic(d.Path(backup), cur, 0o644, 0o755); err != nil {
 			return fmt.Errorf("keeping a copy of %s: %w", kubelet.ContainerdConfigPath, err)
 		}
@@ -152,10 +149,4 @@ func containerdSpec(d *Data) service.Spec {
 		Socket:  criSocket(d),
 		Adopt:   true,
 	}
-}
-
-// fileExists reports whether anything is at path.
-func fileExists(path string) bool {
-	_, err := os.Lstat(path)
-	return err == nil
 }

@@ -124,3 +124,19 @@ func EnsureDir(dir string, perm fs.FileMode) error {
 	}
 	return nil
 }
+
+// FreeName returns base if nothing is at it, else the first of base-1, base-2, ... that is
+// free: where kforge keeps a copy of a file it replaces, without writing over an earlier copy.
+// at maps a path to where it is on this host (a dry run's scratch root), or is nil.
+func FreeName(base string, at func(string) string) string {
+	if at == nil {
+		at = func(p string) string { return p }
+	}
+	name := base
+	for i := 1; ; i++ {
+		if _, err := os.Lstat(at(name)); errors.Is(err, fs.ErrNotExist) {
+			return name
+		}
+		name = fmt.Sprintf("%s-%d", base, i)
+	}
+}

@@ -63,3 +63,24 @@ func TestEnsureDirSetsTheModeOfEveryDirectoryItCreates(t *testing.T) {
 		}
 	}
 }
+
+// TestFreeName: a copy never goes over an earlier one.
+func TestFreeName(t *testing.T) {
+	dir := t.TempDir()
+	base := filepath.Join(dir, "admin.conf.old")
+	if got := FreeName(base, nil); got != base {
+		t.Errorf("FreeName with nothing there = %s, want %s", got, base)
+	}
+	for _, p := range []string{base, base + "-1"} {
+		if err := os.WriteFile(p, nil, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got, want := FreeName(base, nil), base+"-2"; got != want {
+		t.Errorf("FreeName with two copies there = %s, want %s", got, want)
+	}
+	// at maps the name to where it is looked for.
+	if got := FreeName("/x", func(p string) string { return filepath.Join(dir, "admin.conf.old"+p[len("/x"):]) }); got != "/x-2" {
+		t.Errorf("FreeName through at = %s, want /x-2", got)
+	}
+}
