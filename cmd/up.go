@@ -317,10 +317,11 @@ func writeAdminKubeconfig(path string, admin []byte, replace bool, out *phases.P
 					"Move it away, or name another file with --kubeconfig-out, and run up again (it writes the file and changes nothing else); "+
 					"or pass --init-new-cluster to replace it (it is kept as %s.old)", path, what, path)
 			}
-			if err := os.Rename(path, path+".old"); err != nil {
+			old := fileutil.FreeName(path+".old", nil)
+			if err := os.Rename(path, old); err != nil {
 				return fmt.Errorf("keeping the existing admin kubeconfig: %w", err)
 			}
-			out.Plain("WARNING: %s held %s: replaced (--init-new-cluster); the old file is %s.old", path, what, path)
+			out.Plain("WARNING: %s held %s: replaced (--init-new-cluster); the old file is %s", path, what, old)
 		}
 	}
 	if _, err := fileutil.WriteAtomic(path, admin, 0o600, 0o700); err != nil {

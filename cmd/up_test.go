@@ -84,6 +84,24 @@ func TestWriteAdminKubeconfig(t *testing.T) {
 			}
 		})
 	}
+	// A second replacement keeps the first copy: the new one goes to .old-1.
+	t.Run("another cluster again, --init-new-cluster", func(t *testing.T) {
+		path := filepath.Join(t.TempDir(), "kforge-admin.conf")
+		first, second := build(otherCA, "https://192.0.2.10:6443"), build(testutil.CAPEM(t), "https://192.0.2.10:6443")
+		for p, data := range map[string][]byte{path + ".old": first, path: second} {
+			if err := os.WriteFile(p, data, 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := writeAdminKubeconfig(path, admin, true, phases.NewPrinter(io.Discard)); err != nil {
+			t.Fatal(err)
+		}
+		for p, want := range map[string][]byte{path + ".old": first, path + ".old-1": second, path: admin} {
+			if got, err := os.ReadFile(p); err != nil || !bytes.Equal(got, want) {
+				t.Errorf("%s after a second replacement: %v, or not the file it should hold", p, err)
+			}
+		}
+	})
 }
 
 // TestConnectDryRunRecordsNoHostKey connects as `kforge up --accept-new-host-keys` does, with
