@@ -1,6 +1,7 @@
 package phases
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"fmt"
@@ -81,6 +82,15 @@ func ensureEncryptionConfig(d *Data) error {
 	case d.Join.ControlPlane:
 		return fmt.Errorf("%s is missing: a joining control plane must use the cluster's encryption key; "+
 			"upload the shared certificates again with 'kforge init phase upload-certs --upload-certs' on a control-plane host and join with the key it prints", shown)
+	}
+	// An apiserver manifest that already reads the file means Secrets may be encrypted with
+	// the key that went missing: a new key would not read them.
+	manifest := filepath.Join(d.ManifestsDir, manifests.FileName(manifests.NameAPIServer))
+	if m, err := readFileIfExists(d.Path(manifest)); err != nil {
+		return err
+	} else if bytes.Contains(m, []byte("--encryption-provider-config=")) {
+		return fmt.Errorf("%s is missing, but %s already reads it: Secrets in etcd may be encrypted with the lost key, and a new one could not read them; "+
+			"restore the file from another control-plane host (the same path) or a backup, then run init again", shown, manifest)
 	}
 	key := make([]byte, manifests.EncryptionKeySize)
 	if _, err := rand.Read(key); err != nil {

@@ -76,6 +76,28 @@ func TestControlPlaneWritesSecurityFiles(t *testing.T) {
 	}
 }
 
+// A lost key on a host whose apiserver already read one is not replaced by a new key,
+// which could not read the Secrets the old one encrypted.
+func TestControlPlaneKeepsALostKeyLost(t *testing.T) {
+	var out bytes.Buffer
+	d := newTestData(t, securityCluster(nil), "cp1", &out, nil)
+	d.Join.ControlPlane = false // init
+	if err := runControlPlane(t, d); err != nil {
+		t.Fatalf("%v\n%s", err, out.String())
+	}
+	encPath := d.Path(path.Join(DefaultCertDir, manifests.EncryptionConfigFile))
+	if err := os.Remove(encPath); err != nil {
+		t.Fatal(err)
+	}
+	err := runControlPlane(t, d)
+	if err == nil || !strings.Contains(err.Error(), "restore the file") {
+		t.Fatalf("init with the key gone and the apiserver reading it: %v, want a refusal", err)
+	}
+	if _, err := os.Stat(encPath); err == nil {
+		t.Error("the refused init made a new encryption key")
+	}
+}
+
 // A joining control plane never makes a key of its own: a second key would leave each
 // apiserver unable to read the other's Secrets.
 func TestControlPlaneJoinNeedsTheClusterKey(t *testing.T) {
