@@ -25,8 +25,9 @@ var Packages = []string{
 // MachinePackages are what the machine itself needs before anything is built: the bundle's
 // images carry this machine's static busybox and its iptables (with their libraries), and
 // the tests cross-check certificate chains with openssl. `make cluster` and .ci/run install
-// them (EnsurePackages) before the bundle is built, so a machine with only Go gets there.
-var MachinePackages = []string{"busybox-static", "iptables", "openssl"}
+// them (EnsurePackages) before the bundle is built, so a machine with only Go gets there;
+// .ci/run runs make after it, so make is among them.
+var MachinePackages = []string{"busybox-static", "iptables", "openssl", "make"}
 
 // missingPackages asks dpkg which of pkgs are not installed.
 func missingPackages(ctx context.Context, pkgs []string) ([]string, error) {

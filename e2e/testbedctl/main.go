@@ -6,6 +6,8 @@
 //	go run ./e2e/testbedctl exec h1 -- crictl ps
 //	go run ./e2e/testbedctl ssh h2       # log in over SSH as kforge would
 //	go run ./e2e/testbedctl down         # remove every trace
+//	go run ./e2e/testbedctl prereqs      # install the Debian packages the machine needs
+//	go run ./e2e/testbedctl cluster      # bundle, hosts and kforge up: what make cluster runs
 //
 // It needs root.
 package main
