@@ -22,11 +22,15 @@ integration: ## real etcd + control-plane binaries from generated files, no root
 
 # The testbed's own test runs first, alone: it brings up and tears down two hosts on the
 # same bridge the e2e tests use, in a minute or two, and a broken testbed fails fast.
+# TestFreshMachine runs with it: `testbedctl prereqs` in a bare Debian 12 (debootstrap's
+# minbase under systemd-nspawn, on the machine's network for apt) must leave every command
+# of testbed.MachineCommands there; its image is built once (a minute or two) into
+# ~/.cache/kforge/testbed-rootfs, and a warm run takes under a minute.
 # TestSystemdHosts uses hosts that boot systemd (a Debian root under systemd-nspawn): the
 # first run builds their image with debootstrap (7-15 minutes) into
 # ~/.cache/kforge/testbed-rootfs.
-e2e: ## the testbed itself, then real hosts on it: kubelet, containerd, kforge init/reset, kforge up on systemd hosts (root; builds or reuses the bundle)
-	$(GO) test -tags e2e -count=1 -timeout 10m -v -run 'TestTestbed' ./e2e/testbed/
+e2e: ## the testbed itself and testbedctl prereqs on a bare Debian, then real hosts on it: kubelet, containerd, kforge init/reset, kforge up on systemd hosts (root; builds or reuses the bundle)
+	$(GO) test -tags e2e -count=1 -timeout 20m -v -run 'TestTestbed|TestFreshMachine' ./e2e/testbed/
 	$(GO) test -tags e2e -count=1 -timeout 50m -v -run 'TestSingleNodeInit|TestJoin|TestUp|TestExternalEtcd' ./e2e/
 	$(GO) test -tags e2e -count=1 -timeout 40m -v -run 'TestSystemdHosts' ./e2e/
 

@@ -654,6 +654,32 @@ func TestKubeProxyTools(t *testing.T) {
 	}
 }
 
+// TestAllImagesServeEveryProxyMode: a bundle (AllImages) made for an iptables cluster must
+// still run kube-proxy after the file switches it to nftables or ipvs.
+func TestAllImagesServeEveryProxyMode(t *testing.T) {
+	c := testCluster(t, func(c *config.Cluster) { c.Addons.KubeProxy.Mode = "iptables" })
+	for _, s := range Images(c) {
+		if s.Addon == KubeProxy && (slices.Contains(s.Tools, "nft") || slices.Contains(s.Tools, "ipset")) {
+			t.Errorf("the iptables cluster's own kube-proxy image needs only iptables, got %q", s.Tools)
+		}
+	}
+	found := false
+	for _, s := range AllImages(c) {
+		if s.Addon != KubeProxy {
+			continue
+		}
+		found = true
+		for _, want := range []string{"iptables-restore", "nft", "ipset"} {
+			if !slices.Contains(s.Tools, want) {
+				t.Errorf("the bundle's kube-proxy image lacks %s: %q", want, s.Tools)
+			}
+		}
+	}
+	if !found {
+		t.Error("AllImages lists no kube-proxy image")
+	}
+}
+
 func TestDisabled(t *testing.T) {
 	tests := []struct {
 		name       string
@@ -712,5 +738,51 @@ func TestToMapNeedsTypeMeta(t *testing.T) {
 	}
 	if _, ok := m["status"]; ok {
 		t.Error("ToMap() kept status")
+	}
+}
+
+// TestConfigChangeRollsPods: a pod reads its ConfigMap once, at start, so a changed
+// configuration must change the pod template, which makes the controller replace the pods.
+// A change to something else leaves the template alone (no needless restart), and the same
+// configuration always gives the same template.
+func TestConfigChangeRollsPods(t *testing.T) {
+	template := func(t *testing.T, c *config.Cluster, addon, name string) corev1.PodTemplateSpec {
+		t.Helper()
+		for _, o := range mustObjects(t, c, addon) {
+			switch w := o.(type) {
+			case *appsv1.Deployment:
+				if w.Name == name {
+					return w.Spec.Template
+				}
+			case *appsv1.DaemonSet:
+				if w.Name == name {
+					return w.Spec.Template
+				}
+			}
+		}
+		t.Fatalf("%s has no workload %q", addon, name)
+		return corev1.PodTemplateSpec{}
+	}
+	tests := []struct {
+		name, addon, workload string
+		edit                  func(c *config.Cluster)
+		rolls                 bool
+	}{
+		{"kube-proxy mode", KubeProxy, "kube-proxy", func(c *config.Cluster) { c.Addons.KubeProxy.Mode = "nftables" }, true},
+		{"DNS upstreams", CoreDNS, "coredns", func(c *config.Cluster) { c.Addons.DNS.Upstreams = []string{"1.1.1.1"} }, true},
+		{"flannel backend", Flannel, "kube-flannel-ds", func(c *config.Cluster) { c.Addons.CNI.FlannelBackend = "host-gw" }, true},
+		{"DNS replicas", CoreDNS, "coredns", func(c *config.Cluster) { c.Addons.DNS.Replicas = 3 }, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			before := template(t, testCluster(t, nil), tc.addon, tc.workload)
+			if again := template(t, testCluster(t, nil), tc.addon, tc.workload); !cmp.Equal(before, again) {
+				t.Fatalf("the same configuration gives two pod templates:\n%s", cmp.Diff(before, again))
+			}
+			after := template(t, testCluster(t, tc.edit), tc.addon, tc.workload)
+			if changed := !cmp.Equal(before, after); changed != tc.rolls {
+				t.Errorf("pod template changed = %v, want %v (%s)", changed, tc.rolls, cmp.Diff(before, after))
+			}
+		})
 	}
 }

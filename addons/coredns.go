@@ -50,6 +50,13 @@ func CoreDNSObjects(c *config.Cluster) ([]Object, error) {
 		return nil, fmt.Errorf("choosing the DNS service address: %w", err)
 	}
 	labels := map[string]string{"k8s-app": KubeDNSService}
+	cm := &corev1.ConfigMap{
+		TypeMeta:   typeConfigMap,
+		ObjectMeta: metav1.ObjectMeta{Name: coreDNSName, Namespace: kubeSystem},
+		Data:       map[string]string{coreDNSCorefileKey: corefile},
+	}
+	dep := coreDNSDeployment(c, labels)
+	rollOnChange(&dep.Spec.Template, cm)
 
 	return markManaged([]Object{
 		serviceAccount(kubeSystem, coreDNSName, nil),
@@ -70,12 +77,8 @@ func CoreDNSObjects(c *config.Cluster) ([]Object, error) {
 			},
 		},
 		clusterRoleBinding(coreDNSClusterRole, coreDNSClusterRole, nil, serviceAccountSubject(kubeSystem, coreDNSName)),
-		&corev1.ConfigMap{
-			TypeMeta:   typeConfigMap,
-			ObjectMeta: metav1.ObjectMeta{Name: coreDNSName, Namespace: kubeSystem},
-			Data:       map[string]string{coreDNSCorefileKey: corefile},
-		},
-		coreDNSDeployment(c, labels),
+		cm,
+		dep,
 		&corev1.Service{
 			TypeMeta: typeService,
 			ObjectMeta: metav1.ObjectMeta{

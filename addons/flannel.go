@@ -63,6 +63,16 @@ func FlannelObjects(c *config.Cluster) ([]Object, error) {
 		return nil, err
 	}
 	labels := map[string]string{"k8s-app": flannelName, "tier": "node", "app": flannelName}
+	cm := &corev1.ConfigMap{
+		TypeMeta:   typeConfigMap,
+		ObjectMeta: metav1.ObjectMeta{Name: flannelConfigMap, Namespace: flannelNamespace, Labels: labels},
+		Data: map[string]string{
+			flannelCNIConfKey: string(cniConf),
+			flannelNetConfKey: string(netConf),
+		},
+	}
+	ds := flannelDaemonSetObject(c, labels)
+	rollOnChange(&ds.Spec.Template, cm)
 
 	return markManaged([]Object{
 		&corev1.Namespace{
@@ -92,15 +102,8 @@ func FlannelObjects(c *config.Cluster) ([]Object, error) {
 		},
 		clusterRoleBinding(flannelName, flannelName, map[string]string{"k8s-app": flannelName},
 			serviceAccountSubject(flannelNamespace, flannelName)),
-		&corev1.ConfigMap{
-			TypeMeta:   typeConfigMap,
-			ObjectMeta: metav1.ObjectMeta{Name: flannelConfigMap, Namespace: flannelNamespace, Labels: labels},
-			Data: map[string]string{
-				flannelCNIConfKey: string(cniConf),
-				flannelNetConfKey: string(netConf),
-			},
-		},
-		flannelDaemonSetObject(c, labels),
+		cm,
+		ds,
 	}), nil
 }
 

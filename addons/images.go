@@ -50,15 +50,16 @@ func images(c *config.Cluster, all bool) []ImageSpec {
 		if _, off := a.Disabled(c); off && !all {
 			continue
 		}
-		for _, s := range addonImages(c, a.Name) {
+		for _, s := range addonImages(c, a.Name, all) {
 			add(s)
 		}
 	}
 	return out
 }
 
-// addonImages lists the images of one add-on.
-func addonImages(c *config.Cluster, addon string) []ImageSpec {
+// addonImages lists the images of one add-on. With anyMode, kube-proxy's image carries the
+// tools of every proxy mode, so that a bundle serves a cluster whose mode changes later.
+func addonImages(c *config.Cluster, addon string, anyMode bool) []ImageSpec {
 	switch addon {
 	case CoreDNS:
 		return []ImageSpec{{
@@ -68,11 +69,15 @@ func addonImages(c *config.Cluster, addon string) []ImageSpec {
 			Files:      []string{coreDNSBinary},
 		}}
 	case KubeProxy:
+		modes := []string{c.Addons.KubeProxy.Mode}
+		if anyMode {
+			modes = config.KubeProxyModes
+		}
 		return []ImageSpec{{
 			Ref:   c.Image(config.ImageKubeProxy),
 			Addon: KubeProxy,
 			Files: []string{kubeProxyBinary},
-			Tools: kubeProxyTools(c.Addons.KubeProxy.Mode),
+			Tools: kubeProxyTools(modes...),
 		}}
 	case Flannel:
 		return []ImageSpec{
@@ -94,16 +99,18 @@ func addonImages(c *config.Cluster, addon string) []ImageSpec {
 	return nil
 }
 
-// kubeProxyTools lists what kube-proxy runs for a proxy mode. The iptables tools are in
-// every list: the ipvs mode needs them too, and kube-proxy uses them to clean up the rules
-// another mode left behind.
-func kubeProxyTools(mode string) []string {
+// kubeProxyTools lists what kube-proxy runs in any of the proxy modes. The iptables tools
+// are in every list: the ipvs mode needs them too, and kube-proxy uses them to clean up
+// the rules another mode left behind.
+func kubeProxyTools(modes ...string) []string {
 	tools := slices.Clone(iptablesTools)
-	switch mode {
-	case "ipvs":
-		tools = append(tools, "ipset")
-	case "nftables":
-		tools = append(tools, "nft")
+	for _, mode := range modes {
+		switch mode {
+		case "ipvs":
+			tools = append(tools, "ipset")
+		case "nftables":
+			tools = append(tools, "nft")
+		}
 	}
 	return tools
 }

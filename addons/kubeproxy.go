@@ -54,19 +54,22 @@ func KubeProxyObjects(c *config.Cluster) ([]Object, error) {
 		return nil, err
 	}
 	labels := map[string]string{"k8s-app": kubeProxyName}
+	cm := &corev1.ConfigMap{
+		TypeMeta:   typeConfigMap,
+		ObjectMeta: metav1.ObjectMeta{Name: kubeProxyName, Namespace: kubeSystem, Labels: map[string]string{"app": kubeProxyName}},
+		Data: map[string]string{
+			kubeProxyConfigKey:     string(cfgYAML),
+			kubeProxyKubeconfigKey: string(kubeconfig),
+		},
+	}
+	ds := kubeProxyDaemonSet(c, labels)
+	rollOnChange(&ds.Spec.Template, cm)
 
 	return markManaged([]Object{
 		serviceAccount(kubeSystem, kubeProxyName, nil),
 		clusterRoleBinding(KubeProxyNodeProxierBinding, "system:node-proxier", nil,
 			serviceAccountSubject(kubeSystem, kubeProxyName)),
-		&corev1.ConfigMap{
-			TypeMeta:   typeConfigMap,
-			ObjectMeta: metav1.ObjectMeta{Name: kubeProxyName, Namespace: kubeSystem, Labels: map[string]string{"app": kubeProxyName}},
-			Data: map[string]string{
-				kubeProxyConfigKey:     string(cfgYAML),
-				kubeProxyKubeconfigKey: string(kubeconfig),
-			},
-		},
+		cm,
 		// Nodes joining with a bootstrap token may read the kube-proxy ConfigMap, as
 		// kubeadm lets them.
 		&rbacv1.Role{
@@ -85,7 +88,7 @@ func KubeProxyObjects(c *config.Cluster) ([]Object, error) {
 			RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: kubeProxyName},
 			Subjects:   []rbacv1.Subject{{APIGroup: rbacv1.GroupName, Kind: rbacv1.GroupKind, Name: bootstrappersGroup}},
 		},
-		kubeProxyDaemonSet(c, labels),
+		ds,
 	}), nil
 }
 

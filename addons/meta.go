@@ -2,10 +2,13 @@ package addons
 
 import (
 	"maps"
+	"slices"
 
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/kforge/kforge/manifests"
 )
 
 // Namespaces and well-known names the add-ons use.
@@ -35,6 +38,22 @@ func markManaged(objs []Object) []Object {
 		o.SetLabels(l)
 	}
 	return objs
+}
+
+// rollOnChange annotates a workload's pod template with the hash of the ConfigMap its pods
+// read at start (manifests.ConfigHashAnnotation): a changed configuration changes the
+// template, so the controller replaces the pods, which then read the new one.
+func rollOnChange(tmpl *corev1.PodTemplateSpec, cm *corev1.ConfigMap) {
+	var files []manifests.File
+	for _, k := range slices.Sorted(maps.Keys(cm.Data)) {
+		files = append(files, manifests.File{Path: k, Data: []byte(cm.Data[k])})
+	}
+	a := maps.Clone(tmpl.Annotations)
+	if a == nil {
+		a = map[string]string{}
+	}
+	a[manifests.ConfigHashAnnotation] = manifests.ConfigHash(files)
+	tmpl.Annotations = a
 }
 
 var (

@@ -10,6 +10,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	"sigs.k8s.io/yaml"
 
 	"github.com/kforge/kforge/config"
@@ -206,6 +207,17 @@ func KubeadmConfig(c *config.Cluster, certDir string) (*corev1.ConfigMap, error)
 	cm := configMap(NamespaceSystem, KubeadmConfigName, ClusterConfigurationKey, data)
 	cm.Data[KforgeConfigKey] = string(kf)
 	return cm, nil
+}
+
+// KubeadmConfigObjects are what init's upload-config/kubeadm phase stores, and kforge up
+// stores again after a run: the kubeadm-config ConfigMap for c (KubeadmConfig) and the RBAC
+// that lets joining nodes read it.
+func KubeadmConfigObjects(c *config.Cluster, certDir string) ([]runtime.Object, error) {
+	cm, err := KubeadmConfig(c, certDir)
+	if err != nil {
+		return nil, err
+	}
+	return append([]runtime.Object{cm}, KubeadmConfigRBAC()...), nil
 }
 
 // KforgeConfigKey is the key of kubeadm-config under which kforge keeps the cluster

@@ -216,6 +216,7 @@ func ClusterFromKubeadm(cc *ClusterConfiguration, kc *kubeletv1beta1.KubeletConf
 		k.FailSwapOn = new(bool)
 		*k.FailSwapOn = *kc.FailSwapOn
 	}
+	k.ServerTLSBootstrap = kc.ServerTLSBootstrap
 	k.SystemReserved = maps.Clone(kc.SystemReserved)
 	k.KubeReserved = maps.Clone(kc.KubeReserved)
 	k.EvictionHard = maps.Clone(kc.EvictionHard)

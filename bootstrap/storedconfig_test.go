@@ -91,14 +91,14 @@ func TestReadStoredClusterFromKubeadm(t *testing.T) {
 			editKubelet: func(s string) string {
 				s = replace(t, "- 10.96.0.10", "- 10.112.0.10")(s)
 				s = replace(t, "clusterDomain: cluster.local", "clusterDomain: corp.internal")(s)
-				return replace(t, "cgroupDriver: systemd", "cgroupDriver: cgroupfs\nmaxPods: 50\nfailSwapOn: false\nsystemReserved:\n  cpu: 500m")(s)
+				return replace(t, "cgroupDriver: systemd", "cgroupDriver: cgroupfs\nmaxPods: 50\nfailSwapOn: false\nserverTLSBootstrap: true\nsystemReserved:\n  cpu: 500m")(s)
 			},
 			want: kubeadmDefaults(func(c *config.Cluster) {
 				c.ControlPlaneEndpoint = ""
 				c.Networking.ServiceCIDR = "10.112.0.0/16"
 				c.Networking.DNSDomain = "corp.internal"
 				f := false
-				c.Kubelet = config.Kubelet{CgroupDriver: "cgroupfs", MaxPods: 50, FailSwapOn: &f, SystemReserved: map[string]string{"cpu": "500m"}}
+				c.Kubelet = config.Kubelet{CgroupDriver: "cgroupfs", MaxPods: 50, FailSwapOn: &f, ServerTLSBootstrap: true, SystemReserved: map[string]string{"cpu": "500m"}}
 			}),
 			wantCertDir: "/srv/pki",
 		},

@@ -494,3 +494,28 @@ func TestOutcomeString(t *testing.T) {
 		t.Errorf("(-want +got):\n%s", d)
 	}
 }
+
+// TestEarliest: the certificate that expires first, missing ones left out.
+func TestEarliest(t *testing.T) {
+	day := func(n int) time.Time { return testNow.Add(time.Duration(n) * 24 * time.Hour) }
+	for _, tc := range []struct {
+		name   string
+		rows   []ExpiryRow
+		want   string
+		wantOK bool
+	}{
+		{name: "none"},
+		{name: "only missing", rows: []ExpiryRow{{Name: "ca", Missing: true}}},
+		{name: "first of several", wantOK: true, want: "apiserver", rows: []ExpiryRow{
+			{Name: "ca", NotAfter: day(3650)}, {Name: "etcd-peer", Missing: true},
+			{Name: "apiserver", NotAfter: day(30)}, {Name: "front-proxy-client", NotAfter: day(31)},
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, ok := Earliest(tc.rows)
+			if ok != tc.wantOK || got.Name != tc.want {
+				t.Errorf("Earliest = %q, %v; want %q, %v", got.Name, ok, tc.want, tc.wantOK)
+			}
+		})
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -34,6 +35,9 @@ const (
 	// External: a CA certificate is present without its key (external CA mode). Only CAs
 	// have this outcome; a leaf signed by an external CA that checks out is Reused.
 	External
+	// Reissued: a leaf lacked subject alternative names (Params.ReissueSANs), and was
+	// signed again with them, for the key it had.
+	Reissued
 )
 
 func (o Outcome) String() string {
@@ -44,6 +48,8 @@ func (o Outcome) String() string {
 		return "reused"
 	case External:
 		return "external"
+	case Reissued:
+		return "reissued"
 	}
 	return fmt.Sprintf("Outcome(%d)", int(o))
 }
@@ -240,6 +246,20 @@ func (s Spec) ensureLeaf(dir string, p Params) (Outcome, error) {
 		if len(problems) == 0 {
 			return Reused, nil
 		}
+		if p.ReissueSANs && !external && len(problems) == 1 && len(missingSANs(cert, sans)) > 0 {
+			keyPEM, err := os.ReadFile(kp)
+			if err != nil {
+				return 0, err
+			}
+			certPEM, err := s.sign(dir, p, ca, caCert, request{cn: cn, org: org, sans: sans, key: key, keyPEM: keyPEM}, now)
+			if err != nil {
+				return 0, err
+			}
+			if _, err := fileutil.WriteAtomic(cp, certPEM, CertMode, DirMode); err != nil {
+				return 0, err
+			}
+			return Reissued, nil
+		}
 		fix := fmt.Sprintf("remove the file and %s to regenerate them", kp)
 		if external {
 			fix = fmt.Sprintf("the CA %s is external (no %s): replace the pair with one signed by it", caCertPath, caKeyPath)
@@ -262,27 +282,13 @@ func (s Spec) ensureLeaf(dir string, p Params) (Outcome, error) {
 		return 0, fmt.Errorf("%s and %s must be provided: CA %s is external (%s has no %s), so kforge cannot sign them: %w",
 			cp, kp, ca.Name, caCertPath, caKeyPath, ErrExternalCA)
 	}
-	caKey, err := readKey(caKeyPath)
+	r := request{cn: cn, org: org, sans: sans}
+	caKey, err := s.loadCAKey(dir, ca, caCert, now)
 	if err != nil {
-		return 0, fmt.Errorf("loading CA %s: %w", ca.Name, err)
+		return 0, err
 	}
-	if err := CheckPair(caCert, caKey); err != nil {
-		return 0, fmt.Errorf("loading CA %s: %s and %s: %w", ca.Name, caCertPath, caKeyPath, err)
-	}
-	if now.After(caCert.NotAfter) {
-		return 0, fmt.Errorf("CA %s (%s) expired on %s: it cannot sign new certificates",
-			ca.Name, caCertPath, caCert.NotAfter.Format(time.RFC3339))
-	}
-	certPEM, keyPEM, err := mintLeaf(caCert, caKey, request{
-		cn:       cn,
-		org:      org,
-		sans:     sans,
-		server:   s.Server,
-		client:   s.Client,
-		validity: s.Validity(p.Cluster),
-		keyAlg:   p.Cluster.Certificates.KeyAlgorithm,
-		now:      now,
-	})
+	r = s.leafRequest(p, r, now)
+	certPEM, keyPEM, err := mintLeaf(caCert, caKey, r)
 	if err != nil {
 		return 0, err
 	}
@@ -290,6 +296,43 @@ func (s Spec) ensureLeaf(dir string, p Params) (Outcome, error) {
 		return 0, err
 	}
 	return Created, nil
+}
+
+// leafRequest completes r (subject, names and, for a reissue, the key) with s's usages,
+// validity and key algorithm.
+func (s Spec) leafRequest(p Params, r request, now time.Time) request {
+	r.server, r.client = s.Server, s.Client
+	r.validity = s.Validity(p.Cluster)
+	r.keyAlg = p.Cluster.Certificates.KeyAlgorithm
+	r.now = now
+	return r
+}
+
+// loadCAKey reads the key of ca, which signs s, and checks that it can sign now.
+func (s Spec) loadCAKey(dir string, ca Spec, caCert *x509.Certificate, now time.Time) (crypto.Signer, error) {
+	caCertPath, caKeyPath := ca.CertPath(dir), ca.KeyPath(dir)
+	caKey, err := readKey(caKeyPath)
+	if err != nil {
+		return nil, fmt.Errorf("loading CA %s: %w", ca.Name, err)
+	}
+	if err := CheckPair(caCert, caKey); err != nil {
+		return nil, fmt.Errorf("loading CA %s: %s and %s: %w", ca.Name, caCertPath, caKeyPath, err)
+	}
+	if now.After(caCert.NotAfter) {
+		return nil, fmt.Errorf("CA %s (%s) expired on %s: it cannot sign new certificates",
+			ca.Name, caCertPath, caCert.NotAfter.Format(time.RFC3339))
+	}
+	return caKey, nil
+}
+
+// sign signs a certificate for r with ca's key: a reissue for r's existing key.
+func (s Spec) sign(dir string, p Params, ca Spec, caCert *x509.Certificate, r request, now time.Time) ([]byte, error) {
+	caKey, err := s.loadCAKey(dir, ca, caCert, now)
+	if err != nil {
+		return nil, err
+	}
+	certPEM, _, err := mintLeaf(caCert, caKey, s.leafRequest(p, r, now))
+	return certPEM, err
 }
 
 // signedFiles lists the certificates of the table under dir that s, a CA, signs.

@@ -1,6 +1,7 @@
 package certs
 
 import (
+	"bytes"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rsa"
@@ -774,5 +775,63 @@ func TestServiceAccountKeys(t *testing.T) {
 	}
 	if _, err := os.Stat(kp); !errors.Is(err, fs.ErrNotExist) {
 		t.Error("sa.key was created beside an existing sa.pub")
+	}
+}
+
+// TestEnsureReissuesSANs: with ReissueSANs, a leaf whose only problem is a name the file
+// added is signed again for the key it had, and only that leaf; any other problem is
+// still the operator's to decide.
+func TestEnsureReissuesSANs(t *testing.T) {
+	c := testCluster(t, config.KeyECDSAP256)
+	dir := newPKI(t, c)
+	before := snapshot(t, dir)
+	keyBefore, err := os.ReadFile(keyPath(dir, "apiserver"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := testParams(c)
+	p.Cluster.APIServer.CertSANs = append(p.Cluster.APIServer.CertSANs, "new-api.example.com")
+	api, _ := Lookup(p.Cluster, NameAPIServer)
+
+	var me *MismatchError
+	if _, err := api.Ensure(dir, p); !errors.As(err, &me) {
+		t.Fatalf("without ReissueSANs: %v, want a MismatchError", err)
+	}
+	p.ReissueSANs = true
+	got := ensureAll(t, dir, p)
+	for name, o := range got {
+		want := Reused
+		if name == NameAPIServer {
+			want = Reissued
+		}
+		if o != want {
+			t.Errorf("Ensure(%s) = %v, want %v", name, o, want)
+		}
+	}
+	cert := mustReadCert(t, certPath(dir, "apiserver"))
+	if !slices.Contains(cert.DNSNames, "new-api.example.com") {
+		t.Errorf("the reissued certificate's names: %v", cert.DNSNames)
+	}
+	if keyAfter, _ := os.ReadFile(keyPath(dir, "apiserver")); !bytes.Equal(keyAfter, keyBefore) {
+		t.Error("the key changed: a reissue keeps it")
+	}
+	if err := cert.CheckSignatureFrom(mustReadCert(t, certPath(dir, "ca"))); err != nil {
+		t.Errorf("the reissued certificate is not signed by the CA: %v", err)
+	}
+	after := snapshot(t, dir)
+	for path, st := range before {
+		if path != "apiserver.crt" && after[path] != st {
+			t.Errorf("%s changed", path)
+		}
+	}
+	if got := ensureAll(t, dir, p)[NameAPIServer]; got != Reused {
+		t.Errorf("a second run: %v, want reused", got)
+	}
+
+	// Another problem beside the names (the certificate expired): still refused.
+	p.Now = func() time.Time { return testNow.Add(2 * 365 * 24 * time.Hour) }
+	p.Cluster.APIServer.CertSANs = append(p.Cluster.APIServer.CertSANs, "newer.example.com")
+	if _, err := api.Ensure(dir, p); !errors.As(err, &me) {
+		t.Errorf("a reissue with another problem: %v, want a MismatchError", err)
 	}
 }

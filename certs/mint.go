@@ -99,6 +99,10 @@ type request struct {
 	validity       time.Duration
 	keyAlg         string
 	now            time.Time
+	// key and keyPEM, when set, are an existing key the certificate is for (a leaf signed
+	// again with new names); otherwise a new key of keyAlg is made.
+	key    crypto.Signer
+	keyPEM []byte
 }
 
 func (r request) csr() *csr.CertificateRequest {
@@ -162,9 +166,11 @@ func mintCA(r request) (certPEM, keyPEM []byte, err error) {
 // mintLeaf creates a key and a certificate signed by the CA with cfssl's local signer and
 // a signing profile holding the usages and expiry.
 func mintLeaf(caCert *x509.Certificate, caKey crypto.Signer, r request) (certPEM, keyPEM []byte, err error) {
-	key, keyPEM, err := newKey(r.keyAlg)
-	if err != nil {
-		return nil, nil, err
+	key, keyPEM := r.key, r.keyPEM
+	if key == nil {
+		if key, keyPEM, err = newKey(r.keyAlg); err != nil {
+			return nil, nil, err
+		}
 	}
 	csrPEM, err := csr.Generate(key, r.csr())
 	if err != nil {
@@ -212,10 +218,14 @@ type ClientRequest struct {
 	KeyAlgorithm string
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// Key and KeyPEM, when set, are the existing key the certificate is for (a kubeconfig's
+	// client certificate renewed); KeyAlgorithm is then unused and keyPEM is KeyPEM.
+	Key    crypto.Signer
+	KeyPEM []byte
 }
 
-// NewClientCert mints a key and a client-auth certificate signed by the CA, for kubeconfig
-// files. It returns both PEM-encoded.
+// NewClientCert mints a client-auth certificate signed by the CA, and a new key unless req
+// brings one, for kubeconfig files. It returns both PEM-encoded.
 func NewClientCert(caCert *x509.Certificate, caKey crypto.Signer, req ClientRequest) (certPEM, keyPEM []byte, err error) {
 	if req.CommonName == "" {
 		return nil, nil, fmt.Errorf("creating client certificate: the common name is empty")
@@ -231,6 +241,8 @@ func NewClientCert(caCert *x509.Certificate, caKey crypto.Signer, req ClientRequ
 		validity: req.Validity,
 		keyAlg:   req.KeyAlgorithm,
 		now:      now(),
+		key:      req.Key,
+		keyPEM:   req.KeyPEM,
 	})
 	if err != nil {
 		return nil, nil, fmt.Errorf("creating client certificate for %q: %w", req.CommonName, err)

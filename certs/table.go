@@ -78,6 +78,10 @@ type Params struct {
 	AdvertiseAddress net.IP
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// ReissueSANs lets Ensure sign an existing leaf again, for its own key, when the only
+	// thing wrong with it is subject alternative names it lacks (a name added to
+	// apiserver.cert_sans on a running cluster). Without it, that is a MismatchError.
+	ReissueSANs bool
 }
 
 func (p Params) now() time.Time {

@@ -1,11 +1,16 @@
 package cmd
 
 import (
+	"context"
+	"errors"
 	"fmt"
+	"io"
+	"strings"
 	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/kforge/kforge/bootstrap"
 	"github.com/kforge/kforge/certs"
@@ -19,7 +24,7 @@ func newCertsCommand(root *rootOptions) *cobra.Command {
 		Short: "Work with the cluster's certificates and the certificate key",
 		Args:  cobra.NoArgs,
 	}
-	c.AddCommand(newCertificateKeyCommand(root), newCheckExpirationCommand(root))
+	c.AddCommand(newCertificateKeyCommand(root), newCheckExpirationCommand(root), newRenewCommand(root))
 	return c
 }
 
@@ -51,13 +56,31 @@ secret: anyone with it and a join token can fetch the cluster's CA keys.`,
 }
 
 func newCheckExpirationCommand(root *rootOptions) *cobra.Command {
-	var configPath, certDir string
+	var configPath, certDir, kubeconfigDir, output string
 	c := &cobra.Command{
 		Use:   "check-expiration",
 		Short: "List the certificates on this host and when each expires",
-		Args:  cobra.NoArgs,
+		Long: `List when each certificate of this host expires, and how long it has left: the leaf
+certificates of the cluster's table, the client certificates embedded in admin.conf,
+super-admin.conf, controller-manager.conf and scheduler.conf, then the CAs, as kubeadm's
+check-expiration lays them out. EXTERNALLY MANAGED is "yes" for a certificate whose CA
+key is not on this host: 'kforge certs renew' cannot renew it. The apiserver need not be
+up.
+
+With -o json it prints {"certificates": [...]} (certs.ExpiryReport): one object per
+certificate of the table in table order (CAs included), then one per kubeconfig: name,
+path, missing (true when the file does not exist), not_after (RFC 3339, absent when
+missing), residual_seconds (how long it has left, negative once expired; absent when
+missing), signer (the signing CA's name, absent for a CA) and external (the certificate
+is, or is signed by, a CA whose key is absent: kforge cannot renew it).`,
+		Example: `  kforge certs check-expiration -f /etc/kforge/cluster.toml
+  kforge certs check-expiration -o json`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := checkDirFlags(dirFlag{"cert-dir", certDir, phases.DefaultCertDir}); err != nil {
+			if output != "text" && output != "json" {
+				return fmt.Errorf("--output %q: want text or json", output)
+			}
+			if err := checkDirFlags(dirFlag{"cert-dir", certDir, phases.DefaultCertDir}, dirFlag{"kubeconfig-dir", kubeconfigDir, phases.DefaultKubeconfigDir}); err != nil {
 				return err
 			}
 			c := config.Default()
@@ -67,33 +90,196 @@ func newCheckExpirationCommand(root *rootOptions) *cobra.Command {
 					return err
 				}
 			}
-			rows, err := certs.Expiration(certDir, c)
+			rows, err := phases.Expiration(certDir, kubeconfigDir, c, time.Now())
 			if err != nil {
 				return err
 			}
-			w := tabwriter.NewWriter(root.streams.Out, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(w, "CERTIFICATE\tEXPIRES\tRESIDUAL TIME\tSIGNED BY\tEXTERNALLY MANAGED")
-			now := time.Now()
-			for _, r := range rows {
-				if r.Missing {
-					fmt.Fprintf(w, "%s\t(missing)\t\t%s\t\n", r.Name, r.Signer)
-					continue
-				}
-				left := r.NotAfter.Sub(now)
-				residual := "expired"
-				if left > 0 {
-					residual = fmt.Sprintf("%dd", int(left.Hours()/24))
-				}
-				ext := "no"
-				if r.External {
-					ext = "yes"
-				}
-				fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\n", r.Name, r.NotAfter.UTC().Format("Jan 02, 2006 15:04 MST"), residual, r.Signer, ext)
+			if output == "json" {
+				return writeJSON(root.streams.Out, certs.ExpiryReport{Certificates: rows})
 			}
-			return w.Flush()
+			return printExpiration(root.streams.Out, rows)
 		},
 	}
 	c.Flags().StringVarP(&configPath, "config", "f", "", "path of cluster.toml (default: the defaults)")
 	c.Flags().StringVar(&certDir, "cert-dir", phases.DefaultCertDir, "where the certificates live")
+	c.Flags().StringVar(&kubeconfigDir, "kubeconfig-dir", phases.DefaultKubeconfigDir, "where the kubeconfig files live")
+	c.Flags().StringVarP(&output, "output", "o", "text", "output format: text or json")
 	return c
+}
+
+// printExpiration prints the rows as two tables, the certificates then the CAs, as
+// kubeadm's check-expiration does.
+func printExpiration(out io.Writer, rows []certs.ExpiryRow) error {
+	w := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+	yesNo := func(b bool) string {
+		if b {
+			return "yes"
+		}
+		return "no"
+	}
+	expires := func(r certs.ExpiryRow) (string, string) {
+		switch {
+		case r.Missing:
+			return "(missing)", ""
+		case r.ResidualSeconds <= 0:
+			return r.NotAfter.UTC().Format("Jan 02, 2006 15:04 MST"), "expired"
+		}
+		return r.NotAfter.UTC().Format("Jan 02, 2006 15:04 MST"), certs.RoundDuration(time.Duration(r.ResidualSeconds) * time.Second)
+	}
+	fmt.Fprintln(w, "CERTIFICATE\tEXPIRES\tRESIDUAL TIME\tCERTIFICATE AUTHORITY\tEXTERNALLY MANAGED")
+	for _, r := range rows {
+		if r.Signer != "" {
+			exp, left := expires(r)
+			fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\n", r.Name, exp, left, r.Signer, yesNo(r.External))
+		}
+	}
+	fmt.Fprintln(w, "\nCERTIFICATE AUTHORITY\tEXPIRES\tRESIDUAL TIME\tEXTERNALLY MANAGED")
+	for _, r := range rows {
+		if r.Signer == "" {
+			exp, left := expires(r)
+			fmt.Fprintf(w, "%s\t%s\t%s\t%s\n", r.Name, exp, left, yesNo(r.External))
+		}
+	}
+	return w.Flush()
+}
+
+// renewOptions are the flags of `kforge certs renew`.
+type renewOptions struct {
+	root       *rootOptions
+	configPath string
+	node       string
+	hostFlags
+	wait   time.Duration
+	output string
+}
+
+func newRenewCommand(root *rootOptions) *cobra.Command {
+	o := &renewOptions{root: root}
+	targets := phases.RenewTargets()
+	var names []string
+	for _, t := range targets {
+		names = append(names, t.Name)
+	}
+	c := &cobra.Command{
+		Use:   "renew all|<name>...",
+		Short: "Renew the certificates and kubeconfigs of this control-plane host",
+		Long: `Renew, on a control-plane host, the leaf certificates of the cluster's PKI and the client
+certificates embedded in admin.conf, super-admin.conf, controller-manager.conf and
+scheduler.conf: all of them, or those named.
+
+Each certificate is signed again by its CA on disk for the key it already has, valid for
+certificates.cert_validity from now, with the names cluster.toml gives now (an
+apiserver.cert_sans entry added since is picked up). A kubeconfig keeps its server, its CA
+and its user; only its client certificate changes. The apiserver need not be up: renewal
+uses only the files of this host, so it also brings back a control plane whose
+certificates have expired. Every file is written whole (atomically): a run that is killed
+leaves each certificate either old or renewed, and running again converges.
+
+A CA is never renewed, and a CA that has expired, or would expire before the renewed
+certificates, stops the run with how long it has left. In external-CA mode (a CA
+certificate without its key), what kforge can sign is renewed, the rest is listed with its
+expiry, and the run exits non-zero after restarting what it did renew.
+
+The static pods that read a renewed file are then restarted, and only those: each
+manifest's kforge.io/config-hash covers the certificates and kubeconfigs its component
+reads, so the manifests are written again, the kubelet restarts the pods whose manifest
+changed, and the run waits until they have restarted and are healthy. Renewal always
+renews: a second run signs new certificates again.
+
+Names: all, ` + strings.Join(names, ", ") + `.
+
+The certs-renew workflow runs these phases, in order:
+
+` + phases.CertsRenewWorkflow().Describe(),
+		Example: `  # what would be renewed and restarted, writing nothing
+  kforge certs renew all -f cluster.toml --dry-run
+  # renew everything on this control-plane host
+  kforge certs renew all -f cluster.toml
+  # renew the apiserver's serving certificate (after adding an apiserver.cert_sans entry) and admin.conf
+  kforge certs renew apiserver admin.conf -f cluster.toml --node cp1
+  # the result for a script
+  kforge certs renew all -f cluster.toml -o json`,
+		Args: cobra.ArbitraryArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if len(args) == 0 {
+				return fmt.Errorf("name what to renew: all, or any of %s", strings.Join(names, ", "))
+			}
+			return o.run(cmd.Context(), args)
+		},
+	}
+	o.addFlags(c.PersistentFlags())
+	c.AddCommand(&cobra.Command{
+		Use:   "all",
+		Short: "Renew every certificate and kubeconfig of this host",
+		Args:  cobra.NoArgs,
+		RunE:  func(cmd *cobra.Command, _ []string) error { return o.run(cmd.Context(), []string{"all"}) },
+	})
+	for _, t := range targets {
+		c.AddCommand(&cobra.Command{
+			Use:   t.Name + " [<name>...]",
+			Short: t.Short,
+			Args:  cobra.ArbitraryArgs,
+			RunE: func(cmd *cobra.Command, args []string) error {
+				return o.run(cmd.Context(), append([]string{t.Name}, args...))
+			},
+		})
+	}
+	return c
+}
+
+func (o *renewOptions) addFlags(fs *pflag.FlagSet) {
+	fs.StringVarP(&o.configPath, "config", "f", "", "path of cluster.toml (required)")
+	fs.StringVar(&o.node, "node", "", "which host of the file this is (default: the host with one of this machine's addresses)")
+	o.hostFlags.addDirFlags(fs, ": what would be renewed and restarted")
+	fs.DurationVar(&o.wait, "timeout", phases.DefaultWait, "how long to wait for each restarted component to be healthy")
+	fs.StringVarP(&o.output, "output", "o", "text", "text, or json: what was renewed, left to you and restarted (progress then goes to stderr)")
+}
+
+func (o *renewOptions) run(ctx context.Context, names []string) error {
+	if o.output != "text" && o.output != "json" {
+		return fmt.Errorf("--output %q: want text or json", o.output)
+	}
+	if err := phases.CheckRenewNames(names); err != nil {
+		return err
+	}
+	if o.configPath == "" {
+		return errors.New("--config (-f) is required: it says which host this is and the names each certificate carries")
+	}
+	d, cleanup, err := o.root.fileHostData(o.configPath, o.node, o.hostFlags, o.wait, o.output == "json")
+	if err != nil {
+		return err
+	}
+	defer cleanup()
+	if !d.Join.ControlPlane {
+		return fmt.Errorf("host %q is not a control-plane host in %s: only control planes hold the certificates renew renews", d.Node.Name, o.configPath)
+	}
+	d.Renew.Only = names
+	runErr := phases.CertsRenewWorkflow().Run(ctx, d, "", nil)
+	var ext *phases.ExternalRenewalError
+	if runErr != nil && !errors.As(runErr, &ext) {
+		return runErr
+	}
+	report, err := d.RenewReport()
+	if err != nil {
+		return err
+	}
+	if o.output == "json" {
+		if err := writeJSON(o.root.streams.Out, report); err != nil {
+			return err
+		}
+		return runErr
+	}
+	if d.DryRun {
+		if err := printPlan(d); err != nil {
+			return err
+		}
+		d.Out.Plain("[dry-run] a real run would renew %d certificates and kubeconfigs", len(report.Renewed))
+		return runErr
+	}
+	restarted := "nothing"
+	if len(report.Restarts) > 0 {
+		restarted = strings.Join(report.Restarts, ", ")
+	}
+	d.Out.Plain("\nrenewed %d certificates and kubeconfigs on %q; restarted: %s", len(report.Renewed), d.Node.Name, restarted)
+	return runErr
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io/fs"
 	"net"
 	"os"
 	"path/filepath"
@@ -16,6 +15,7 @@ import (
 
 	"github.com/kforge/kforge/bootstrap"
 	"github.com/kforge/kforge/config"
+	"github.com/kforge/kforge/internal/overlay"
 	"github.com/kforge/kforge/phases"
 	"github.com/kforge/kforge/preflight"
 	"github.com/kforge/kforge/tokens"
@@ -114,12 +114,18 @@ type hostFlags struct {
 
 // addFlags registers the flags; dryRunNote is added to --dry-run's description.
 func (h *hostFlags) addFlags(fs *pflag.FlagSet, dryRunNote string) {
-	fs.BoolVar(&h.dryRun, "dry-run", false, "write nothing outside a temp dir; print the plan"+dryRunNote)
+	h.addDirFlags(fs, dryRunNote)
 	fs.StringSliceVar(&h.ignorePreflight, "ignore-preflight-errors", nil, "preflight checks whose errors become warnings: names, or all")
+	fs.StringVar(&h.bundle, "bundle", "", "air-gap bundle directory to install binaries and images from, overrides bundle")
+}
+
+// addDirFlags registers --dry-run and the directory flags, for commands that install
+// nothing (certs renew).
+func (h *hostFlags) addDirFlags(fs *pflag.FlagSet, dryRunNote string) {
+	fs.BoolVar(&h.dryRun, "dry-run", false, "write nothing outside a temp dir; print the plan"+dryRunNote)
 	fs.StringVar(&h.certDir, "cert-dir", phases.DefaultCertDir, "where the certificates live")
 	fs.StringVar(&h.kubeconfigDir, "kubeconfig-dir", phases.DefaultKubeconfigDir, "where the kubeconfig files live")
 	fs.StringVar(&h.manifestsDir, "manifests-dir", phases.DefaultManifestsDir, "where the static pod manifests live")
-	fs.StringVar(&h.bundle, "bundle", "", "air-gap bundle directory to install binaries and images from, overrides bundle")
 }
 
 // checkDirs applies the directory rule of cluster.toml to the directory flags.
@@ -405,36 +411,40 @@ func thisHost(name, addr, flag string) (string, string, error) {
 	return name, addr, nil
 }
 
-// printPlan lists what a dry run wrote, as the real paths it would have.
+// printPlan lists what a dry run would create or change on this host, with a diff of
+// each text file (secrets left out), and the static pods that would (re)start.
 func printPlan(d *phases.Data) error {
-	d.Out.Plain("\n[dry-run] a real run would write these files:")
-	var pods []string
-	err := filepath.WalkDir(d.Root, func(p string, e fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		if p == d.Root {
-			return nil
-		}
-		info, err := e.Info()
-		if err != nil {
-			return err
-		}
-		real := "/" + strings.TrimPrefix(p, d.Root+"/")
-		if e.IsDir() {
-			return nil
-		}
-		d.Out.Plain("  %s %10d  %s", info.Mode().Perm(), info.Size(), real)
-		if filepath.Dir(real) == filepath.Clean(d.ManifestsDir) {
-			pods = append(pods, strings.TrimSuffix(filepath.Base(real), ".yaml"))
-		}
-		return nil
-	})
+	changes, err := d.PlannedChanges()
 	if err != nil {
-		return fmt.Errorf("listing the dry-run files: %w", err)
+		return fmt.Errorf("comparing the dry run's files with the host's: %w", err)
+	}
+	if len(changes) == 0 {
+		d.Out.Plain("\n[dry-run] no file on this host would change")
+		return nil
+	}
+	d.Out.Plain("\n[dry-run] a real run would change %d files on this host:", len(changes))
+	var pods []string
+	for _, c := range changes {
+		mode := c.NewMode
+		if c.Action == overlay.Mode {
+			mode = c.OldMode + " -> " + c.NewMode
+		}
+		note := ""
+		if c.Secret {
+			note = "  (holds a key or credential: content not shown)"
+		}
+		d.Out.Plain("  %-6s  %s  %s%s", c.Action, mode, c.Path, note)
+		for _, line := range c.DiffLines() { // a new file's content: in -o json
+			d.Out.Plain("      %s", line)
+		}
+	}
+	for _, c := range changes {
+		if filepath.Dir(c.Path) == filepath.Clean(d.ManifestsDir) {
+			pods = append(pods, strings.TrimSuffix(filepath.Base(c.Path), ".yaml"))
+		}
 	}
 	if len(pods) > 0 {
-		d.Out.Plain("\n[dry-run] the kubelet would start these static pods from %s: %s", d.ManifestsDir, strings.Join(pods, ", "))
+		d.Out.Plain("\n[dry-run] the kubelet would (re)start these static pods from %s: %s", d.ManifestsDir, strings.Join(pods, ", "))
 	}
 	return nil
 }

@@ -6,6 +6,10 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/kforge/kforge/certs"
+	"github.com/kforge/kforge/internal/testutil"
 )
 
 func TestVersion(t *testing.T) {
@@ -78,5 +82,67 @@ func TestCheckExpirationMissingDir(t *testing.T) {
 	// An empty directory is a host without certificates: every row says (missing).
 	if out := mustRun(t, "certs", "check-expiration", "--cert-dir", t.TempDir()); !strings.Contains(out, "(missing)") {
 		t.Errorf("check-expiration of an empty directory:\n%s", out)
+	}
+}
+
+// TestCheckExpirationTable: kubeadm's two tables, the kubeconfigs among the
+// certificates, the CAs after them.
+func TestCheckExpirationTable(t *testing.T) {
+	out := mustRun(t, "certs", "check-expiration", "--cert-dir", t.TempDir(), "--kubeconfig-dir", t.TempDir())
+	for _, want := range []string{"CERTIFICATE AUTHORITY  EXTERNALLY MANAGED", "\nadmin.conf ", "\nscheduler.conf ", "\nCERTIFICATE AUTHORITY  EXPIRES", "\nfront-proxy-ca "} {
+		if !strings.Contains(out, want) {
+			t.Errorf("table lacks %q:\n%s", want, out)
+		}
+	}
+}
+
+// TestCertsRenewNames: CA names, unknown names and no name are refused before anything
+// is read.
+func TestCertsRenewNames(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"certs", "renew"}, "name what to renew"},
+		{[]string{"certs", "renew", "ca"}, "ca is a CA"},
+		{[]string{"certs", "renew", "apiserver", "etcd-ca"}, "etcd-ca is a CA"},
+		{[]string{"certs", "renew", "kubelet.conf"}, "unknown certificate kubelet.conf"},
+		{[]string{"certs", "renew", "all"}, "--config (-f) is required"},
+	} {
+		if _, err := run(t, tc.args...); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%v: err = %v, want one saying %q", tc.args, err, tc.want)
+		}
+	}
+}
+
+// TestCheckExpirationJSON: `certs check-expiration -o json` gives every certificate of the
+// table with its expiry, as certs.ExpiryReport, which kforge status reads from each
+// control-plane host.
+func TestCheckExpirationJSON(t *testing.T) {
+	dir := t.TempDir()
+	ca := testutil.NewCA(t, "kubernetes", 48*time.Hour)
+	if err := os.WriteFile(filepath.Join(dir, "ca.crt"), ca.PEM, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var rep certs.ExpiryReport
+	out := mustRun(t, "certs", "check-expiration", "--cert-dir", dir, "--kubeconfig-dir", t.TempDir(), "-o", "json")
+	if err := json.Unmarshal([]byte(out), &rep); err != nil {
+		t.Fatalf("check-expiration -o json: %v", err)
+	}
+	if len(rep.Certificates) != 14 || rep.Certificates[10].Name != "admin.conf" || rep.Certificates[10].Signer != certs.NameCA {
+		t.Fatalf("check-expiration -o json: %+v, want the 10 certificates of the table, then admin.conf and the other kubeconfigs", rep)
+	}
+	for _, r := range rep.Certificates {
+		switch {
+		case r.Name == certs.NameCA:
+			if r.Missing || !r.NotAfter.Equal(ca.Cert.NotAfter) || !r.External || r.ResidualSeconds <= 47*3600 || r.ResidualSeconds > 48*3600 {
+				t.Errorf("ca: %+v, want present, expiring %s in 48h, external (no key)", r, ca.Cert.NotAfter)
+			}
+		case !r.Missing || !r.NotAfter.IsZero():
+			t.Errorf("%s: %+v, want missing", r.Name, r)
+		}
+	}
+	if _, err := run(t, "certs", "check-expiration", "--cert-dir", dir, "-o", "yaml"); err == nil {
+		t.Error("check-expiration -o yaml: want an error")
 	}
 }

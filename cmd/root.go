@@ -4,6 +4,7 @@ package cmd
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"io"
 	"log/slog"
@@ -91,6 +92,8 @@ bootstrap contract, so kubectl and stock kubeadm work against a kforge cluster.`
 		newCertsCommand(o),
 		newPreflightCommand(o),
 		newUpCommand(o),
+		newStatusCommand(o),
+		newReconfigureCommand(o),
 		newConfigCommand(o),
 		newResetCommand(o),
 		newSuperviseCommand(o),
@@ -111,6 +114,13 @@ func Execute(ctx context.Context, s Streams, args []string) error {
 	})
 	root.SetArgs(args)
 	return root.ExecuteContext(ctx)
+}
+
+// writeJSON writes v as indented JSON and a newline: every command's -o json.
+func writeJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
 }
 
 // ExitCode maps an error to the process exit code: 130 for an interrupt, 1 otherwise.

@@ -2,7 +2,6 @@ package cmd
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -261,12 +260,7 @@ Secrets are shown as "<redacted>" unless --show-secrets is given.`,
 			infos := tokenInfos(entries, now, showSecrets)
 			w := to.root.streams.Out
 			if output == "json" {
-				b, err := json.MarshalIndent(infos, "", "  ")
-				if err != nil {
-					return err
-				}
-				_, err = fmt.Fprintln(w, string(b))
-				return err
+				return writeJSON(w, infos)
 			}
 			return printTokenTable(w, infos, now, showSecrets)
 		},

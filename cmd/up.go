@@ -2,7 +2,6 @@ package cmd
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -115,15 +114,52 @@ func bastionConfig(s string) (*host.SSHConfig, error) {
 	return c, nil
 }
 
+// fleetFlags are the flags of the commands that work on every host of a file over SSH
+// (up, status): the file, how many hosts at once, the summary's format, and SSH.
+type fleetFlags struct {
+	root        *rootOptions
+	ssh         sshOptions
+	configPath  string
+	concurrency int
+	output      string
+}
+
+func (o *fleetFlags) addFlags(fs *pflag.FlagSet, concurrency string) {
+	fs.StringVarP(&o.configPath, "config", "f", "", "path of cluster.toml (required)")
+	fs.IntVar(&o.concurrency, "concurrency", host.DefaultConcurrency, concurrency)
+	fs.StringVarP(&o.output, "output", "o", "text", "summary format: text or json")
+	o.ssh.addFlags(fs)
+}
+
+// load checks the flags and reads the file. Progress goes to the printer it returns:
+// stdout, or stderr when stdout carries the JSON summary.
+func (o *fleetFlags) load() (*config.Cluster, *phases.Printer, error) {
+	if o.configPath == "" {
+		return nil, nil, errors.New("-f cluster.toml is required")
+	}
+	if o.output != "text" && o.output != "json" {
+		return nil, nil, fmt.Errorf("--output %q: want text or json", o.output)
+	}
+	c, err := config.Load(o.configPath)
+	if err != nil {
+		return nil, nil, err
+	}
+	if len(c.Hosts) == 0 {
+		return nil, nil, fmt.Errorf("%s has no hosts: add a [[hosts]] table for each machine", o.configPath)
+	}
+	progress := o.root.streams.Out
+	if o.output == "json" {
+		progress = o.root.streams.Err
+	}
+	return c, phases.NewPrinter(progress), nil
+}
+
 type upOptions struct {
-	root            *rootOptions
-	ssh             sshOptions
-	configPath      string
-	concurrency     int
+	fleetFlags
+	maxUnavailable  int
 	dryRun          bool
 	prune           bool
 	initNewCluster  bool
-	output          string
 	kubeconfigOut   string
 	ignorePreflight []string
 	wait            time.Duration
@@ -131,16 +167,14 @@ type upOptions struct {
 }
 
 func (o *upOptions) addFlags(fs *pflag.FlagSet, whole bool) {
-	fs.StringVarP(&o.configPath, "config", "f", "", "path of cluster.toml (required)")
-	fs.IntVar(&o.concurrency, "concurrency", host.DefaultConcurrency, "how many hosts are prepared and joined at once")
-	fs.BoolVar(&o.dryRun, "dry-run", false, "connect and read the cluster, print each host's plan, change nothing")
+	o.fleetFlags.addFlags(fs, "how many hosts are prepared and joined at once")
+	fs.IntVar(&o.maxUnavailable, "max-unavailable", 1, "how many workers a configuration change restarts at once (control-plane hosts: always one)")
+	fs.BoolVar(&o.dryRun, "dry-run", false, "connect and read the cluster, print each host's plan and the Node and add-on changes, change nothing")
 	fs.BoolVar(&o.prune, "prune", false, "delete the Nodes of worker hosts that are in the cluster but no longer in the file")
 	fs.BoolVar(&o.initNewCluster, "init-new-cluster", false, "start a new cluster even though up cannot tell that there is none (control-plane hosts unreachable, or holding cluster state while no apiserver answers), and replace a local admin kubeconfig of another cluster (kept as .old)")
-	fs.StringVarP(&o.output, "output", "o", "text", "summary format: text or json")
 	fs.StringVar(&o.kubeconfigOut, "kubeconfig-out", "", "where to write the admin kubeconfig (default ./<cluster>-admin.conf)")
 	fs.StringSliceVar(&o.ignorePreflight, "ignore-preflight-errors", nil, "preflight checks whose errors become warnings on every host")
 	fs.DurationVar(&o.wait, "timeout", phases.DefaultWait, "how long each host's init and join wait for the cluster")
-	o.ssh.addFlags(fs)
 	if whole {
 		fs.StringSliceVar(&o.skipPhases, "skip-phases", nil, "phases to skip, e.g. join-workers (see the list above)")
 	}
@@ -155,19 +189,38 @@ func (o *upOptions) runPhases(ctx context.Context, wf *phases.Workflow, only str
 
 func newUpCommand(root *rootOptions) *cobra.Command {
 	wf := phases.UpWorkflow()
-	o := &upOptions{root: root}
+	o := &upOptions{fleetFlags: fleetFlags{root: root}}
 	c := &cobra.Command{
 		Use:   "up -f cluster.toml",
 		Short: "Make the hosts of cluster.toml a cluster, over SSH",
 		Long: `Make the hosts of cluster.toml a cluster, over SSH, from this machine.
 
-kforge up connects to every host (host keys checked against known_hosts), asks the
-cluster which hosts are already in it, and leaves those alone. On every other host it
+kforge up connects to every host (host keys checked against known_hosts) and asks the
+cluster which hosts are already in it. On every other host it
 installs kforge, the cluster.toml and the parts of the bundle the host needs, and runs the
 pre-flight checks; then it runs "kforge init" on the first control-plane host if there is
 no cluster yet, joins the other control-plane hosts one at a time, and the workers in
-parallel, each with its own join token, deleted once the host has joined. It ends by
-writing the admin kubeconfig here and printing a summary.
+parallel, each with its own join token, deleted once the host has joined.
+
+Each host already in the cluster is asked for its plan ("kforge reconfigure --dry-run"
+on the host: it compares what the file asks for with its files and sends back only what
+differs, with a diff per file): containerd's and the kubelet's configuration, and on
+control-plane hosts the static pods of etcd and the control plane and the files they
+read, drift edited by hand included. The changes are then applied one host at a time,
+control-plane hosts first, then workers in batches of --max-unavailable; each host waits
+until what it restarted is healthy again, and a host that fails stops the rollout (run
+up again to go on). Certificates and kubeconfigs are not changed this way. Then, through
+the cluster's admin client, it sets every Node's labels and taints from the file, applies
+the add-ons (server-side apply: a changed DNS, kube-proxy or flannel setting reaches the
+cluster and rolls their pods) and stores the file's configuration in
+kube-system/kubeadm-config. It ends by writing the admin kubeconfig here and printing a
+summary.
+
+A change the running cluster cannot take (networking.pod_cidr, service_cidr, dns_domain,
+the cluster name, local versus external etcd) is refused in the plan, before anything
+changes. With --dry-run nothing is written: the plan shows each host's action and diff, the labels
+and taints each Node would gain or lose, and each add-on object that would be created or
+changed, field by field (a server-side dry run); --output json carries them too.
 
 up never makes a second cluster by accident: it runs init only when every control-plane
 host was reached and none holds cluster state (a CA, etcd data, kubelet.conf, admin.conf,
@@ -209,7 +262,7 @@ cluster's state lives in the cluster, not in a local file.`,
 	_ = c.RegisterFlagCompletionFunc("skip-phases", func(*cobra.Command, []string, string) ([]string, cobra.ShellCompDirective) {
 		return wf.Paths(), cobra.ShellCompDirectiveNoFileComp
 	})
-	c.AddCommand(newPhaseCommand(wf, func() phaseRunner { return &upOptions{root: root} }))
+	c.AddCommand(newPhaseCommand(wf, func() phaseRunner { return &upOptions{fleetFlags: fleetFlags{root: root}} }))
 	return c
 }
 
@@ -232,26 +285,13 @@ func (root *rootOptions) fleetData(s phases.DataSpec, ssh *sshOptions, dryRun bo
 }
 
 func (o *upOptions) run(ctx context.Context, wf *phases.Workflow, only string) error {
-	if o.configPath == "" {
-		return errors.New("-f cluster.toml is required")
-	}
-	if o.output != "text" && o.output != "json" {
-		return fmt.Errorf("--output %q: want text or json", o.output)
-	}
-	c, err := config.Load(o.configPath)
+	c, out, err := o.load()
 	if err != nil {
 		return err
 	}
-	if len(c.Hosts) == 0 {
-		return fmt.Errorf("%s has no hosts: add a [[hosts]] table for each machine", o.configPath)
-	}
-	progress := o.root.streams.Out
-	if o.output == "json" {
-		progress = o.root.streams.Err
-	}
-	out := phases.NewPrinter(progress)
 	d, err := o.root.fleetData(phases.DataSpec{Cluster: c, Out: out, Prune: o.prune, InitNewCluster: o.initNewCluster, Fleet: fleet.Options{
 		Concurrency:     o.concurrency,
+		MaxUnavailable:  o.maxUnavailable,
 		IgnorePreflight: o.ignorePreflight,
 		Timeout:         o.wait,
 	}}, &o.ssh, o.dryRun)
@@ -330,24 +370,27 @@ func writeAdminKubeconfig(path string, admin []byte, replace bool, out *phases.P
 	return nil
 }
 
-func printFleetReport(w io.Writer, r *fleet.Report, format string) error {
+// printSummary writes a fleet command's summary v: as JSON, or as the table that table
+// writes, its columns aligned.
+func printSummary(w io.Writer, format string, v any, table func(tw io.Writer)) error {
 	if format == "json" {
-		b, err := json.MarshalIndent(r, "", "  ")
-		if err != nil {
-			return err
-		}
-		_, err = fmt.Fprintf(w, "%s\n", b)
-		return err
+		return writeJSON(w, v)
 	}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "\nHOST\tROLE\tACTION\tRESULT\tDURATION\tUPLOADED")
-	for _, h := range r.Hosts {
-		res := h.Result
-		if h.Error != "" && h.Result != fleet.ResultFailed {
-			res += ": " + h.Error
+	table(tw)
+	return tw.Flush()
+}
+
+func printFleetReport(w io.Writer, r *fleet.Report, format string) error {
+	return printSummary(w, format, r, func(tw io.Writer) {
+		fmt.Fprintln(tw, "\nHOST\tROLE\tACTION\tRESULT\tDURATION\tUPLOADED")
+		for _, h := range r.Hosts {
+			res := h.Result
+			if h.Error != "" && h.Result != fleet.ResultFailed {
+				res += ": " + h.Error
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%.1f MiB\n", h.Host, h.Role, h.Action, res, h.Duration.Round(100*time.Millisecond), float64(h.Uploaded)/(1<<20))
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%.1f MiB\n", h.Host, h.Role, h.Action, res, h.Duration.Round(100*time.Millisecond), float64(h.Uploaded)/(1<<20))
-	}
-	fmt.Fprintf(tw, "\ncluster %q: %d hosts in %.1fs\n", r.Cluster, len(r.Hosts), r.Seconds)
-	return errors.Join(tw.Flush())
+		fmt.Fprintf(tw, "\ncluster %q: %d hosts in %.1fs\n", r.Cluster, len(r.Hosts), r.Seconds)
+	})
 }

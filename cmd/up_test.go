@@ -3,6 +3,7 @@ package cmd
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -12,10 +13,13 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/google/go-cmp/cmp"
 	"golang.org/x/crypto/ssh"
 
 	"github.com/kforge/kforge/config"
+	"github.com/kforge/kforge/fleet"
 	"github.com/kforge/kforge/host"
+	"github.com/kforge/kforge/internal/apiclient"
 	"github.com/kforge/kforge/internal/testutil"
 	"github.com/kforge/kforge/kubeconfig"
 	"github.com/kforge/kforge/phases"
@@ -173,5 +177,34 @@ func TestUpDialsTheBastionOnce(t *testing.T) {
 	}
 	if got := jump.ConnCount(); got != 1 {
 		t.Errorf("20 hosts behind one bastion opened %d connections to it, want 1", got)
+	}
+}
+
+// TestFleetReportJSON: the cluster-level changes reach -o json under the names pipelines
+// read.
+func TestFleetReportJSON(t *testing.T) {
+	rep := &fleet.Report{Cluster: "c", DryRun: true, Changes: fleet.ClusterChanges{
+		Objects: []fleet.ObjectChange{{Addon: "coredns", Object: "Deployment kube-system/coredns", Change: fleet.ChangeUpdate,
+			Fields: []apiclient.FieldChange{{Path: "spec.replicas", Old: int64(2), New: int64(3)}}}},
+		Nodes: []fleet.NodeMarksChange{{Node: "w1", Added: []string{"label zone=a"}, Removed: []string{"taint gone:NoSchedule"}}},
+	}}
+	var out bytes.Buffer
+	if err := printFleetReport(&out, rep, "json"); err != nil {
+		t.Fatal(err)
+	}
+	var got map[string]any
+	if err := json.Unmarshal(out.Bytes(), &got); err != nil {
+		t.Fatalf("%v\n%s", err, out.String())
+	}
+	want := map[string]any{
+		"objects": []any{map[string]any{"addon": "coredns", "object": "Deployment kube-system/coredns", "change": "update",
+			"fields": []any{map[string]any{"path": "spec.replicas", "old": float64(2), "new": float64(3)}}}},
+		"nodes": []any{map[string]any{"node": "w1", "added": []any{"label zone=a"}, "removed": []any{"taint gone:NoSchedule"}}},
+	}
+	if diff := cmp.Diff(want, got["cluster_changes"]); diff != "" {
+		t.Errorf("cluster_changes (-want +got):\n%s", diff)
+	}
+	if got["dry_run"] != true {
+		t.Errorf("dry_run = %v, want true", got["dry_run"])
 	}
 }

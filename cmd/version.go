@@ -1,7 +1,6 @@
 package cmd
 
 import (
-	"encoding/json"
 	"fmt"
 	"runtime"
 
@@ -38,11 +37,9 @@ func newVersionCommand(root *rootOptions) *cobra.Command {
 				fmt.Fprintf(root.streams.Out, "kforge %s (%s, %s), default Kubernetes %s\n",
 					v.Version, v.GoVersion, v.Platform, v.KubernetesVersion)
 			case "json":
-				b, err := json.MarshalIndent(v, "", "  ")
-				if err != nil {
+				if err := writeJSON(root.streams.Out, v); err != nil {
 					return err
 				}
-				fmt.Fprintln(root.streams.Out, string(b))
 			default:
 				return fmt.Errorf("--output %q is not supported; use text or json", output)
 			}

@@ -599,6 +599,26 @@ func TestLoad(t *testing.T) {
 	}
 }
 
+// TestServerTLSBootstrap decodes kubelet.server_tls_bootstrap, and reports a kubelet flag
+// that would override it with its file and line.
+func TestServerTLSBootstrap(t *testing.T) {
+	c, err := Decode([]byte("[kubelet]\nserver_tls_bootstrap = true\n"), "cluster.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !c.Kubelet.ServerTLSBootstrap {
+		t.Error("server_tls_bootstrap = true decoded as false")
+	}
+	if c, err := Decode([]byte("[kubelet]\n"), "cluster.toml"); err != nil || c.Kubelet.ServerTLSBootstrap {
+		t.Errorf("server_tls_bootstrap left out: %t, %v; want false", c.Kubelet.ServerTLSBootstrap, err)
+	}
+	_, err = Decode([]byte("[kubelet]\nserver_tls_bootstrap = true\n[kubelet.extra_args]\nv = \"2\"\nrotate-server-certificates = \"false\"\n"), "cluster.toml")
+	want := `cluster.toml:5: kubelet.extra_args.rotate-server-certificates: "false" would override kubelet.server_tls_bootstrap = true (kforge writes it to the KubeletConfiguration as serverTLSBootstrap); want server_tls_bootstrap alone`
+	if err == nil || err.Error() != want {
+		t.Errorf("Decode error:\n%v\nwant\n%s", err, want)
+	}
+}
+
 // TestExtraArgsCannotInjectFlags checks that an extra_args value is one flag's value: a
 // value that would add a kubelet flag once written to kubeadm-flags.env, a line break in
 // any component's value, and a key that is not a flag name are refused with their line.

@@ -35,3 +35,22 @@ func EncodeShared(c *Cluster) ([]byte, error) {
 	}
 	return Encode(&shared)
 }
+
+// EncodeForHosts renders the cluster.toml that `kforge up` installs on every host
+// (/etc/kforge/cluster.toml), with the bundle at bundleDir on the host. A host needs every
+// node's settings (its own labels, taints and kubelet args among them) but nothing of how
+// the operator's machine reaches the hosts: each host's SSH user, port, key, known_hosts
+// and bastion are left at their defaults, and its address is its node address.
+func EncodeForHosts(c *Cluster, bundleDir string) ([]byte, error) {
+	remote := *c
+	if remote.Bundle != "" {
+		remote.Bundle = bundleDir
+	}
+	remote.Hosts = make([]Host, len(c.Hosts))
+	for i, h := range c.Hosts {
+		h.Address, h.InternalAddress = h.NodeIP(), ""
+		h.SSH = SSH{User: DefaultSSHUser, Port: DefaultSSHPort}
+		remote.Hosts[i] = h
+	}
+	return Encode(&remote)
+}

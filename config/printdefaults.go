@@ -131,6 +131,10 @@ key_algorithm = {{q .Certificates.KeyAlgorithm}}
 container_runtime_endpoint = {{q .Kubelet.ContainerRuntimeEndpoint}}
 # Refuse to start the kubelet while swap is on.
 fail_swap_on = {{.Kubelet.FailSwapOn}}
+# Have each kubelet request its serving certificate from the cluster CA with a CSR
+# (serverTLSBootstrap) instead of signing its own. Until a CSR is approved (kubectl
+# certificate approve), that kubelet serves no HTTPS: kubectl logs and exec fail on it.
+server_tls_bootstrap = {{.Kubelet.ServerTLSBootstrap}}
 # Resources set aside for the OS and for Kubernetes daemons, and the hard eviction
 # thresholds; they go to the KubeletConfiguration as they are.
 # system_reserved = { cpu = "500m", memory = "1Gi" }

@@ -126,6 +126,9 @@ type Kubelet struct {
 	ContainerRuntimeEndpoint string `toml:"container_runtime_endpoint"`
 	// FailSwapOn makes the kubelet refuse to start with swap on; default true.
 	FailSwapOn *bool `toml:"fail_swap_on,omitempty"`
+	// ServerTLSBootstrap makes each kubelet request its serving certificate from the
+	// cluster with a CSR (serverTLSBootstrap) instead of signing its own; default false.
+	ServerTLSBootstrap bool `toml:"server_tls_bootstrap,omitempty"`
 	// SystemReserved, KubeReserved and EvictionHard go to the KubeletConfiguration as is.
 	SystemReserved map[string]string `toml:"system_reserved,omitempty"`
 	KubeReserved   map[string]string `toml:"kube_reserved,omitempty"`

@@ -100,12 +100,14 @@ func (l problemList) toError(file string, idx *docIndex) *ValidationError {
 // HostPathTypes lists the accepted extra_volumes path_type values: corev1.HostPathType.
 var HostPathTypes = []string{"", "DirectoryOrCreate", "Directory", "FileOrCreate", "File", "Socket", "CharDevice", "BlockDevice"}
 
+// KubeProxyModes lists the accepted addons.kube_proxy.mode values.
+var KubeProxyModes = []string{"iptables", "ipvs", "nftables"}
+
 // Accepted values of the enumerated fields.
 var (
 	cgroupDrivers   = []string{"", "cgroupfs", "systemd"}
 	cniPlugins      = []string{CNIFlannel, CNINone}
 	flannelBackends = []string{"vxlan", "host-gw"}
-	kubeProxyModes  = []string{"iptables", "ipvs", "nftables"}
 	roles           = []string{RoleControlPlane, RoleWorker}
 	taintEffects    = []string{"NoSchedule", "PreferNoSchedule", "NoExecute"}
 	// reservedResources are the resources the kubelet accepts in system_reserved and
@@ -489,6 +491,25 @@ func (c *Cluster) validateKubelet(l *problemList) {
 		}
 	}
 	validateExtraArgs(l, "kubelet.extra_args", k.ExtraArgs, true)
+	validateServingFlag(l, "kubelet.extra_args", k.ExtraArgs, k.ServerTLSBootstrap)
+}
+
+// rotateServerCertsFlag is the kubelet flag for serverTLSBootstrap, which kforge writes to
+// the KubeletConfiguration from kubelet.server_tls_bootstrap.
+const rotateServerCertsFlag = "rotate-server-certificates"
+
+// validateServingFlag reports a kubelet flag in args (extra_args at at) that would override
+// kubelet.server_tls_bootstrap with another value: a flag beats the config file.
+func validateServingFlag(l *problemList, at string, args map[string]string, serverTLSBootstrap bool) {
+	v, ok := args[rotateServerCertsFlag]
+	if !ok {
+		return
+	}
+	if on, err := strconv.ParseBool(v); err == nil && on == serverTLSBootstrap {
+		return
+	}
+	l.add(joinKey(at, rotateServerCertsFlag), "%q would override kubelet.server_tls_bootstrap = %t (kforge writes it to the KubeletConfiguration as serverTLSBootstrap); want server_tls_bootstrap alone",
+		v, serverTLSBootstrap)
 }
 
 // checkCRIEndpoint returns what is wrong with a container runtime endpoint, or "".
@@ -527,8 +548,8 @@ func (c *Cluster) validateAddons(l *problemList) {
 	if a.DNS.Replicas < 1 && !a.DNS.Disabled {
 		l.add("addons.dns.replicas", "%d is less than 1; want at least 1, or set addons.dns.disabled = true", a.DNS.Replicas)
 	}
-	if !slices.Contains(kubeProxyModes, a.KubeProxy.Mode) {
-		l.add("addons.kube_proxy.mode", "%q is not a kube-proxy mode; want %s", a.KubeProxy.Mode, orList(quoteAll(kubeProxyModes)))
+	if !slices.Contains(KubeProxyModes, a.KubeProxy.Mode) {
+		l.add("addons.kube_proxy.mode", "%q is not a kube-proxy mode; want %s", a.KubeProxy.Mode, orList(quoteAll(KubeProxyModes)))
 	}
 }
 
@@ -623,6 +644,7 @@ func (c *Cluster) validateHosts(l *problemList) {
 		validateLabels(l, p+".labels", h.Labels)
 		validateTaints(l, p+".taints", h.Taints)
 		validateExtraArgs(l, p+".kubelet_extra_args", h.KubeletExtraArgs, true)
+		validateServingFlag(l, p+".kubelet_extra_args", h.KubeletExtraArgs, c.Kubelet.ServerTLSBootstrap)
 		validateSSH(l, p+".ssh", h.SSH)
 	}
 }

@@ -188,6 +188,16 @@ func TestValidate(t *testing.T) {
 			}
 		}, []string{`kubelet.eviction_hard."imagefs.available"`, `kubelet.eviction_hard."memory.free"`, `kubelet.eviction_hard."nodefs.inodesFree"`}},
 
+		{"server tls bootstrap", func(c *Cluster) { c.Kubelet.ServerTLSBootstrap = true }, nil},
+		{"serving flag that agrees", func(c *Cluster) {
+			c.Kubelet.ServerTLSBootstrap = true
+			c.Kubelet.ExtraArgs = map[string]string{"rotate-server-certificates": "true"}
+		}, nil},
+		{"serving flags that contradict server_tls_bootstrap", func(c *Cluster) {
+			c.Kubelet.ExtraArgs = map[string]string{"rotate-server-certificates": "true"}
+			c.Hosts[1].KubeletExtraArgs = map[string]string{"rotate-server-certificates": "yes"}
+		}, []string{"kubelet.extra_args.rotate-server-certificates", "hosts[1].kubelet_extra_args.rotate-server-certificates"}},
+
 		{"cni plugin", func(c *Cluster) { c.Addons.CNI.Plugin = "calico" }, []string{"addons.cni.plugin"}},
 		{"cni none", func(c *Cluster) { c.Addons.CNI.Plugin = CNINone }, nil},
 		{"flannel backend", func(c *Cluster) { c.Addons.CNI.FlannelBackend = "udp" }, []string{"addons.cni.flannel_backend"}},

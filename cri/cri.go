@@ -68,6 +68,8 @@ func (c *Client) Sandboxes(ctx context.Context) ([]Sandbox, error) {
 type Container struct {
 	ID, Name, PodName, PodNamespace string
 	Running                         bool
+	// Created is when the runtime created it.
+	Created time.Time
 }
 
 // Containers lists every container.
@@ -81,7 +83,8 @@ func (c *Client) Containers(ctx context.Context) ([]Container, error) {
 		out = append(out, Container{ID: ct.Id, Name: ct.Metadata.GetName(),
 			PodName:      ct.Labels["io.kubernetes.pod.name"],
 			PodNamespace: ct.Labels["io.kubernetes.pod.namespace"],
-			Running:      ct.State == runtimeapi.ContainerState_CONTAINER_RUNNING})
+			Running:      ct.State == runtimeapi.ContainerState_CONTAINER_RUNNING,
+			Created:      time.Unix(0, ct.CreatedAt)})
 	}
 	return out, nil
 }

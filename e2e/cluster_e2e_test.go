@@ -6,6 +6,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"os"
@@ -26,8 +27,11 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/kforge/kforge/bootstrap"
+	"github.com/kforge/kforge/certs"
 	"github.com/kforge/kforge/e2e/lab"
 	"github.com/kforge/kforge/e2e/testbed"
+	"github.com/kforge/kforge/kubeconfig"
+	"github.com/kforge/kforge/phases"
 	"github.com/kforge/kforge/tokens"
 )
 
@@ -151,11 +155,11 @@ func systemPodsReady(ctx context.Context, cs kubernetes.Interface, nodeName stri
 
 var tokenRE = regexp.MustCompile(`--token ([a-z0-9]{6}\.[a-z0-9]{16})`)
 
-// stateOf fingerprints what init writes on a host: every file's content and mtime, and the
-// IDs of the running containers.
+// stateOf fingerprints what init writes on a host: every file's content and mtime, every
+// link's target, and the IDs of the running containers.
 func (n *node) stateOf(ctx context.Context) (files, containers string) {
 	files = n.sh(ctx, `find /etc/kubernetes /etc/containerd /var/lib/kubelet/config.yaml /var/lib/kubelet/kubeadm-flags.env `+
-		`/var/lib/kubelet/pki /etc/sysctl.d/99-kforge.conf -type f -printf '%p %T@ ' -exec sha256sum {} \; | sort`)
+		`/var/lib/kubelet/pki /etc/sysctl.d/99-kforge.conf \( -type f -printf '%p %T@ ' -exec sha256sum {} \; \) -o \( -type l -printf '%p -> %l\n' \) | sort`)
 	containers = n.sh(ctx, `ctr -n k8s.io tasks ls | awk 'NR>1 && $3=="RUNNING" {print $1}' | sort`)
 	return files, containers
 }
@@ -241,6 +245,42 @@ func TestSingleNodeInit(t *testing.T) {
 
 	t.Run("networking", func(t *testing.T) { checkPodNetworking(t, ctx, cs) })
 
+	// The host-level plan: a dry run on the running host reads its files through the
+	// overlay, so it plans nothing for the same file, and for an edited one exactly the
+	// file that changes, with the diff.
+	t.Run("dry run plans only what changed", func(t *testing.T) {
+		files, _ := n.stateOf(ctx)
+		same, err := n.run(ctx, append(slices.Clone(initArgs), "--dry-run")...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(same, "[dry-run] no file on this host would change") {
+			t.Errorf("a dry run with the same file plans changes:\n%s", same)
+		}
+		const changed = "/root/cluster-changed.toml"
+		cfg := l.ClusterConfig(h) + "\n[apiserver]\nextra_args = { max-requests-inflight = \"500\" }\n"
+		if _, errOut, err := h.Exec(ctx, strings.NewReader(cfg), "sh", "-c", "cat > "+changed); err != nil {
+			t.Fatalf("writing %s: %v: %s", changed, err, errOut)
+		}
+		plan, err := n.run(ctx, "init", "-f", changed, "--node", h.Name, "--dry-run")
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, want := range []string{
+			"[dry-run] a real run would change 1 files on this host:",
+			"update  0600  /etc/kubernetes/manifests/kube-apiserver.yaml",
+			"+    - --max-requests-inflight=500",
+			"would (re)start these static pods from /etc/kubernetes/manifests: kube-apiserver",
+		} {
+			if !strings.Contains(plan, want) {
+				t.Errorf("the plan of an apiserver extra arg lacks %q:\n%s", want, plan)
+			}
+		}
+		if after, _ := n.stateOf(ctx); after != files {
+			t.Errorf("a dry run changed the host's files:\nbefore:\n%s\nafter:\n%s", files, after)
+		}
+	})
+
 	t.Run("idempotency", func(t *testing.T) {
 		files, containers := n.stateOf(ctx)
 		if strings.TrimSpace(containers) == "" {
@@ -262,10 +302,14 @@ func TestSingleNodeInit(t *testing.T) {
 		}
 	})
 
+	t.Run("kubelet client certificate rotates", func(t *testing.T) { checkKubeletRotation(t, ctx, n, cs, h.Name, initArgs) })
+
 	t.Run("crash matrix", func(t *testing.T) {
 		kills := crashMatrix(t, ctx, n, l.ClusterConfig(h), initArgs)
 		t.Logf("crash matrix: %d kills -9 between writing a config and restarting its service; after each re-run the service used the new config", kills)
 	})
+
+	t.Run("certs renew", func(t *testing.T) { checkCertsRenew(t, ctx, &node{t: t, h: n.h, lab: n.lab}, initArgs[1:]) })
 
 	// 2. Reset, then init again, twice: two more timed runs.
 	for run := 2; run <= 3; run++ {
@@ -390,4 +434,112 @@ func newLabOf(t *testing.T, ctx context.Context, hosts int, kind testbed.Kind) *
 		t.Fatal(err)
 	}
 	return l
+}
+
+// checkCertsRenew runs `certs renew all` on the running single-node cluster: every leaf
+// certificate and kubeconfig client certificate gets a new serial and a later NotAfter
+// for the key it had, no key or CA changes, every control-plane static pod restarts, the
+// node stays Ready, and a dry run afterwards still plans every renewal (renewal always
+// renews) while writing nothing. fileArgs are "-f <file> --node <name>".
+func checkCertsRenew(t *testing.T, ctx context.Context, n *node, fileArgs []string) {
+	type leaf struct {
+		serial, notAfter, pub string
+	}
+	pki := "/etc/kubernetes/pki/"
+	read := func() (leaves map[string]leaf, fixed map[string]string) {
+		leaves, fixed = map[string]leaf{}, map[string]string{}
+		for _, f := range strings.Fields(n.sh(ctx, "cd "+pki+" && ls *.crt *.key *.pub etcd/*.crt etcd/*.key")) {
+			data := n.sh(ctx, "cat "+pki+f)
+			if !strings.HasSuffix(f, ".crt") || strings.HasSuffix(f, "ca.crt") {
+				fixed[f] = data // keys, sa.pub and CAs
+				continue
+			}
+			c, err := certs.ParseCertPEM([]byte(data))
+			if err != nil {
+				t.Fatalf("%s: %v", f, err)
+			}
+			leaves[f] = leaf{c.SerialNumber.String(), c.NotAfter.String(), string(c.RawSubjectPublicKeyInfo)}
+		}
+		for _, f := range phases.RenewKubeconfigs {
+			certPEM, keyPEM, err := kubeconfig.ClientCert([]byte(n.sh(ctx, "cat /etc/kubernetes/"+f)))
+			if err != nil {
+				t.Fatalf("%s: %v", f, err)
+			}
+			c, err := certs.ParseCertPEM(certPEM)
+			if err != nil {
+				t.Fatalf("%s: %v", f, err)
+			}
+			leaves[f] = leaf{c.SerialNumber.String(), c.NotAfter.String(), string(c.RawSubjectPublicKeyInfo)}
+			fixed[f+" key"] = string(keyPEM)
+		}
+		return leaves, fixed
+	}
+	cs := n.adminClient(ctx)
+	containerIDs := func() map[string]string {
+		ids := map[string]string{}
+		for _, c := range []string{"etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler"} {
+			p, err := cs.CoreV1().Pods("kube-system").Get(ctx, c+"-"+n.h.Name, metav1.GetOptions{})
+			if err != nil || len(p.Status.ContainerStatuses) == 0 {
+				ids[c] = fmt.Sprintf("(none: %v)", err)
+				continue
+			}
+			ids[c] = p.Status.ContainerStatuses[0].ContainerID
+		}
+		return ids
+	}
+	leavesBefore, fixedBefore := read()
+	idsBefore := containerIDs()
+	time.Sleep(time.Second) // NotAfter has a resolution of a second
+
+	start := time.Now()
+	out, err := n.run(ctx, append([]string{"certs", "renew", "all"}, fileArgs...)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("certs renew all took %s:\n%s", time.Since(start).Round(100*time.Millisecond), out)
+	if !strings.Contains(out, "restarted: etcd, kube-apiserver, kube-controller-manager, kube-scheduler") {
+		t.Errorf("renew did not report restarting the four static pods:\n%s", out)
+	}
+	leavesAfter, fixedAfter := read()
+	if len(leavesAfter) != 11 {
+		t.Errorf("%d leaves and kubeconfigs, want 11", len(leavesAfter))
+	}
+	for f, b := range leavesBefore {
+		a := leavesAfter[f]
+		if a.serial == b.serial || a.notAfter == b.notAfter || a.pub != b.pub {
+			t.Errorf("%s: serial %s -> %s, NotAfter %s -> %s, same key %v; want a new serial and NotAfter for the same key",
+				f, b.serial, a.serial, b.notAfter, a.notAfter, a.pub == b.pub)
+		}
+	}
+	for f, b := range fixedBefore {
+		if fixedAfter[f] != b {
+			t.Errorf("%s changed; renewal changes no key or CA", f)
+		}
+	}
+
+	cs = n.adminClient(ctx) // admin.conf's renewed certificate
+	waitFor(t, ctx, "node Ready after the renewal", 3*time.Minute, func() error { return nodeReady(ctx, cs, n.h.Name) })
+	waitFor(t, ctx, "system pods Ready after the renewal", 4*time.Minute, func() error { return systemPodsReady(ctx, cs, n.h.Name) })
+	idsAfter := containerIDs()
+	for c, id := range idsBefore {
+		if idsAfter[c] == id {
+			t.Errorf("%s was not restarted (container %s)", c, id)
+		}
+	}
+
+	files, _ := n.stateOf(ctx)
+	plan, err := n.run(ctx, append([]string{"certs", "renew", "all", "--dry-run", "-o", "json"}, fileArgs...)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var r phases.RenewReport
+	if err := json.Unmarshal([]byte(plan), &r); err != nil {
+		t.Fatalf("decoding the dry run's report: %v\n%s", err, plan)
+	}
+	if len(r.Renewed) != 11 || len(r.Restarts) != 4 || len(r.External) != 0 || !r.DryRun {
+		t.Errorf("a dry run after the renewal plans %d renewals and restarts %v, want 11 and the four static pods:\n%s", len(r.Renewed), r.Restarts, plan)
+	}
+	if after, _ := n.stateOf(ctx); after != files {
+		t.Errorf("the dry run changed the host's files:\nbefore:\n%s\nafter:\n%s", files, after)
+	}
 }

@@ -109,6 +109,18 @@ func checkPodNetworking(t *testing.T, ctx context.Context, cs kubernetes.Interfa
 		return fmt.Errorf("web is %s", p.Status.Phase)
 	})
 
+	// CoreDNS comes up on its own time after the nodes are Ready; kforge, like kubeadm,
+	// does not wait for it. The client's single lookup needs it.
+	waitFor(t, ctx, "a CoreDNS replica Ready", 2*time.Minute, func() error {
+		d, err := cs.AppsV1().Deployments("kube-system").Get(ctx, "coredns", metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		if d.Status.ReadyReplicas == 0 {
+			return fmt.Errorf("coredns has no ready replica (%d of %d updated)", d.Status.UpdatedReplicas, d.Status.Replicas)
+		}
+		return nil
+	})
 	script := fmt.Sprintf(`set -e
 nslookup kubernetes.default.svc.cluster.local
 ip=$(nslookup web.%s.svc.cluster.local | awk '/^Address/ {a=$NF} END {print a}')

@@ -10,14 +10,17 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
@@ -117,6 +120,51 @@ func (n *node) upState(ctx context.Context) string {
 	return files + more + "containers:\n" + containers
 }
 
+// kforgeStatus runs kforge status -o json against cfg and returns its report, what it
+// printed on stderr and its exit error.
+func kforgeStatus(t *testing.T, ctx context.Context, l *lab.Lab, cfg, knownHosts string) (fleet.Status, string, error) {
+	t.Helper()
+	cmd := exec.CommandContext(ctx, l.Kforge, "status", "-f", cfg, "-i", l.TB.SSHKey(), "--known-hosts", knownHosts, "-o", "json")
+	cmd.Dir = filepath.Dir(cfg)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	start := time.Now()
+	err := cmd.Run()
+	var st fleet.Status
+	if jerr := json.Unmarshal(stdout.Bytes(), &st); jerr != nil {
+		t.Fatalf("kforge status printed no JSON (exit %v): %v\nstdout:\n%s\nstderr:\n%s", err, jerr, stdout.String(), stderr.String())
+	}
+	t.Logf("kforge status -f %s: %s, exit %v", filepath.Base(cfg), time.Since(start).Round(10*time.Millisecond), err)
+	return st, stderr.String(), err
+}
+
+// settledStates waits until the cluster's system pods are all Ready and then until each
+// named host's upState reads the same twice, 3 s apart, and returns those states. A host
+// that joined a moment ago still starts containers after it is Ready; comparing against a
+// state taken then would blame kforge for the kubelet's own late work.
+func settledStates(t *testing.T, ctx context.Context, cs kubernetes.Interface, nodes map[string]*node, names ...string) map[string]string {
+	t.Helper()
+	waitFor(t, ctx, "system pods Ready", 3*time.Minute, func() error { return systemPodsReady(ctx, cs, "h1") })
+	states := map[string]string{}
+	waitFor(t, ctx, "hosts' files and containers to settle", 2*time.Minute, func() error {
+		var moving []string
+		for _, n := range names {
+			first := nodes[n].upState(ctx)
+			time.Sleep(3 * time.Second)
+			if second := nodes[n].upState(ctx); second != first {
+				moving = append(moving, n)
+				continue
+			}
+			states[n] = first
+		}
+		if len(moving) > 0 {
+			return fmt.Errorf("still changing: %s", strings.Join(moving, ", "))
+		}
+		return nil
+	})
+	return states
+}
+
 // killSSH stops a host's sshd and every session it serves, as a host that drops off the
 // network would: the listener through the testbed, then each sshd process of the host by
 // its PID (inside the host's own PID namespace).
@@ -201,7 +249,6 @@ func TestUp(t *testing.T) {
 			}
 			return nil
 		})
-		time.Sleep(2 * time.Second) // containerd removes the tasks just after the pods
 		secrets, err := cs.CoreV1().Secrets("kube-system").List(ctx, metav1.ListOptions{})
 		if err != nil {
 			t.Fatal(err)
@@ -223,10 +270,7 @@ func TestUp(t *testing.T) {
 	})
 
 	t.Run("a second up changes nothing", func(t *testing.T) {
-		before := map[string]string{}
-		for _, n := range []string{"h1", "h2", "h3"} {
-			before[n] = nodes[n].upState(ctx)
-		}
+		before := settledStates(t, ctx, cs, nodes, "h1", "h2", "h3")
 		again := kforgeUp(t, ctx, l, basic, knownHosts, nil)
 		if again.err != nil {
 			t.Fatalf("second up: %v\n%s", again.err, again.stderr)
@@ -241,6 +285,208 @@ func TestUp(t *testing.T) {
 			}
 		}
 		timings = append(timings, fmt.Sprintf("no-op re-run of up: %s", again.took.Round(time.Millisecond)))
+		// kforge status agrees: every host reachable, Ready and as the file says.
+		st, stderr, err := kforgeStatus(t, ctx, l, basic, knownHosts)
+		if err != nil || !st.OK || !st.Cluster.APIReachable || st.Cluster.Nodes != 3 || len(st.Hosts) != 3 {
+			t.Errorf("status of the converged cluster: exit %v, %+v\n%s", err, st, stderr)
+		}
+		for _, h := range st.Hosts {
+			if !h.Reachable || !h.InCluster || !h.Ready || h.Match != "yes" || h.Changes != 0 || h.KubeletVersion == "" {
+				t.Errorf("status of %s: %+v", h.Host, h)
+			}
+			if h.Role == "control-plane" && (len(h.StaticPods) != 4 || h.CertExpiry == nil || h.CertExpiry.Expired || h.CertExpiry.DaysLeft < 300) {
+				t.Errorf("status of control plane %s: pods %+v, certificates %+v", h.Host, h.StaticPods, h.CertExpiry)
+			}
+		}
+		// Where the no-op's time goes, phase by phase.
+		for _, line := range strings.Split(again.stderr, "\n") {
+			if line = strings.TrimSpace(line); strings.HasPrefix(line, "[") && strings.Contains(line, "] done in ") {
+				t.Log("no-op " + line)
+			}
+		}
+	})
+
+	// Issue 11: an edited file reaches hosts already in the cluster, with a plan first; a
+	// manifest edited by hand is drift, and is put back.
+	t.Run("an edited file is planned, applied, then matched", func(t *testing.T) {
+		h3 := hs["h3"]
+		edited := strings.Replace(mustReadFile(t, basic), "[addons.dns]\n", "[addons.dns]\nreplicas = 3\n", 1)
+		// The same resolver, named with its port: a new Corefile that still resolves.
+		upstream := fmt.Sprintf("upstreams = [%q]\n", l.Gateway())
+		if !strings.Contains(edited, upstream) {
+			t.Fatalf("the config has no %q", upstream)
+		}
+		newUpstream := net.JoinHostPort(l.Gateway(), "53")
+		edited = strings.Replace(edited, upstream, fmt.Sprintf("upstreams = [%q]\n", newUpstream), 1)
+		edited += "\n[addons.kube_proxy]\nmode = \"nftables\"\n"
+		hostLine := fmt.Sprintf("name = %q\naddress = %q\nroles = [\"worker\"]\n", h3.Name, h3.Address)
+		if !strings.Contains(edited, hostLine) {
+			t.Fatalf("the config has no entry %q", hostLine)
+		}
+		edited = strings.Replace(edited, hostLine, hostLine+"labels = { tier = \"edge\" }\ntaints = [\"dedicated=edge:NoSchedule\"]\n", 1)
+		edited += "\n[apiserver]\nextra_args = { max-requests-inflight = \"500\" }\ncert_sans = [\"api.e2e.test\"]\n\n[kubelet]\nmax_pods = 60\n"
+		editedPath := write("edited.toml", edited)
+		const manifest = "/etc/kubernetes/manifests/kube-apiserver.yaml"
+		manifestBefore := nodes["h1"].sh(ctx, "sha256sum "+manifest)
+
+		plan := kforgeUp(t, ctx, l, editedPath, knownHosts, nil, "--dry-run")
+		if plan.err != nil {
+			t.Fatalf("up --dry-run: %v\n%s", plan.err, plan.stderr)
+		}
+		for _, want := range []string{"[h1] will reconfigure", "+    - --max-requests-inflight=500", "restarts kube-apiserver",
+			"[h2] will reconfigure", "+maxPods: 60", "would add label tier=edge", "spec.replicas",
+			"mode: nftables", "forward . " + newUpstream} {
+			if !strings.Contains(plan.stderr, want) {
+				t.Errorf("the dry run's plan lacks %q:\n%s", want, plan.stderr)
+			}
+		}
+		if r := plan.host("h1"); r.Action != fleet.ActionReconfigure || r.Plan == nil || len(r.Plan.Changes) == 0 {
+			t.Errorf("h1 in the dry run's report: %+v", r)
+		}
+		if after := nodes["h1"].sh(ctx, "sha256sum "+manifest); after != manifestBefore {
+			t.Error("the dry run changed h1's apiserver manifest")
+		}
+		// kforge status sees the hosts differ from the edited file, and says what to do.
+		st, _, err := kforgeStatus(t, ctx, l, editedPath, knownHosts)
+		if err == nil || st.OK || !slices.ContainsFunc(st.Problems, func(p string) bool { return strings.Contains(p, "kforge up --dry-run") }) {
+			t.Errorf("status against the edited file: exit %v, ok %v, problems %q", err, st.OK, st.Problems)
+		}
+		for _, h := range st.Hosts {
+			if h.Match != "no" || h.Changes == 0 || !slices.Contains(h.Restarts, "kubelet") {
+				t.Errorf("status of %s against the edited file: %+v", h.Host, h)
+			}
+		}
+
+		applied := kforgeUp(t, ctx, l, editedPath, knownHosts, nil)
+		if applied.err != nil {
+			t.Fatalf("up with the edited file: %v\n%s", applied.err, applied.stderr)
+		}
+		timings = append(timings, fmt.Sprintf("up applying an apiserver arg, max_pods on 3 hosts, a label, a taint, DNS replicas and upstreams, kube-proxy's mode: %s", applied.took.Round(100*time.Millisecond)))
+		if args := apiserverArgs(ctx, nodes["h1"]); !strings.Contains(args, "--max-requests-inflight=500") {
+			t.Errorf("the running kube-apiserver lacks the new flag: %q", args)
+		}
+		// The served certificate carries the new name (openssl, against the apiserver).
+		waitFor(t, ctx, "the apiserver to serve a certificate for api.e2e.test", time.Minute, func() error {
+			addr := net.JoinHostPort(hs["h1"].Address.String(), "6443")
+			out, err := exec.CommandContext(ctx, "sh", "-c", "openssl s_client -connect "+addr+" </dev/null 2>/dev/null | openssl x509 -noout -ext subjectAltName").CombinedOutput()
+			if err != nil || !strings.Contains(string(out), "DNS:api.e2e.test") {
+				return fmt.Errorf("openssl: %s %v", out, err)
+			}
+			return nil
+		})
+		for _, n := range []string{"h1", "h2", "h3"} {
+			waitFor(t, ctx, n+"'s Node to report 60 pods", 2*time.Minute, func() error {
+				nd, err := cs.CoreV1().Nodes().Get(ctx, n, metav1.GetOptions{})
+				if err != nil {
+					return err
+				}
+				if got := nd.Status.Capacity.Pods().Value(); got != 60 {
+					return fmt.Errorf("capacity pods %d", got)
+				}
+				return nil
+			})
+		}
+		nd, err := cs.CoreV1().Nodes().Get(ctx, "h3", metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if nd.Labels["tier"] != "edge" || !slices.ContainsFunc(nd.Spec.Taints, func(tn corev1.Taint) bool { return tn.Key == "dedicated" && tn.Value == "edge" }) {
+			t.Errorf("h3's Node: labels %v, taints %v", nd.Labels, nd.Spec.Taints)
+		}
+		if dep, err := cs.AppsV1().Deployments("kube-system").Get(ctx, "coredns", metav1.GetOptions{}); err != nil || *dep.Spec.Replicas != 3 {
+			t.Errorf("coredns replicas: %v, %v", dep, err)
+		}
+		if cm, err := cs.CoreV1().ConfigMaps("kube-system").Get(ctx, "coredns", metav1.GetOptions{}); err != nil || !strings.Contains(cm.Data["Corefile"], "forward . "+newUpstream) {
+			t.Errorf("the Corefile does not forward to %s: %v %v", newUpstream, cm, err)
+		}
+		// kube-proxy runs in nftables mode on every node, and Services still work through it.
+		waitFor(t, ctx, "kube-proxy rolled out in nftables mode", 3*time.Minute, func() error {
+			ds, err := cs.AppsV1().DaemonSets("kube-system").Get(ctx, "kube-proxy", metav1.GetOptions{})
+			if err != nil {
+				return err
+			}
+			if ds.Status.ObservedGeneration < ds.Generation || ds.Status.UpdatedNumberScheduled != ds.Status.DesiredNumberScheduled || ds.Status.NumberReady != ds.Status.DesiredNumberScheduled {
+				return fmt.Errorf("kube-proxy: %d of %d updated, %d ready", ds.Status.UpdatedNumberScheduled, ds.Status.DesiredNumberScheduled, ds.Status.NumberReady)
+			}
+			for _, n := range []string{"h1", "h2", "h3"} {
+				if out := nodes[n].sh(ctx, "nft list table ip kube-proxy 2>&1 | head -3 || true"); !strings.Contains(out, "table ip kube-proxy") {
+					return fmt.Errorf("%s has no nftables table kube-proxy: %s", n, out)
+				}
+			}
+			return nil
+		})
+		waitFor(t, ctx, "CoreDNS rolled out with the new Corefile", 3*time.Minute, func() error {
+			d, err := cs.AppsV1().Deployments("kube-system").Get(ctx, "coredns", metav1.GetOptions{})
+			if err != nil {
+				return err
+			}
+			if d.Status.ObservedGeneration < d.Generation || d.Status.UpdatedReplicas != 3 || d.Status.ReadyReplicas != 3 || d.Status.Replicas != 3 {
+				return fmt.Errorf("coredns: %d updated, %d ready, %d in all", d.Status.UpdatedReplicas, d.Status.ReadyReplicas, d.Status.Replicas)
+			}
+			return nil
+		})
+		checkPodNetworking(t, ctx, cs, "h1", "h2")
+
+		again := kforgeUp(t, ctx, l, editedPath, knownHosts, nil)
+		if again.err != nil {
+			t.Fatalf("up again: %v\n%s", again.err, again.stderr)
+		}
+		for _, n := range []string{"h1", "h2", "h3"} {
+			if r := again.host(n); r.Action != fleet.ActionUnchanged || !strings.Contains(again.stderr, "["+n+"] matches the file") {
+				t.Errorf("%s after the change was applied: %+v", n, r)
+			}
+		}
+		timings = append(timings, fmt.Sprintf("no-op re-run of up that verifies every host's files: %s", again.took.Round(time.Millisecond)))
+
+		// Drift: a flag added by hand to h1's apiserver manifest, then the original file.
+		nodes["h1"].sh(ctx, `sed -i 's/^    - kube-apiserver$/&\n    - --v=2/' `+manifest)
+		// The kubelet restarts the apiserver for the edit at once; up finds the cluster
+		// through it, so wait for the edited apiserver to serve.
+		waitFor(t, ctx, "the hand-edited apiserver to serve", 3*time.Minute, func() error {
+			if args := apiserverArgs(ctx, nodes["h1"]); !strings.Contains(args, "--v=2") {
+				return errors.New("the running kube-apiserver has no --v=2 yet")
+			}
+			body, err := cs.Discovery().RESTClient().Get().AbsPath("/readyz").DoRaw(ctx)
+			if err != nil || string(body) != "ok" {
+				return fmt.Errorf("/readyz: %q, %v", body, err)
+			}
+			return nil
+		})
+		back := kforgeUp(t, ctx, l, basic, knownHosts, nil, "--dry-run")
+		if back.err != nil {
+			t.Fatalf("up --dry-run with the original file: %v\n%s", back.err, back.stderr)
+		}
+		for _, want := range []string{"-    - --v=2", "-    - --max-requests-inflight=500", "-maxPods: 60"} {
+			if !strings.Contains(back.stderr, want) {
+				t.Errorf("the plan back to the original file lacks %q:\n%s", want, back.stderr)
+			}
+		}
+		reverted := kforgeUp(t, ctx, l, basic, knownHosts, nil)
+		if reverted.err != nil {
+			t.Fatalf("up with the original file: %v\n%s", reverted.err, reverted.stderr)
+		}
+		if m := nodes["h1"].sh(ctx, "cat "+manifest); strings.Contains(m, "--v=2") || strings.Contains(m, "max-requests-inflight") {
+			t.Errorf("h1's apiserver manifest still holds the drift or the edit:\n%s", m)
+		}
+		if nd, err := cs.CoreV1().Nodes().Get(ctx, "h3", metav1.GetOptions{}); err != nil || nd.Labels["tier"] != "" {
+			t.Errorf("h3's label after the revert: %v, %v", nd.Labels, err)
+		}
+	})
+
+	t.Run("a pod CIDR change is refused before anything changes", func(t *testing.T) {
+		before := settledStates(t, ctx, cs, nodes, "h1", "h2", "h3")
+		moved := write("pod-cidr.toml", mustReadFile(t, basic)+"\n[networking]\npod_cidr = \"10.200.0.0/16\"\n")
+		for _, extra := range [][]string{{"--dry-run"}, nil} {
+			r := kforgeUp(t, ctx, l, moved, knownHosts, nil, extra...)
+			if r.err == nil || !strings.Contains(r.stderr, "networking.pod_cidr") || !strings.Contains(r.stderr, "Nothing was changed") {
+				t.Errorf("up %v with a new pod CIDR: exit %v, want a refusal naming networking.pod_cidr:\n%s", extra, r.err, r.stderr)
+			}
+		}
+		for _, n := range []string{"h1", "h2", "h3"} {
+			if after := nodes[n].upState(ctx); after != before[n] {
+				t.Errorf("the refused pod CIDR change changed %s:\nbefore:\n%s\nafter:\n%s", n, before[n], after)
+			}
+		}
 	})
 
 	t.Run("an unknown host key is refused", func(t *testing.T) {
@@ -292,10 +538,7 @@ func TestUp(t *testing.T) {
 	})
 
 	t.Run("growth touches only the new host", func(t *testing.T) {
-		before := map[string]string{}
-		for _, n := range []string{"h1", "h2", "h3"} {
-			before[n] = nodes[n].upState(ctx)
-		}
+		before := settledStates(t, ctx, cs, nodes, "h1", "h2", "h3")
 		r := kforgeUp(t, ctx, l, grown, knownHosts, nil)
 		if r.err != nil {
 			t.Fatalf("up with h4 added: %v\n%s", r.err, r.stderr)
@@ -313,10 +556,7 @@ func TestUp(t *testing.T) {
 	})
 
 	t.Run("no second cluster: a control plane unreachable, an admin.conf the API refuses", func(t *testing.T) {
-		before := map[string]string{}
-		for _, n := range []string{"h2", "h3", "h4"} {
-			before[n] = nodes[n].upState(ctx)
-		}
+		before := settledStates(t, ctx, cs, nodes, "h2", "h3", "h4")
 		// h1, the only control plane, is out of reach: up cannot tell that there is no
 		// cluster, so it inits nothing.
 		if err := killSSH(ctx, hs["h1"]); err != nil {
@@ -444,6 +684,57 @@ func TestUp(t *testing.T) {
 		timings = append(timings, fmt.Sprintf("up re-run that joins the lost worker: %s", again.took.Round(100*time.Millisecond)))
 	})
 
+	// Issue 11: an apiserver flag rolls over the three control planes one at a time, with
+	// up killed (-9) in the middle and run again; /readyz is sampled on each apiserver
+	// throughout.
+	t.Run("a rollout on 3 control planes, killed and run again, takes one apiserver down at a time", func(t *testing.T) {
+		haEdited := write("ha-edited.toml", mustReadFile(t, ha)+"\n[apiserver]\nextra_args = { max-requests-inflight = \"500\" }\n")
+		w := watchAPIServers(t, ctx, haAdmin, []testbed.Host{hs["h5"], hs["h6"], hs["h7"]})
+		killed := false
+		first := kforgeUp(t, ctx, l, haEdited, knownHosts, func(line string, p *os.Process) {
+			if !killed && strings.HasPrefix(line, "[h5] reconfigured") {
+				killed = true
+				if err := p.Kill(); err != nil {
+					t.Error(err)
+				}
+			}
+		}, "--kubeconfig-out", haAdmin)
+		if !killed || first.err == nil {
+			w.stop()
+			t.Fatalf("up was not killed after h5 was reconfigured (exit %v):\n%s", first.err, first.stderr)
+		}
+		second := kforgeUp(t, ctx, l, haEdited, knownHosts, nil, "--kubeconfig-out", haAdmin)
+		w.stop()
+		if second.err != nil {
+			t.Fatalf("up after the kill: %v\n%s", second.err, second.stderr)
+		}
+		t.Log(w)
+		timings = append(timings, fmt.Sprintf("rollout of an apiserver flag on 3 control planes, up killed after h5 then run again (%s): %s", w, (first.took+second.took).Round(100*time.Millisecond)))
+		if m := w.maxDown(); m > 1 {
+			t.Errorf("%d apiservers were down at once: %s", m, w)
+		}
+		for _, n := range []string{"h5", "h6", "h7"} {
+			waitFor(t, ctx, n+"'s apiserver to run with the flag", 2*time.Minute, func() error {
+				if args := apiserverArgs(ctx, nodes[n]); !strings.Contains(args, "--max-requests-inflight=500") {
+					return fmt.Errorf("%s's kube-apiserver: %q", n, args)
+				}
+				return nil
+			})
+		}
+		again := kforgeUp(t, ctx, l, haEdited, knownHosts, nil, "--kubeconfig-out", haAdmin)
+		if again.err != nil {
+			t.Fatalf("up once more: %v\n%s", again.err, again.stderr)
+		}
+		for _, n := range []string{"h5", "h6", "h7", "h8"} {
+			if a := again.host(n).Action; a != fleet.ActionUnchanged {
+				t.Errorf("%s after the rollout: action %q, want unchanged", n, a)
+			}
+		}
+		if err := etcdHealthy(ctx, etcdVia(t, ctx, hs["h6"]), 3); err != nil {
+			t.Errorf("after the rollout: %v", err)
+		}
+	})
+
 	t.Run("reset -f of one worker over SSH", func(t *testing.T) {
 		cmd := exec.CommandContext(ctx, l.Kforge, "reset", "-f", ha, "--hosts", "h8", "-i", l.TB.SSHKey(), "--known-hosts", knownHosts)
 		cmd.Dir = dir
@@ -478,4 +769,18 @@ func TestUp(t *testing.T) {
 	for _, line := range timings {
 		t.Log(line)
 	}
+}
+
+// apiserverArgs is the command line of the kube-apiserver running on n ("" if none).
+func apiserverArgs(ctx context.Context, n *node) string {
+	return n.sh(ctx, "for p in /proc/[0-9]*; do tr '\\0' ' ' < $p/cmdline 2>/dev/null; echo; done | grep '^kube-apiserver ' || true")
+}
+
+func mustReadFile(t *testing.T, p string) string {
+	t.Helper()
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
 }

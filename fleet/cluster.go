@@ -10,10 +10,12 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/tools/clientcmd"
 
+	"github.com/kforge/kforge/addons"
 	"github.com/kforge/kforge/bootstrap"
 	"github.com/kforge/kforge/config"
 	"github.com/kforge/kforge/internal/apiclient"
 	"github.com/kforge/kforge/kubeconfig"
+	"github.com/kforge/kforge/manifests"
 	"github.com/kforge/kforge/tokens"
 )
 
@@ -385,25 +387,166 @@ func (f *Fleet) reset(ctx context.Context, h *config.Host, force bool) error {
 // set: a worker's kubelet registers with them once, and cannot change its own taints
 // afterwards, so an existing Node converges here, through the admin client. A host whose
 // Node does not exist (it failed to join) is left out; a failure marks the host failed.
+// On a dry run it reads each Node and says what it would add and remove
+// (apiclient.PlanNode), writing nothing. Either way the changes go to the report.
 func (f *Fleet) MarkNodes(ctx context.Context) {
 	if !f.HasCluster() {
 		return
+	}
+	mark := apiclient.MutateNode
+	if f.o.DryRun {
+		mark = apiclient.PlanNode
 	}
 	for i := range f.c.Hosts {
 		h := &f.c.Hosts[i]
 		marks, err := bootstrap.HostMarks(h)
 		if err == nil {
-			var changed bool
-			changed, err = apiclient.MutateNode(ctx, f.cs, h.Name, marks.Apply)
+			var ch apiclient.NodeChange
+			ch, err = mark(ctx, f.cs, h.Name, marks.Apply)
 			switch {
 			case apierrors.IsNotFound(err):
 				continue
-			case err == nil && changed:
-				f.out().Phase(h.Name, "set the labels and taints of its Node from the file")
+			case err == nil:
+				f.reportMarks(h.Name, ch)
 			}
 		}
 		if err != nil {
 			f.Fail(h.Name, fmt.Errorf("labelling and tainting Node %s: %w", h.Name, err))
 		}
 	}
+}
+
+// reportMarks prints and records what changed, or would change, in a Node's marks.
+func (f *Fleet) reportMarks(name string, ch apiclient.NodeChange) {
+	if !ch.Changed {
+		return
+	}
+	add, remove := "added", "removed"
+	if f.o.DryRun {
+		add, remove = "would add", "would remove"
+	} else {
+		f.out().Phase(name, "set the labels and taints of its Node from the file")
+	}
+	for _, m := range ch.Added {
+		f.out().Phase(name, "%s %s", add, m)
+	}
+	for _, m := range ch.Removed {
+		f.out().Phase(name, "%s %s", remove, m)
+	}
+	if len(ch.Added)+len(ch.Removed) == 0 {
+		return
+	}
+	f.mu.Lock()
+	f.changes.Nodes = append(f.changes.Nodes, NodeMarksChange{Node: name, Added: ch.Added, Removed: ch.Removed})
+	f.mu.Unlock()
+}
+
+// ApplyAddons applies the objects of every add-on the file enables (addons.All) through
+// the admin client, with server-side apply as kforge's field manager, as init's addon
+// phase does (apiclient.ApplyObjects): a setting edited in the file (DNS replicas and
+// upstreams, the kube-proxy mode, the flannel backend) reaches a running cluster, and a
+// changed configuration rolls the pods that read it. On a dry run it plans the objects
+// (apiclient.PlanApply), writing nothing. It prints, per add-on, whether anything changed,
+// and each changed object with its fields; the changes go to the report. An add-on the
+// file disables is left as it is. It does nothing without a cluster.
+func (f *Fleet) ApplyAddons(ctx context.Context) error {
+	if !f.HasCluster() {
+		if f.o.DryRun {
+			f.out().Say("no cluster yet: its init installs the add-ons")
+		}
+		return nil
+	}
+	var errs []error
+	for _, a := range addons.All() {
+		if why, off := a.Disabled(f.c); off {
+			f.out().Say("%s: not managed, %s", a.Title, why)
+			continue
+		}
+		objs, err := a.Objects(f.c)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("building the %s add-on: %w", a.Title, err))
+			continue
+		}
+		changes, err := apiclient.ApplyObjects(ctx, f.cs, objs, f.o.DryRun)
+		f.reportAddon(a, changes)
+		if err != nil {
+			if ctx.Err() != nil {
+				return err
+			}
+			errs = append(errs, fmt.Errorf("%s: %w", a.Title, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// reportAddon prints and records what applying an add-on's objects changed, or would.
+func (f *Fleet) reportAddon(a addons.Addon, changes []apiclient.Change) {
+	var changed []ObjectChange
+	for _, c := range changes {
+		f.o.Log.Debug("applied object", "addon", a.Name, "object", c.Object, "result", c.Outcome.String(), "dry-run", f.o.DryRun)
+		switch c.Outcome {
+		case apiclient.Created:
+			changed = append(changed, ObjectChange{Addon: a.Name, Object: c.Object, Change: ChangeCreate})
+		case apiclient.Updated:
+			changed = append(changed, ObjectChange{Addon: a.Name, Object: c.Object, Change: ChangeUpdate, Fields: c.Fields})
+		}
+	}
+	switch {
+	case !f.o.DryRun:
+		f.out().Say("%s", apiclient.ApplySummary(a.Title, changes))
+	case len(changed) == 0:
+		f.out().Say("%s: no change (%d objects)", a.Title, len(changes))
+	}
+	verbs := map[string]string{ChangeCreate: "created", ChangeUpdate: "updated"}
+	if f.o.DryRun {
+		verbs = map[string]string{ChangeCreate: "would create", ChangeUpdate: "would change"}
+	}
+	for _, c := range changed {
+		f.out().Say("%s: %s %s", a.Title, verbs[c.Change], c.Object)
+		for _, fc := range c.Fields {
+			f.out().Say("  %s", fc)
+		}
+	}
+	f.mu.Lock()
+	f.changes.Objects = append(f.changes.Objects, changed...)
+	f.mu.Unlock()
+}
+
+// StoreConfig stores the file's cluster configuration in the cluster, as init's
+// upload-config phase does (bootstrap.KubeadmConfigObjects: kube-system/kubeadm-config,
+// kforge.toml and the ClusterConfiguration beside it), so that joining nodes read it and
+// the next run's plan compares the file with what this run applied. It stores nothing when
+// a host failed (the cluster does not match the file yet), and nothing without a cluster.
+func (f *Fleet) StoreConfig(ctx context.Context) error {
+	if !f.HasCluster() {
+		return nil
+	}
+	if failed := f.Report().Failed(); failed != nil {
+		f.out().Say("not storing the file's configuration in the cluster: a host failed, and the next run compares the file with the configuration stored before")
+		return nil
+	}
+	certDir := manifests.DefaultCertDir
+	f.mu.Lock()
+	if s := f.observed.Stored; s != nil && s.CertificatesDir != "" {
+		certDir = s.CertificatesDir
+	}
+	f.mu.Unlock()
+	objs, err := bootstrap.KubeadmConfigObjects(f.c, certDir)
+	if err != nil {
+		return err
+	}
+	for _, o := range objs {
+		_, out, err := apiclient.Ensure(ctx, f.cs, o)
+		if err != nil {
+			return err
+		}
+		what := apiclient.Describe(o)
+		switch out {
+		case apiclient.Unchanged:
+			f.out().Say("using existing %s", what)
+		default:
+			f.out().Say("%s %s", out, what)
+		}
+	}
+	return nil
 }

@@ -24,6 +24,7 @@ import (
 	"github.com/kforge/kforge/bundle"
 	"github.com/kforge/kforge/config"
 	"github.com/kforge/kforge/host"
+	"github.com/kforge/kforge/internal/apiclient"
 	"github.com/kforge/kforge/tokens"
 )
 
@@ -73,10 +74,16 @@ type Options struct {
 	Concurrency int
 	// PollInterval is how often a wait asks the cluster again.
 	PollInterval time.Duration
+	// DryRun makes the fleet plan what it would change through the API (ApplyAddons,
+	// MarkNodes) instead of changing it; the up workflow sets it from its --dry-run.
+	DryRun bool
 	// IgnorePreflight is passed to the hosts' preflight checks.
 	IgnorePreflight []string
-	// Timeout is passed to the hosts' init and join (--timeout).
+	// Timeout is passed to the hosts' init, join and reconfigure (--timeout).
 	Timeout time.Duration
+	// MaxUnavailable is how many workers Reconfigure changes at once; 0 means 1.
+	// Control-plane hosts are always changed one at a time.
+	MaxUnavailable int
 	// Out carries progress lines (UsePrinter replaces it); Log diagnostics; HostLog, if set, receives every line the
 	// hosts' kforge prints, with secrets redacted.
 	Out     Printer
@@ -94,15 +101,58 @@ type HostReport struct {
 	Seconds  float64       `json:"seconds"`
 	Uploaded int64         `json:"uploaded_bytes"`
 	Error    string        `json:"error,omitempty"`
+	// Plan is what reconfigure changes (or, on a dry run, would change) on a host already
+	// in the cluster; nil when the host was not asked.
+	Plan *HostPlan `json:"plan,omitempty"`
 }
 
 // Report is what a run did.
 type Report struct {
 	Cluster string       `json:"cluster"`
 	Hosts   []HostReport `json:"hosts"`
+	// DryRun is true when the run changed nothing: Changes are then what it would change.
+	DryRun bool `json:"dry_run"`
+	// Changes are what the run changed in the cluster through the API.
+	Changes ClusterChanges `json:"cluster_changes"`
 	// AdminKubeconfig is the admin kubeconfig read from the cluster (the caller writes it).
 	AdminKubeconfig []byte  `json:"-"`
 	Seconds         float64 `json:"seconds"`
+}
+
+// ClusterChanges are the changes a run made through the admin client, or on a dry run
+// would make; what is unchanged is not listed.
+type ClusterChanges struct {
+	// Objects are the add-on objects created or changed, in apply order.
+	Objects []ObjectChange `json:"objects"`
+	// Nodes are the Nodes whose labels or taints changed, in file order.
+	Nodes []NodeMarksChange `json:"nodes"`
+}
+
+// Changes of an add-on object.
+const (
+	ChangeCreate = "create"
+	ChangeUpdate = "update"
+)
+
+// ObjectChange is one add-on object that a run created or changed.
+type ObjectChange struct {
+	// Addon is the add-on's name: "coredns", "kube-proxy", "flannel".
+	Addon string `json:"addon"`
+	// Object names it: "Deployment kube-system/coredns".
+	Object string `json:"object"`
+	// Change is ChangeCreate or ChangeUpdate.
+	Change string `json:"change"`
+	// Fields are the fields an update changes, old and new values; a Secret's values are
+	// redacted.
+	Fields []apiclient.FieldChange `json:"fields,omitempty"`
+}
+
+// NodeMarksChange is a Node whose labels or taints a run changed: the labels ("label
+// key=value") and taints ("taint key=value:Effect") added and removed.
+type NodeMarksChange struct {
+	Node    string   `json:"node"`
+	Added   []string `json:"added,omitempty"`
+	Removed []string `json:"removed,omitempty"`
 }
 
 // Failed lists the hosts that failed, with their causes.
@@ -145,6 +195,8 @@ type Fleet struct {
 	cs    kubernetes.Interface
 	// observed is what Observe found.
 	observed Observed
+	// changes are what ApplyAddons and MarkNodes changed, or would change.
+	changes ClusterChanges
 
 	// cpToken and cpKey are the token and certificate key of this run's control-plane
 	// joins (and of init, which stores the token and shares the certificates with them).
@@ -173,16 +225,14 @@ func New(o Options) (*Fleet, error) {
 	for _, h := range f.hosts(o.Hosts) {
 		f.reports[h.Name] = &HostReport{Host: h.Name, Role: roleOf(h)}
 	}
-	remote := *f.c
 	if f.c.Bundle != "" {
 		b, err := bundle.Load(f.c.Bundle)
 		if err != nil {
 			return nil, err
 		}
 		f.bundle = b
-		remote.Bundle = RemoteBundleDir
 	}
-	text, err := config.Encode(&remote)
+	text, err := config.EncodeForHosts(f.c, RemoteBundleDir)
 	if err != nil {
 		return nil, err
 	}
@@ -197,8 +247,7 @@ func AdminClient(kubeconfig []byte) (kubernetes.Interface, error) {
 		return nil, fmt.Errorf("reading admin.conf: %w", err)
 	}
 	rc.Timeout = 20 * time.Second
-	rc.UserAgent = "kforge-up"
-	return kubernetes.NewForConfig(rc)
+	return kubernetes.NewForConfig(apiclient.Configure(rc, "kforge-up"))
 }
 
 // UsePrinter makes the fleet print through p from now on: each phase of a workflow hands
@@ -321,7 +370,11 @@ func (f *Fleet) conn(name string) host.Host {
 func (f *Fleet) Report() *Report {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	r := &Report{Cluster: f.c.Name, AdminKubeconfig: f.admin, Seconds: time.Since(f.start).Seconds()}
+	r := &Report{Cluster: f.c.Name, AdminKubeconfig: f.admin, Seconds: time.Since(f.start).Seconds(), DryRun: f.o.DryRun,
+		Changes: ClusterChanges{
+			Objects: append([]ObjectChange{}, f.changes.Objects...),
+			Nodes:   append([]NodeMarksChange{}, f.changes.Nodes...),
+		}}
 	order := map[string]int{}
 	for i, h := range f.c.Hosts {
 		order[h.Name] = i

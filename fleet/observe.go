@@ -16,8 +16,10 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/kforge/kforge/bootstrap"
 	"github.com/kforge/kforge/config"
 	"github.com/kforge/kforge/host"
+	"github.com/kforge/kforge/internal/apiclient"
 	"github.com/kforge/kforge/internal/wait"
 	"github.com/kforge/kforge/manifests"
 )
@@ -58,10 +60,13 @@ func (f *Fleet) Observe(ctx context.Context) (Observed, error) {
 		return o, nil
 	}
 	o.Cluster = true
+	if o.Stored, err = f.readStored(ctx); err != nil {
+		return o, err
+	}
 	for i := range nodes {
 		n := &nodes[i]
 		_, cp := n.Labels["node-role.kubernetes.io/control-plane"]
-		o.Nodes[n.Name] = Node{ControlPlane: cp, Ready: nodeReady(n)}
+		o.Nodes[n.Name] = Node{ControlPlane: cp, Ready: nodeReady(n), KubeletVersion: n.Status.NodeInfo.KubeletVersion}
 	}
 	var joined []host.Host
 	for name := range o.Nodes {
@@ -81,6 +86,29 @@ func (f *Fleet) Observe(ctx context.Context) (Observed, error) {
 		return err
 	})
 	return o, nil
+}
+
+// readStored reads the configuration the cluster stores, as a joining node reads it
+// (bootstrap.ReadStoredCluster); nil when the cluster holds no kubeadm-config.
+func (f *Fleet) readStored(ctx context.Context) (*bootstrap.StoredCluster, error) {
+	kubeadmCM, err := apiclient.GetConfigMap(ctx, f.cs, bootstrap.NamespaceSystem, bootstrap.KubeadmConfigName)
+	if err != nil {
+		return nil, err
+	}
+	if kubeadmCM == nil {
+		f.out().Say("WARNING: the cluster stores no ConfigMap %s/%s: the file cannot be checked for changes the cluster cannot take; a successful run stores it",
+			bootstrap.NamespaceSystem, bootstrap.KubeadmConfigName)
+		return nil, nil
+	}
+	kubeletCM, err := apiclient.GetConfigMap(ctx, f.cs, bootstrap.NamespaceSystem, bootstrap.KubeletConfigName)
+	if err != nil {
+		return nil, err
+	}
+	s, err := bootstrap.ReadStoredCluster(kubeadmCM, kubeletCM)
+	if err != nil {
+		return nil, fmt.Errorf("reading the configuration the cluster stores, to compare the file with: %w", err)
+	}
+	return s, nil
 }
 
 // adminConf is where kforge init leaves the cluster's admin kubeconfig on a control-plane
@@ -195,6 +223,7 @@ func (f *Fleet) findCluster(ctx context.Context, o *Observed) ([]corev1.Node, er
 			continue
 		}
 		f.out().Say("cluster %q found through %s: %d nodes", f.c.Name, h.Name, len(nodes))
+		o.Via = h.Name
 		return nodes, nil
 	}
 	return nil, nil

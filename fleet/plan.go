@@ -7,6 +7,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/kforge/kforge/bootstrap"
 	"github.com/kforge/kforge/config"
 )
 
@@ -28,6 +29,8 @@ type Observed struct {
 	Unreachable map[string]bool
 	// Cluster is true when a control-plane host's admin.conf reached a running cluster.
 	Cluster bool
+	// Via is the control-plane host whose admin.conf reached it.
+	Via string
 	// Nodes are the cluster's Nodes by name (empty without a cluster).
 	Nodes map[string]Node
 	// Stale names the hosts that have a Node but no kubelet.conf: they were reset.
@@ -45,6 +48,10 @@ type Observed struct {
 	// Rejected, when set, is an admin.conf the API refused outright: an authentication or
 	// TLS failure, which no retry and no init fixes.
 	Rejected *Rejection
+	// Stored is the configuration the cluster stores (kube-system/kubeadm-config: kforge's
+	// kforge.toml, or one derived from kubeadm's ClusterConfiguration); nil without a
+	// cluster, or when the cluster stores none.
+	Stored *bootstrap.StoredCluster
 }
 
 // Rejection is an admin.conf of a control-plane host that the API refused.
@@ -69,6 +76,9 @@ var (
 	// ErrAPIRejected: the API refused a control-plane host's admin.conf (authentication or
 	// TLS).
 	ErrAPIRejected = errors.New("the cluster's API refused admin.conf")
+	// ErrUnsafeChange: the file changes a setting that a running cluster cannot change
+	// (see unsafeChanges).
+	ErrUnsafeChange = errors.New("the file changes settings a running cluster cannot change")
 )
 
 // Node is what the plan needs to know of one of the cluster's Nodes.
@@ -77,6 +87,8 @@ type Node struct {
 	ControlPlane bool
 	// Ready is the Node's Ready condition.
 	Ready bool
+	// KubeletVersion is the version its kubelet reports ("v1.31.2").
+	KubeletVersion string
 }
 
 // Step is the plan for one host of the file.
@@ -119,11 +131,17 @@ type PlanOptions struct {
 // control-plane host was checked and none holds cluster state, or the only state is that
 // of kforge's own unfinished init on the first control-plane host (which init completes),
 // or o.InitNewCluster says to; otherwise, and whenever the API refused an admin.conf, it returns an error that says
-// what to check.
+// what to check. With a cluster, it refuses a file that changes a setting the cluster
+// cannot change (ErrUnsafeChange), before any host or object is touched.
 func MakePlan(c *config.Cluster, o Observed, opts PlanOptions) (Plan, error) {
 	var p Plan
 	if o.Rejected != nil {
 		return Plan{}, rejected(o.Rejected)
+	}
+	if o.Cluster && o.Stored != nil {
+		if err := unsafeChanges(c, o.Stored); err != nil {
+			return Plan{}, err
+		}
 	}
 	var initNote string
 	if !o.Cluster {
@@ -154,7 +172,7 @@ func MakePlan(c *config.Cluster, o Observed, opts PlanOptions) (Plan, error) {
 			if n.Ready {
 				state = "Ready"
 			}
-			s.Note = "in the cluster (" + state + "): leaving it alone"
+			s.Note = "in the cluster (" + state + "): reconfigured only where it differs from the file"
 		case h.Name == p.Init:
 			s.Action = ActionInit
 			s.Note = initNote
@@ -305,4 +323,47 @@ func rejected(r *Rejection) error {
 	}
 	return fmt.Errorf("%w: %s: %s\nNot going on, so as not to act on the wrong cluster. %s",
 		ErrAPIRejected, r.Host, r.Err, check)
+}
+
+// unsafeChanges compares the file with the configuration the cluster stores and lists, all
+// at once, the settings that a running cluster cannot change in place, each with both
+// values and why; nil when there are none.
+func unsafeChanges(c *config.Cluster, stored *bootstrap.StoredCluster) error {
+	s := stored.Cluster
+	etcdKind := func(c *config.Cluster) string {
+		if c.Etcd.External != nil {
+			return "external"
+		}
+		return "local"
+	}
+	checks := []struct {
+		setting, old, new, why string
+	}{
+		{"name", s.Name, c.Name,
+			"the cluster's certificates, kubeconfigs and stored configuration carry its name"},
+		{"networking.pod_cidr", s.Networking.PodCIDR, c.Networking.PodCIDR,
+			"every Node's pod range was allocated from it, and running pods have addresses in it"},
+		{"networking.service_cidr", s.Networking.ServiceCIDR, c.Networking.ServiceCIDR,
+			"every Service's cluster IP, the kubernetes Service and the DNS address were given from it, and the apiserver's certificate holds its first address"},
+		{"networking.dns_domain", s.Networking.DNSDomain, c.Networking.DNSDomain,
+			"every kubelet's cluster domain and the apiserver's certificate hold it, and pods resolve Service names with it"},
+		{"etcd", etcdKind(s), etcdKind(c),
+			"the cluster's data lives in the etcd it has; switching between a local and an external etcd would start from an empty one"},
+	}
+	var b strings.Builder
+	for _, ch := range checks {
+		if ch.old != ch.new {
+			fmt.Fprintf(&b, "\n  %s: %q in the cluster, %q in the file: %s", ch.setting, ch.old, ch.new, ch.why)
+		}
+	}
+	if b.Len() == 0 {
+		return nil
+	}
+	where := "kube-system/kubeadm-config"
+	if stored.FromKubeadm {
+		where += ", from kubeadm's ClusterConfiguration"
+	}
+	return fmt.Errorf("%w (the cluster's values are those stored in %s):%s\n"+
+		"Nothing was changed. Put the cluster's values back in the file; to change these settings, rebuild the cluster "+
+		"(kforge reset on every host, then kforge up)", ErrUnsafeChange, where, b.String())
 }

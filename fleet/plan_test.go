@@ -9,6 +9,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/kforge/kforge/bootstrap"
 	"github.com/kforge/kforge/config"
 )
 
@@ -31,7 +32,9 @@ func TestMakePlan(t *testing.T) {
 		}
 		return out
 	}
-	inCluster := func(state string) string { return "in the cluster (" + state + "): leaving it alone" }
+	inCluster := func(state string) string {
+		return "in the cluster (" + state + "): reconfigured only where it differs from the file"
+	}
 	caState := []string{"/etc/kubernetes/pki/ca.crt", "/etc/kubernetes/pki/ca.key"}
 	tests := []struct {
 		name string
@@ -272,5 +275,74 @@ func TestPlanHosts(t *testing.T) {
 	}
 	if p.ControlPlaneJoins() {
 		t.Error("ControlPlaneJoins = true with both control planes in the cluster")
+	}
+}
+
+// TestMakePlanRefusesUnsafeChanges: a file that changes a setting the running cluster
+// cannot change is refused, naming each setting with both values and what to do; a file
+// that matches the stored configuration, or changes only what can change, is planned.
+func TestMakePlanRefusesUnsafeChanges(t *testing.T) {
+	nodes := map[string]Node{"cp1": {Ready: true, ControlPlane: true}}
+	tests := []struct {
+		name    string
+		stored  func(c *config.Cluster)
+		kubeadm bool
+		wantMsg []string
+	}{
+		{name: "unchanged"},
+		{name: "a change the cluster can take", stored: func(c *config.Cluster) { c.Addons.DNS.Replicas = 5 }},
+		{
+			name:    "pod CIDR",
+			stored:  func(c *config.Cluster) { c.Networking.PodCIDR = "10.99.0.0/16" },
+			wantMsg: []string{`networking.pod_cidr: "10.99.0.0/16" in the cluster, "10.244.0.0/16" in the file`, "Put the cluster's values back", "rebuild the cluster"},
+		},
+		{
+			name: "service CIDR, DNS domain and name at once",
+			stored: func(c *config.Cluster) {
+				c.Networking.ServiceCIDR, c.Networking.DNSDomain, c.Name = "10.100.0.0/16", "corp.local", "prod"
+			},
+			wantMsg: []string{"networking.service_cidr", "networking.dns_domain", `name: "prod" in the cluster, "kubernetes" in the file`},
+		},
+		{
+			name: "local etcd to external",
+			stored: func(c *config.Cluster) {
+				c.Etcd.Local = nil
+				c.Etcd.External = &config.ExternalEtcd{Endpoints: []string{"https://192.0.2.50:2379"}, CAFile: "/etc/etcd/ca.crt", CertFile: "/etc/etcd/c.crt", KeyFile: "/etc/etcd/c.key"}
+			},
+			wantMsg: []string{`etcd: "external" in the cluster, "local" in the file`},
+		},
+		{
+			name:    "a cluster made by kubeadm",
+			stored:  func(c *config.Cluster) { c.Networking.PodCIDR = "192.168.0.0/16" },
+			kubeadm: true,
+			wantMsg: []string{"networking.pod_cidr", "kubeadm's ClusterConfiguration"},
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			stored := testutil.Cluster(t)
+			if tc.stored != nil {
+				tc.stored(stored)
+			}
+			obs := Observed{Cluster: true, Nodes: nodes, Stored: &bootstrap.StoredCluster{Cluster: stored, FromKubeadm: tc.kubeadm}}
+			p, err := MakePlan(testutil.Cluster(t), obs, PlanOptions{})
+			if len(tc.wantMsg) == 0 {
+				if err != nil {
+					t.Fatalf("MakePlan: %v", err)
+				}
+				if len(p.Steps) != 4 {
+					t.Errorf("plan %+v, want a step for each of the 4 hosts", p)
+				}
+				return
+			}
+			if !errors.Is(err, ErrUnsafeChange) {
+				t.Fatalf("MakePlan = %+v, %v; want ErrUnsafeChange", p, err)
+			}
+			for _, m := range tc.wantMsg {
+				if !strings.Contains(err.Error(), m) {
+					t.Errorf("error %q does not say %q", err, m)
+				}
+			}
+		})
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"path"
 	"slices"
 	"sort"
@@ -146,14 +147,22 @@ func (f *Fleet) uploadBundle(ctx context.Context, h *config.Host) (int64, error)
 	return sent, nil
 }
 
-// ensureKforge installs kforge and cluster.toml on a host and returns the bytes it sent;
-// unchanged files are not sent.
-func (f *Fleet) ensureKforge(ctx context.Context, name string) (int64, error) {
+// hashKforge hashes the kforge binary the hosts get, once per run (f.kforgeSum).
+func (f *Fleet) hashKforge() error {
 	f.kforgeSumOnce.Do(func() {
 		f.kforgeSum, _, f.kforgeSumErr = bundle.HashFile(f.o.Kforge)
 	})
 	if f.kforgeSumErr != nil {
-		return 0, fmt.Errorf("reading the kforge binary to install: %w", f.kforgeSumErr)
+		return fmt.Errorf("reading the kforge binary to install: %w", f.kforgeSumErr)
+	}
+	return nil
+}
+
+// ensureKforge installs kforge and cluster.toml on a host and returns the bytes it sent;
+// unchanged files are not sent.
+func (f *Fleet) ensureKforge(ctx context.Context, name string) (int64, error) {
+	if err := f.hashKforge(); err != nil {
+		return 0, err
 	}
 	var sent int64
 	for _, file := range []host.File{
@@ -184,6 +193,12 @@ func (f *Fleet) hostFlags() []string {
 // kforge runs the installed kforge on a host with args, passing secrets as environment
 // variables through stdin (never on a command line), and keeps its redacted output.
 func (f *Fleet) kforge(ctx context.Context, name string, args []string, secrets map[string]string) error {
+	return f.kforgeAt(ctx, name, RemoteKforge, args, secrets, nil)
+}
+
+// kforgeAt is kforge with the binary at bin; a non-nil stdout gets the command's standard
+// output instead of the host's log (its standard error still goes there).
+func (f *Fleet) kforgeAt(ctx context.Context, name, bin string, args []string, secrets map[string]string, stdout io.Writer) error {
 	var script, stdin strings.Builder
 	script.WriteString("set -e\n")
 	keys := make([]string, 0, len(secrets))
@@ -195,12 +210,16 @@ func (f *Fleet) kforge(ctx context.Context, name string, args []string, secrets 
 		fmt.Fprintf(&script, "IFS= read -r %s\nexport %s\n", k, k)
 		stdin.WriteString(secrets[k] + "\n")
 	}
-	script.WriteString("exec " + host.ShellQuote(append([]string{RemoteKforge}, args...)...) + "\n")
+	script.WriteString("exec " + host.ShellQuote(append([]string{bin}, args...)...) + "\n")
 	lw := &lineWriter{f: f, host: name}
+	out := io.Writer(lw)
+	if stdout != nil {
+		out = stdout
+	}
 	_, err := f.conn(name).Run(ctx, host.Cmd{
 		Script:  script.String(),
 		Stdin:   strings.NewReader(stdin.String()),
-		Stdout:  lw,
+		Stdout:  out,
 		Stderr:  lw,
 		Display: "kforge " + strings.Join(args, " "),
 	})

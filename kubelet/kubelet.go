@@ -8,6 +8,7 @@ import (
 	"maps"
 	"slices"
 	"strings"
+	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	kubeletv1beta1 "k8s.io/kubelet/config/v1beta1"
@@ -26,6 +27,21 @@ const (
 	KubeconfigName      = "kubelet.conf"
 	BootstrapConfigName = "bootstrap-kubelet.conf"
 )
+
+// clientCertPrefix begins the names of the kubelet's client certificate files in CertDir,
+// as client-go's certificate store names them: <prefix>-current.pem (ClientCertPath) is a
+// symlink to <prefix>-<YYYY-MM-DD-HH-MM-SS>.pem.
+const clientCertPrefix = "kubelet-client"
+
+// ClientCertFileName is the name, in CertDir, of the timestamped file that holds a client
+// certificate and its key, which ClientCertPath links to: kubelet-client-<time>.pem, with
+// the time as YYYY-MM-DD-HH-MM-SS, the layout the kubelet keeps when it rotates its
+// certificate (it refuses to rotate a ClientCertPath that is not a symlink). kforge names
+// the file after the certificate's NotBefore, in UTC, so that the same certificate always
+// gets the same name and a re-run finds the file an earlier run wrote.
+func ClientCertFileName(notBefore time.Time) string {
+	return clientCertPrefix + "-" + notBefore.UTC().Format("2006-01-02-15-04-05") + ".pem"
+}
 
 // Host facts the kubelet configuration depends on. The preflight package detects them.
 type Host struct {
@@ -88,6 +104,7 @@ func Config(p Params) (*kubeletv1beta1.KubeletConfiguration, error) {
 		HealthzPort:              ptr(int32(10248)),
 		ReadOnlyPort:             0,
 		RotateCertificates:       true,
+		ServerTLSBootstrap:       c.Kubelet.ServerTLSBootstrap,
 		FailSwapOn:               c.Kubelet.FailSwapOn,
 		MaxPods:                  c.Kubelet.MaxPods,
 		SystemReserved:           c.Kubelet.SystemReserved,

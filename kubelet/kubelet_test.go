@@ -1,8 +1,10 @@
 package kubelet
 
 import (
+	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/kforge/kforge/config"
 	"github.com/kforge/kforge/internal/testutil"
@@ -46,6 +48,22 @@ func TestConfigCgroupDriver(t *testing.T) {
 	}
 	if got := kc.ClusterDNS; len(got) != 1 || got[0] != "10.96.0.10" {
 		t.Errorf("clusterDNS = %v, want [10.96.0.10]", got)
+	}
+}
+
+// kubelet.server_tls_bootstrap turns on the kubelet's serving certificate bootstrap; off,
+// the kubelet signs its own serving certificate, as kubeadm's default.
+func TestConfigServerTLSBootstrap(t *testing.T) {
+	for _, on := range []bool{false, true} {
+		p := params(Host{})
+		p.Cluster.Kubelet.ServerTLSBootstrap = on
+		kc, err := Config(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if kc.ServerTLSBootstrap != on || !kc.RotateCertificates {
+			t.Errorf("server_tls_bootstrap = %t: serverTLSBootstrap = %t, rotateCertificates = %t; want %t, true", on, kc.ServerTLSBootstrap, kc.RotateCertificates, on)
+		}
 	}
 }
 
@@ -112,4 +130,17 @@ func TestContainerdConfig(t *testing.T) {
 		t.Error("config does not start with the kforge marker")
 	}
 	testutil.Golden(t, "containerd-config.toml", b)
+}
+
+// The kubelet's certificate store (client-go util/certificate) keeps
+// <dir>/kubelet-client-current.pem as a link to <dir>/kubelet-client-<YYYY-MM-DD-HH-MM-SS>.pem.
+func TestClientCertFileName(t *testing.T) {
+	berlin := time.FixedZone("CET", 3600)
+	got := ClientCertFileName(time.Date(2026, 12, 3, 14, 5, 9, 999, berlin))
+	if want := "kubelet-client-2026-12-03-13-05-09.pem"; got != want {
+		t.Errorf("ClientCertFileName = %q, want %q", got, want)
+	}
+	if dir, current := filepath.Split(ClientCertPath); filepath.Clean(dir) != CertDir || current != clientCertPrefix+"-current.pem" {
+		t.Errorf("ClientCertPath %s is not %s/%s-current.pem", ClientCertPath, CertDir, clientCertPrefix)
+	}
 }

@@ -90,7 +90,12 @@ func apiServer(p Params) (*corev1.Pod, error) {
 	}
 
 	vols = securityFlags(p, flags, vols)
-	vols, err := withExtraVolumes(vols, c.APIServer.ExtraVolumes)
+	annotations := map[string]string{}
+	files, err := APIServerFiles(p)
+	if err != nil {
+		return nil, err
+	}
+	vols, err = withExtraVolumes(vols, c.APIServer.ExtraVolumes)
 	if err != nil {
 		return nil, err
 	}
@@ -101,18 +106,24 @@ func apiServer(p Params) (*corev1.Pod, error) {
 	}
 	host := probeHost(final["advertise-address"], p.loopback())
 	return pod(podSpec{
-		name:      NameAPIServer,
-		image:     c.Image(config.ImageAPIServer),
-		command:   command("kube-apiserver", flags, c.APIServer.ExtraArgs),
-		requests:  requests("250m", ""),
-		liveness:  httpProbe(liveness, corev1.URISchemeHTTPS, host, port, "/livez"),
-		readiness: httpProbe(readiness, corev1.URISchemeHTTPS, host, port, "/readyz"),
-		startup:   httpProbe(startup, corev1.URISchemeHTTPS, host, port, "/livez"),
-		volumes:   vols,
-		annotations: map[string]string{
-			APIServerEndpointAnnotation: net.JoinHostPort(host, strconv.Itoa(int(port))),
-		},
+		name:        NameAPIServer,
+		image:       c.Image(config.ImageAPIServer),
+		command:     command("kube-apiserver", flags, c.APIServer.ExtraArgs),
+		requests:    requests("250m", ""),
+		liveness:    httpProbe(liveness, corev1.URISchemeHTTPS, host, port, "/livez"),
+		readiness:   httpProbe(readiness, corev1.URISchemeHTTPS, host, port, "/readyz"),
+		startup:     httpProbe(startup, corev1.URISchemeHTTPS, host, port, "/livez"),
+		volumes:     vols,
+		annotations: withAnnotation(annotations, APIServerEndpointAnnotation, net.JoinHostPort(host, strconv.Itoa(int(port)))),
+		files:       files,
+		inputs:      p.Inputs,
 	})
+}
+
+// withAnnotation sets k to v in m and returns m.
+func withAnnotation(m map[string]string, k, v string) map[string]string {
+	m[k] = v
+	return m
 }
 
 // ControllerManager returns the kube-controller-manager static pod.
@@ -178,6 +189,7 @@ func controllerManager(p Params) (*corev1.Pod, error) {
 		liveness: httpProbe(liveness, corev1.URISchemeHTTPS, host, port, "/healthz"),
 		startup:  httpProbe(startup, corev1.URISchemeHTTPS, host, port, "/healthz"),
 		volumes:  vols,
+		inputs:   p.Inputs,
 	})
 }
 
@@ -226,6 +238,7 @@ func scheduler(p Params) (*corev1.Pod, error) {
 		readiness: httpProbe(readiness, corev1.URISchemeHTTPS, host, port, "/readyz"),
 		startup:   httpProbe(startup, corev1.URISchemeHTTPS, host, port, "/livez"),
 		volumes:   vols,
+		inputs:    p.Inputs,
 	})
 }
 

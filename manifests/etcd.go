@@ -92,6 +92,7 @@ func etcd(p Params) (*corev1.Pod, error) {
 		annotations: map[string]string{
 			EtcdClientURLsAnnotation: clientURL,
 		},
+		inputs: p.Inputs,
 	})
 }
 
@@ -105,6 +106,10 @@ type EtcdMember struct {
 	ClientURL string
 	// Peers are the client URLs of the members named in its --initial-cluster.
 	Peers []string
+	// InitialCluster and InitialClusterState are its --initial-cluster and
+	// --initial-cluster-state as written: etcd reads them only when it first starts, so a
+	// manifest written again for a running member keeps them (Params.EtcdInitialCluster).
+	InitialCluster, InitialClusterState string
 }
 
 // Endpoints are the client URLs through which the member's cluster can be reached: its own,
@@ -139,7 +144,10 @@ func ParseEtcdMember(manifest []byte) (EtcdMember, error) {
 			m.Name = v
 		case "initial-advertise-peer-urls":
 			m.PeerURL = strings.Split(v, ",")[0]
+		case "initial-cluster-state":
+			m.InitialClusterState = v
 		case "initial-cluster":
+			m.InitialCluster = v
 			for _, kv := range strings.Split(v, ",") {
 				_, peer, _ := strings.Cut(kv, "=")
 				if u, err := url.Parse(peer); err == nil && u.Hostname() != "" {

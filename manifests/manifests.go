@@ -4,6 +4,8 @@
 package manifests
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"net/netip"
@@ -45,6 +47,11 @@ const (
 	APIServerEndpointAnnotation = "kubeadm.kubernetes.io/kube-apiserver.advertise-address.endpoint"
 	// EtcdClientURLsAnnotation is read by kubeadm tooling to find each etcd member.
 	EtcdClientURLsAnnotation = "kubeadm.kubernetes.io/etcd.advertise-client-urls"
+	// ConfigHashAnnotation holds a hash of the configuration files a component reads
+	// (the apiserver's APIServerFiles, an add-on's ConfigMap), as ConfigHash computes it.
+	// The kubelet restarts a static pod, and a controller replaces a workload's pods, only
+	// when the pod (template) changes; with the hash in it, a changed file changes it too.
+	ConfigHashAnnotation = "kforge.io/config-hash"
 )
 
 // Etcd initial cluster states.
@@ -90,6 +97,12 @@ type Params struct {
 	EtcdInitialClusterState string
 	// ExternalCA is true when ca.key is absent: the controller-manager gets no signing flags.
 	ExternalCA bool
+	// Inputs are fingerprints of the certificates and kubeconfigs on the host, by the path
+	// a flag names them with (InputFingerprint of each file's content). A component's
+	// ConfigHashAnnotation covers the inputs its flags name, so that a renewed certificate
+	// changes the manifest of exactly the components that read it, and the kubelet
+	// restarts them. A path missing from the map is not hashed.
+	Inputs map[string]string
 }
 
 // Component is one static pod a phase writes.
@@ -271,6 +284,11 @@ type podSpec struct {
 	startup     *corev1.Probe
 	volumes     []volume
 	annotations map[string]string
+	// files are the configuration files the component reads (the apiserver's
+	// APIServerFiles) and inputs the fingerprints of Params.Inputs: ConfigHashAnnotation
+	// covers the files and the inputs the command names.
+	files  []File
+	inputs map[string]string
 }
 
 // pod builds a static pod from s, with volumes and mounts sorted by name.
@@ -307,6 +325,9 @@ func pod(s podSpec) (*corev1.Pod, error) {
 	for k, v := range s.annotations {
 		annotations[k] = v
 	}
+	if hashed := append(slices.Clone(s.files), namedInputs(s.command, s.inputs)...); len(hashed) > 0 {
+		annotations[ConfigHashAnnotation] = ConfigHash(hashed)
+	}
 	prio := int32(systemNodeCriticalPrio)
 	return &corev1.Pod{
 		TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "Pod"},
@@ -337,6 +358,26 @@ func pod(s podSpec) (*corev1.Pod, error) {
 			Volumes: volumes,
 		},
 	}, nil
+}
+
+// namedInputs returns, as Files in the order of the command, the inputs whose path a
+// flag of command names ("--tls-cert-file=/etc/kubernetes/pki/apiserver.crt").
+func namedInputs(command []string, inputs map[string]string) []File {
+	var files []File
+	for _, arg := range command {
+		_, v, ok := strings.Cut(arg, "=")
+		if fp, in := inputs[v]; ok && in && !slices.ContainsFunc(files, func(f File) bool { return f.Path == v }) {
+			files = append(files, File{Path: v, Data: []byte(fp)})
+		}
+	}
+	return files
+}
+
+// InputFingerprint is the fingerprint of a certificate or kubeconfig file's content, for
+// Params.Inputs: "sha256:" and the hex SHA-256. It reveals nothing of the content.
+func InputFingerprint(data []byte) string {
+	sum := sha256.Sum256(data)
+	return "sha256:" + hex.EncodeToString(sum[:])
 }
 
 func requests(cpu, memory string) corev1.ResourceList {

@@ -1,7 +1,9 @@
 package manifests
 
 import (
+	"crypto/sha256"
 	"encoding/base64"
+	"encoding/hex"
 	"fmt"
 	"io/fs"
 	"path"
@@ -93,6 +95,17 @@ func APIServerFiles(p Params) ([]File, error) {
 		files = append(files, File{Path: p.configFile(d.name), Data: b, Mode: 0o600})
 	}
 	return files, nil
+}
+
+// ConfigHash is "sha256:" and the hex SHA-256 of files' paths and contents, in order: the
+// value of ConfigHashAnnotation. The add-ons hash their ConfigMaps' keys and values with it.
+func ConfigHash(files []File) string {
+	h := sha256.New()
+	for _, f := range files {
+		fmt.Fprintf(h, "%s\x00%d\x00", f.Path, len(f.Data))
+		h.Write(f.Data)
+	}
+	return "sha256:" + hex.EncodeToString(h.Sum(nil))
 }
 
 // EncryptionConfig returns an EncryptionConfiguration that encrypts Secrets with

@@ -181,3 +181,28 @@ func TestAnonymousPathsHoldClusterInfo(t *testing.T) {
 	}
 	t.Fatal("no authentication configuration")
 }
+
+// A change to a file the apiserver reads, with the same flags, must change its manifest:
+// the kubelet restarts a static pod only then.
+func TestAPIServerManifestFollowsItsFiles(t *testing.T) {
+	render := func(level string) string {
+		p := defaultParams()
+		p.Cluster.Security.PodSecurity = level
+		pod, err := APIServer(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := Render(pod)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(b)
+	}
+	base, restricted := render(config.PodSecurityBaseline), render(config.PodSecurityRestricted)
+	if base == restricted {
+		t.Fatal("the apiserver manifest is the same for pod_security baseline and restricted: a changed admission configuration would never restart it")
+	}
+	if base != render(config.PodSecurityBaseline) {
+		t.Fatal("the apiserver manifest is not stable across renders")
+	}
+}

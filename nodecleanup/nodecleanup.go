@@ -20,6 +20,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/kforge/kforge/fleet"
 	"github.com/kforge/kforge/internal/wait"
 
 	"github.com/kforge/kforge/addons"
@@ -109,7 +110,8 @@ type Target struct {
 
 // Paths lists what reset removes, by name: the control plane's static pod manifests, the
 // kubeconfig files, the certificates and keys of kforge's table, the kubelet's, CNI's and
-// flannel's state, the local etcd member's data, and kforge's pending restarts. Anything
+// flannel's state, the local etcd member's data, kforge's pending restarts and its record
+// of an init under way. Anything
 // else in those directories stays.
 func Paths(d Dirs) []Target {
 	var paths []Target
@@ -135,7 +137,7 @@ func Paths(d Dirs) []Target {
 	if d.EtcdDataDir != "" {
 		add(d.EtcdDataDir, EtcdDataNames...)
 	}
-	add("", service.PendingDir)
+	add("", service.PendingDir, fleet.InitMarker)
 	return paths
 }
 

@@ -96,7 +96,7 @@ func TestPaths(t *testing.T) {
 		"/etc/kubernetes/pki/ca.crt", "/etc/kubernetes/pki/ca.key", "/etc/kubernetes/pki/etcd/peer.key", "/etc/kubernetes/pki/sa.pub",
 		"/var/lib/kubelet/config.yaml", "/var/lib/kubelet/pki", "/var/lib/kubelet/pods",
 		"/var/lib/cni/networks", "/etc/cni/net.d/10-flannel.conflist", "/run/flannel/subnet.env",
-		"/data/etcd/member", "/var/lib/kforge/restart-pending",
+		"/data/etcd/member", "/var/lib/kforge/restart-pending", "/var/lib/kforge/init-in-progress",
 		"/etc/kubernetes/pki/encryption-config.yaml", "/etc/kubernetes/apiserver/audit-policy.yaml",
 		"/etc/kubernetes/apiserver/admission-config.yaml", "/etc/kubernetes/apiserver/authentication-config.yaml",
 	} {

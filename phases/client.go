@@ -33,8 +33,7 @@ func ClientFromKubeconfig(path string) (kubernetes.Interface, error) {
 	if err != nil {
 		return nil, fmt.Errorf("loading kubeconfig %s: %w", path, err)
 	}
-	rc.UserAgent = "kforge"
-	cs, err := kubernetes.NewForConfig(rc)
+	cs, err := kubernetes.NewForConfig(apiclient.Configure(rc, "kforge"))
 	if err != nil {
 		return nil, fmt.Errorf("building a client from %s: %w", path, err)
 	}
@@ -138,34 +137,14 @@ func readClusterCA(d *Data) ([]byte, error) {
 
 // getSecret reads a Secret, retrying transient errors; a missing one is nil.
 func getSecret(ctx context.Context, cs kubernetes.Interface, ns, name string) (*corev1.Secret, error) {
-	return getObject(ctx, "Secret "+ns+"/"+name, func(ctx context.Context) (*corev1.Secret, error) {
+	return apiclient.Get(ctx, "Secret "+ns+"/"+name, func(ctx context.Context) (*corev1.Secret, error) {
 		return cs.CoreV1().Secrets(ns).Get(ctx, name, metav1.GetOptions{})
 	})
 }
 
 // getConfigMap reads ConfigMap ns/name, retrying transient errors; a missing one is nil.
 func getConfigMap(ctx context.Context, cs kubernetes.Interface, ns, name string) (*corev1.ConfigMap, error) {
-	return getObject(ctx, "ConfigMap "+ns+"/"+name, func(ctx context.Context) (*corev1.ConfigMap, error) {
-		return cs.CoreV1().ConfigMaps(ns).Get(ctx, name, metav1.GetOptions{})
-	})
-}
-
-// getObject runs get, retrying transient errors; NotFound gives nil and no error.
-func getObject[T any](ctx context.Context, what string, get func(context.Context) (*T, error)) (*T, error) {
-	var obj *T
-	err := apiclient.Retry(ctx, func(ctx context.Context) error {
-		got, err := get(ctx)
-		switch {
-		case apierrors.IsNotFound(err):
-			obj = nil
-			return nil
-		case err != nil:
-			return fmt.Errorf("reading %s: %w", what, err)
-		}
-		obj = got
-		return nil
-	})
-	return obj, err
+	return apiclient.GetConfigMap(ctx, cs, ns, name)
 }
 
 // kubeconfigClient returns the API client built, once, from the kubeconfig file in dir.

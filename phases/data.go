@@ -1,6 +1,7 @@
 package phases
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
 	"net"
@@ -14,6 +15,7 @@ import (
 	"github.com/kforge/kforge/config"
 	"github.com/kforge/kforge/etcd"
 	"github.com/kforge/kforge/fleet"
+	"github.com/kforge/kforge/internal/overlay"
 	"github.com/kforge/kforge/preflight"
 	"github.com/kforge/kforge/service"
 	"github.com/kforge/kforge/tokens"
@@ -47,9 +49,18 @@ type Data struct {
 	// Root prefixes every path kforge writes: "" on a real run, a scratch dir on a dry run
 	// of init or join. Phases never branch on dry-run; they write under Root.
 	Root string
-	// DryRun is true on a dry run. Only the plan printer and the skip rules of the fleet
-	// workflows (up, reset-hosts) read it.
+	// DryRun is true on a dry run (and on status, which changes nothing). Only the plan
+	// printer, the skip rules of the fleet workflows (up, reset-hosts) and Data.Fleet,
+	// which hands it to the fleet
+	// (fleet.Options.DryRun: plan the API changes instead of making them), read it.
 	DryRun bool
+	// overlay is a dry run's view of the host under Root (see Path); nil otherwise.
+	overlay *overlay.Overlay
+
+	// Rewritten maps each static pod whose manifest this run created or changed to when
+	// it wrote it (set by the etcd and control-plane phases): the control-plane wait waits
+	// for the kubelet to have restarted those before it trusts their health.
+	Rewritten map[string]time.Time
 
 	// IgnorePreflight lists the preflight checks whose errors become warnings.
 	IgnorePreflight preflight.IgnoreSet
@@ -90,8 +101,17 @@ type Data struct {
 	// Join is what discovery found, for the join workflow (PrepareJoin sets it).
 	Join JoinData
 
-	// Up is the fleet of hosts the up and reset-hosts workflows drive over SSH.
+	// Up is the fleet of hosts the up, reset-hosts and status workflows drive over SSH.
 	Up UpData
+	// Status is what the status workflow gathers beyond Up's.
+	Status StatusData
+
+	// Renew is what the certs-renew workflow renewed, and left to the operator.
+	Renew RenewData
+
+	// ReissueSANs lets the certs phase sign an existing leaf again, for its own key, when
+	// it lacks names the file now asks for (certs.Params.ReissueSANs); reconfigure sets it.
+	ReissueSANs bool
 
 	// Force lets reset go on where it would refuse (removing an etcd member that would lose
 	// quorum).
@@ -101,12 +121,29 @@ type Data struct {
 	Wait time.Duration
 }
 
-// Path maps a host path to where this run writes it (under Root on a dry run).
+// Path maps a host path to where this run reads and writes it. A dry run with a Root
+// reads the host through an overlay: the path is filled from the host, read only, the
+// first time, so the run sees and compares against what the host holds, and writes land
+// under Root (PlannedChanges lists them).
 func (d *Data) Path(p string) string {
+	if d.overlay != nil {
+		return d.overlay.Path(p)
+	}
 	if d.Root == "" {
 		return p
 	}
 	return filepath.Join(d.Root, p)
+}
+
+// applyService is service.Apply of c under Root. On a dry run its files and its pending
+// restart are first read from the host (Path), so the plan restarts only what changed.
+func (d *Data) applyService(ctx context.Context, c service.Change) (service.Applied, error) {
+	for _, f := range c.Files {
+		d.Path(f.Path)
+	}
+	d.Path(filepath.Join(service.PendingDir, c.Spec.Name))
+	c.Root = d.Root
+	return service.Apply(ctx, d.Services, c)
 }
 
 // readFileIfExists returns a file's content, or nil when it does not exist.
@@ -200,6 +237,9 @@ type Deps struct {
 	// Root and DryRun become Data's.
 	Root   string
 	DryRun bool
+	// DryRunHost is the host's root a dry run with a Root reads through (an
+	// overlay.Overlay): "" is "/", tests give a directory.
+	DryRunHost string
 	// Facts are what the host's PID 1, cgroups and capabilities look like.
 	Facts            preflight.HostFacts
 	Now              func() time.Time
@@ -215,7 +255,16 @@ type Deps struct {
 // NewData builds a run's Data from what the command knows and the implementations it acts
 // through. Every command builds its Data here, once.
 func NewData(s DataSpec, deps Deps) *Data {
+	var ov *overlay.Overlay
+	if deps.DryRun && deps.Root != "" {
+		host := deps.DryRunHost
+		if host == "" {
+			host = "/"
+		}
+		ov = overlay.New(host, deps.Root)
+	}
 	return &Data{
+		overlay:           ov,
 		Cluster:           s.Cluster,
 		Node:              s.Node,
 		AdvertiseAddress:  s.AdvertiseAddress,

@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -16,6 +18,8 @@ import (
 	k8stesting "k8s.io/client-go/testing"
 
 	"github.com/kforge/kforge/etcd"
+	"github.com/kforge/kforge/internal/overlay"
+	"github.com/kforge/kforge/kubelet"
 	"github.com/kforge/kforge/preflight"
 	"github.com/kforge/kforge/service"
 )
@@ -96,18 +100,34 @@ func ScratchRoot(out *Printer) (root string, cleanup func(), err error) {
 	return dir, func() { os.RemoveAll(dir) }, nil
 }
 
-// hostPath is where to read the file p that the host may already hold. A real run reads
-// p itself (under Root, which tests use as the host's root). A dry run reads what it wrote
-// in its scratch root when it wrote p, and otherwise the host's own file, read only: the
-// checks of what the host holds (its CA, its kubelet.conf, the shared certificates) then
-// see the host as a real run would, and do not refuse a host that a real run converges.
-func (d *Data) hostPath(p string) string {
-	scratch := d.Path(p)
-	if !d.DryRun || d.Root == "" {
-		return scratch
+// PlannedChanges lists the files a dry run of init or join would create or change on the
+// host, with diffs; nil on a real run.
+func (d *Data) PlannedChanges() ([]overlay.FileChange, error) {
+	if d.overlay == nil {
+		return nil, nil
 	}
-	if _, err := os.Lstat(scratch); err == nil {
-		return scratch
+	return d.overlay.Changes()
+}
+
+// PlannedRestarts names what the planned changes would restart on this host: each static
+// pod whose manifest changes, the kubelet when its configuration or flags change, and
+// containerd when its configuration changes.
+func (d *Data) PlannedRestarts(changes []overlay.FileChange) []string {
+	var out []string
+	add := func(s string) {
+		if !slices.Contains(out, s) {
+			out = append(out, s)
+		}
 	}
-	return p
+	for _, c := range changes {
+		switch {
+		case filepath.Dir(c.Path) == filepath.Clean(d.ManifestsDir):
+			add(strings.TrimSuffix(filepath.Base(c.Path), ".yaml"))
+		case c.Path == kubelet.ConfigPath || c.Path == kubelet.FlagsEnvPath:
+			add("kubelet")
+		case c.Path == kubelet.ContainerdConfigPath:
+			add("containerd")
+		}
+	}
+	return out
 }

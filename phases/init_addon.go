@@ -35,21 +35,13 @@ func applyAddon(ctx context.Context, d *Data, a addons.Addon) error {
 	if err != nil {
 		return err
 	}
-	changed := 0
-	for _, o := range objs {
-		out, err := apiclient.Apply(ctx, cs, o)
-		if err != nil {
-			return err
-		}
-		d.Log.Debug("applied object", "addon", a.Name, "object", addons.Describe(o), "result", out.String())
-		if out != apiclient.Unchanged {
-			changed++
-		}
+	changes, err := apiclient.ApplyObjects(ctx, cs, objs, false)
+	if err != nil {
+		return err
 	}
-	if changed == 0 {
-		d.Out.Say("using existing %s (%d objects unchanged)", a.Title, len(objs))
-	} else {
-		d.Out.Say("applied %s (%d objects)", a.Title, len(objs))
+	for _, c := range changes {
+		d.Log.Debug("applied object", "addon", a.Name, "object", c.Object, "result", c.Outcome.String())
 	}
+	d.Out.Say("%s", apiclient.ApplySummary(a.Title, changes))
 	return nil
 }

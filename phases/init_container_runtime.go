@@ -117,8 +117,8 @@ func configureContainerd(ctx context.Context, d *Data) error {
 			return fmt.Errorf("recording the containerd config kforge writes: %w", err)
 		}
 	}
-	a, err := service.Apply(ctx, d.Services, service.Change{Spec: containerdSpec(d),
-		Files: []service.File{{Path: kubelet.ContainerdConfigPath, Data: data, Mode: 0o644, DirMode: 0o755}}, Root: d.Root})
+	a, err := d.applyService(ctx, service.Change{Spec: containerdSpec(d),
+		Files: []service.File{{Path: kubelet.ContainerdConfigPath, Data: data, Mode: 0o644, DirMode: 0o755}}})
 	if len(a.Written) > 0 {
 		d.Out.Say("wrote %s (sandbox image %s, SystemdCgroup %t, restrict_oom_score_adj %t)",
 			kubelet.ContainerdConfigPath, p.SandboxImage, p.SystemdCgroup, p.RestrictOOMScoreAdj)

@@ -6,9 +6,12 @@ import (
 	"crypto/rand"
 	"fmt"
 	"path/filepath"
+	"time"
 
+	"github.com/kforge/kforge/certs"
 	"github.com/kforge/kforge/internal/crashpoint"
 	"github.com/kforge/kforge/internal/fileutil"
+	"github.com/kforge/kforge/kubeconfig"
 	"github.com/kforge/kforge/manifests"
 )
 
@@ -112,6 +115,10 @@ func manifestParams(d *Data) (manifests.Params, error) {
 	if err != nil {
 		return manifests.Params{}, err
 	}
+	inputs, err := manifestInputs(d)
+	if err != nil {
+		return manifests.Params{}, err
+	}
 	return manifests.Params{
 		Cluster:          d.Cluster,
 		NodeName:         d.Node.Name,
@@ -119,7 +126,35 @@ func manifestParams(d *Data) (manifests.Params, error) {
 		CertDir:          d.CertDir,
 		KubeconfigDir:    d.KubeconfigDir,
 		ExternalCA:       external,
+		Inputs:           inputs,
 	}, nil
+}
+
+// manifestInputs fingerprints the certificates (not the keys: a renewal keeps them), the
+// service-account public key and the kubeconfigs on the host that a static pod may read
+// (manifests.Params.Inputs): a renewed certificate changes the manifests of the
+// components that read it, so that the kubelet restarts them. Missing files are left out.
+func manifestInputs(d *Data) (map[string]string, error) {
+	var files []string
+	for _, s := range certs.Table(d.Cluster) {
+		files = append(files, s.CertPath(d.CertDir))
+	}
+	_, pub := certs.ServiceAccountKeyPaths(d.CertDir)
+	files = append(files, pub)
+	for _, s := range kubeconfig.Specs(d.Node.Name) {
+		files = append(files, filepath.Join(d.KubeconfigDir, s.FileName))
+	}
+	inputs := map[string]string{}
+	for _, f := range files {
+		data, err := readFileIfExists(d.Path(f))
+		if err != nil {
+			return nil, err
+		}
+		if data != nil {
+			inputs[f] = manifests.InputFingerprint(data)
+		}
+	}
+	return inputs, nil
 }
 
 func writeManifest(d *Data, c manifests.Component) error {
@@ -148,6 +183,10 @@ func writeManifestWith(d *Data, c manifests.Component, params manifests.Params) 
 		return 0, err
 	}
 	if res != fileutil.Unchanged {
+		if d.Rewritten == nil {
+			d.Rewritten = map[string]time.Time{}
+		}
+		d.Rewritten[c.Name] = d.Now()
 		crashpoint.Here("control-plane/" + c.Name + "/written")
 	}
 	switch res {

@@ -80,7 +80,12 @@ func kubeletStartPhase() Phase {
 // startKubelet writes the kubelet's configuration and flags, and extra (bootstrap-kubelet.conf
 // on a join), and (re)starts the kubelet when any of them changed, when an earlier run
 // changed them and died before the restart, or when it is not running (service.Apply).
+// First it converts a client certificate an older kforge wrote as a plain file into the
+// layout the kubelet rotates (layOutKubeletClientCert), on init, join and reconfigure alike.
 func startKubelet(ctx context.Context, d *Data, extra []service.File) error {
+	if err := layOutKubeletClientCert(d, nil); err != nil {
+		return err
+	}
 	cfg, err := KubeletConfigYAML(d)
 	if err != nil {
 		return err
@@ -92,7 +97,7 @@ func startKubelet(ctx context.Context, d *Data, extra []service.File) error {
 	files := append(extra,
 		service.File{Path: kubelet.ConfigPath, Data: cfg, Mode: 0o644, DirMode: 0o755},
 		service.File{Path: kubelet.FlagsEnvPath, Data: flags, Mode: 0o644, DirMode: 0o755})
-	a, err := service.Apply(ctx, d.Services, service.Change{Spec: kubeletSpec(d), Files: files, Root: d.Root, StartStopped: true})
+	a, err := d.applyService(ctx, service.Change{Spec: kubeletSpec(d), Files: files, StartStopped: true})
 	for _, w := range a.Written {
 		d.Out.Say("%s %s", w.Result, w.Path)
 	}

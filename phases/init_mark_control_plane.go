@@ -52,11 +52,11 @@ func runMarkControlPlane(ctx context.Context, d *Data) error {
 	if err != nil {
 		return fmt.Errorf("waiting for the kubelet to register Node %s: %w", name, err)
 	}
-	changed, err := apiclient.MutateNode(ctx, cs, name, marks.Apply)
+	ch, err := apiclient.MutateNode(ctx, cs, name, marks.Apply)
 	if err != nil {
 		return err
 	}
-	if changed {
+	if ch.Changed {
 		d.Out.Say("marked node %s: %s", name, describeMarks(marks))
 	} else {
 		d.Out.Say("using existing marks of node %s: %s", name, describeMarks(marks))

@@ -32,7 +32,7 @@ func UploadConfigPhase() Phase {
 }
 
 func runUploadKubeadmConfig(ctx context.Context, d *Data) error {
-	cm, err := bootstrap.KubeadmConfig(d.Cluster, d.CertDir)
+	objs, err := bootstrap.KubeadmConfigObjects(d.Cluster, d.CertDir)
 	if err != nil {
 		return err
 	}
@@ -40,7 +40,7 @@ func runUploadKubeadmConfig(ctx context.Context, d *Data) error {
 	if err != nil {
 		return err
 	}
-	return ensureObjects(ctx, d, cs, append([]runtime.Object{cm}, bootstrap.KubeadmConfigRBAC()...)...)
+	return ensureObjects(ctx, d, cs, objs...)
 }
 
 func runUploadKubeletConfig(ctx context.Context, d *Data) error {

@@ -22,12 +22,17 @@ func controlPlaneChecks(d *Data) []healthCheck {
 		port = p
 	}
 	api := "https://" + net.JoinHostPort(d.AdvertiseAddress.String(), port)
-	return []healthCheck{
+	var checks []healthCheck
+	if d.Cluster.Etcd.Local != nil {
+		// etcd's metrics listener (plain HTTP on loopback), which its own probes use.
+		checks = append(checks, healthCheck{component: manifests.NameEtcd, url: "http://127.0.0.1:" + strconv.Itoa(manifests.EtcdMetricsPort) + "/health"})
+	}
+	return append(checks, []healthCheck{
 		{component: manifests.NameAPIServer, url: api + "/livez"},
 		{component: manifests.NameAPIServer, url: api + "/readyz"},
 		{component: manifests.NameControllerManager, url: "https://127.0.0.1:10257/healthz", insecure: true},
 		{component: manifests.NameScheduler, url: "https://127.0.0.1:10259/livez", insecure: true},
-	}
+	}...)
 }
 
 // waitControlPlanePhase waits until every control-plane component answers its health

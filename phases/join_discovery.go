@@ -86,13 +86,12 @@ func DiscoverCluster(ctx context.Context, req JoinRequest, out *Printer) (*Disco
 		return nil, errors.New("no bootstrap token for the kubelet's TLS bootstrap: pass --token")
 	}
 	out.Phase("discovery", "the cluster's API server is %s; its CA is authenticated", res.Server)
-	cs, err := kubernetes.NewForConfig(&rest.Config{
+	cs, err := kubernetes.NewForConfig(apiclient.Configure(&rest.Config{
 		Host:            res.Server,
 		BearerToken:     req.Token.Reveal(),
 		TLSClientConfig: rest.TLSClientConfig{CAData: res.CAPEM},
-		UserAgent:       "kforge-join",
 		Timeout:         15 * time.Second,
-	})
+	}, "kforge-join"))
 	if err != nil {
 		return nil, fmt.Errorf("building the bootstrap token client: %w", err)
 	}
@@ -154,7 +153,7 @@ func PrepareJoin(ctx context.Context, d *Data, disc *Discovered, key bootstrap.C
 // checkExistingCA refuses a host that holds another cluster's CA.
 func checkExistingCA(d *Data, caPEM []byte) error {
 	shown := filepath.Join(d.CertDir, "ca.crt")
-	have, err := readFileIfExists(d.hostPath(shown))
+	have, err := readFileIfExists(d.Path(shown))
 	if err != nil || have == nil {
 		return err
 	}
@@ -167,7 +166,7 @@ func checkExistingCA(d *Data, caPEM []byte) error {
 // joinedHere reports whether this host's kubelet already has a client certificate for its
 // node name that the cluster CA signed: an earlier join finished its TLS bootstrap.
 func joinedHere(d *Data, caPEM []byte) bool {
-	path := d.hostPath(filepath.Join(d.KubeconfigDir, kubelet.KubeconfigName))
+	path := d.Path(filepath.Join(d.KubeconfigDir, kubelet.KubeconfigName))
 	cfg, err := loadKubeconfig(path)
 	if err != nil {
 		return false
@@ -178,7 +177,7 @@ func joinedHere(d *Data, caPEM []byte) bool {
 	}
 	certPEM := user.ClientCertificateData
 	if len(certPEM) == 0 && user.ClientCertificate != "" {
-		if certPEM, err = readFileIfExists(d.hostPath(user.ClientCertificate)); err != nil || certPEM == nil {
+		if certPEM, err = readFileIfExists(d.Path(user.ClientCertificate)); err != nil || certPEM == nil {
 			return false
 		}
 	}
@@ -247,7 +246,7 @@ func fetchSharedCerts(ctx context.Context, d *Data, cs kubernetes.Interface, key
 	if key.IsZero() {
 		var missing []string
 		for _, f := range files {
-			if b, err := readFileIfExists(d.hostPath(f.Path)); err != nil || (b == nil && !f.Optional) {
+			if b, err := readFileIfExists(d.Path(f.Path)); err != nil || (b == nil && !f.Optional) {
 				missing = append(missing, f.Path)
 			}
 		}

@@ -19,6 +19,7 @@ import (
 	"github.com/kforge/kforge/certs"
 	"github.com/kforge/kforge/config"
 	"github.com/kforge/kforge/etcd"
+	"github.com/kforge/kforge/internal/overlay"
 	"github.com/kforge/kforge/kubeconfig"
 	"github.com/kforge/kforge/kubelet"
 	"github.com/kforge/kforge/manifests"
@@ -332,6 +333,7 @@ func TestPrepareJoinDryRunReadsTheHost(t *testing.T) {
 	host := t.TempDir()
 	e.d.CertDir, e.d.KubeconfigDir = filepath.Join(host, "pki"), filepath.Join(host, "kube")
 	e.d.DryRun = true
+	e.d.overlay = overlay.New("/", e.d.Root)
 
 	caCert, err := certs.ParseCertPEM(e.shared["ca.crt"])
 	if err != nil {
@@ -366,8 +368,11 @@ func TestPrepareJoinDryRunReadsTheHost(t *testing.T) {
 		t.Errorf("the dry run changed the host's files:\nbefore: %s\nafter: %s", before, after)
 	}
 
-	// Another cluster's CA on the host is refused by a dry run too.
+	// Another cluster's CA on the host is refused by a dry run too (a new run: a new
+	// scratch root over the host).
 	writeFile(t, filepath.Join(e.d.CertDir, "ca.crt"), []byte("-----BEGIN CERTIFICATE-----\nb3RoZXI=\n-----END CERTIFICATE-----\n"))
+	e.d.Root = t.TempDir()
+	e.d.overlay = overlay.New("/", e.d.Root)
 	if err := e.prepare(t, bootstrap.CertificateKey{}); err == nil || !strings.Contains(err.Error(), "is not the CA of the cluster being joined") {
 		t.Errorf("dry-run PrepareJoin with another cluster's CA: %v, want a refusal", err)
 	}

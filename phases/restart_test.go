@@ -6,7 +6,9 @@ import (
 	"io"
 	"slices"
 	"testing"
+	"time"
 
+	"github.com/kforge/kforge/cri"
 	"github.com/kforge/kforge/service"
 )
 
@@ -67,6 +69,32 @@ func TestConfigChangeAndRestartConverge(t *testing.T) {
 			}
 			if len(svc.restarts) != 1 {
 				t.Errorf("restarts after a third run: %v, want none more", svc.restarts)
+			}
+		})
+	}
+}
+
+// TestRestartedSince: only a running container of the node's own static pod, created
+// after the manifest was written, counts as the restart that applies it.
+func TestRestartedSince(t *testing.T) {
+	written := time.Date(2026, 12, 3, 10, 0, 0, 0, time.UTC)
+	c := func(name, pod string, running bool, created time.Time) cri.Container {
+		return cri.Container{Name: name, PodName: pod, PodNamespace: "kube-system", Running: running, Created: created}
+	}
+	for _, tc := range []struct {
+		name string
+		c    cri.Container
+		want bool
+	}{
+		{"new and running", c("kube-apiserver", "kube-apiserver-cp1", true, written.Add(time.Second)), true},
+		{"the old container", c("kube-apiserver", "kube-apiserver-cp1", true, written.Add(-time.Minute)), false},
+		{"new but exited", c("kube-apiserver", "kube-apiserver-cp1", false, written.Add(time.Second)), false},
+		{"another node's pod name", c("kube-apiserver", "kube-apiserver-cp2", true, written.Add(time.Second)), false},
+		{"another component", c("kube-scheduler", "kube-scheduler-cp1", true, written.Add(time.Second)), false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := restartedSince([]cri.Container{tc.c}, "kube-apiserver", "cp1", written); got != tc.want {
+				t.Errorf("restartedSince = %v, want %v", got, tc.want)
 			}
 		})
 	}

@@ -41,8 +41,11 @@ func UpWorkflow() *Workflow {
 			upInitPhase(notDry),
 			upJoinControlPlanesPhase(notDry),
 			upJoinWorkersPhase(notDry),
-			upMarkNodesPhase(notDry),
+			upReconfigurePhase(),
+			upMarkNodesPhase(),
+			upAddonsPhase(),
 			upPrunePhase(notDry),
+			upUploadConfigPhase(notDry),
 		},
 	}
 }
@@ -58,6 +61,7 @@ func (d *Data) Fleet(ctx context.Context) (*fleet.Fleet, error) {
 	o := u.Options
 	o.Out = d.Out
 	o.Log = d.Log
+	o.DryRun = d.DryRun
 	f, err := fleet.New(o)
 	if err != nil {
 		return nil, err

@@ -3,6 +3,7 @@ package phases
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -26,13 +27,16 @@ import (
 	"github.com/kforge/kforge/config"
 	"github.com/kforge/kforge/fleet"
 	"github.com/kforge/kforge/host"
+	"github.com/kforge/kforge/internal/apiclient"
+	"github.com/kforge/kforge/internal/overlay"
 	"github.com/kforge/kforge/internal/testutil"
 	"github.com/kforge/kforge/kubeconfig"
 	"github.com/kforge/kforge/tokens"
 )
 
 // upLab is a fleet of fake hosts and a fake cluster: cp1 serves admin.conf once it has
-// run init (or from the start, when the cluster exists).
+// run init (or from the start, when the cluster exists, which then stores the file's
+// configuration as init would).
 type upLab struct {
 	t       *testing.T
 	c       *config.Cluster
@@ -43,6 +47,9 @@ type upLab struct {
 	// initialised is true once cp1 has an admin.conf.
 	initialised bool
 	out         bytes.Buffer
+	// plans are what `kforge reconfigure --dry-run -o json` prints on each host already
+	// in the cluster; a host without one matches the file.
+	plans map[string]fleet.HostPlan
 }
 
 func newUpLab(t *testing.T, initialised bool, nodes ...*corev1.Node) *upLab {
@@ -53,12 +60,15 @@ func newUpLab(t *testing.T, initialised bool, nodes ...*corev1.Node) *upLab {
 // newUpLabOf is newUpLab over the hosts of c.
 func newUpLabOf(t *testing.T, c *config.Cluster, initialised bool, nodes ...*corev1.Node) *upLab {
 	t.Helper()
-	l := &upLab{t: t, c: c, hosts: map[string]*testutil.FakeHost{}, journal: &testutil.Journal{}, initialised: initialised}
+	l := &upLab{t: t, c: c, hosts: map[string]*testutil.FakeHost{}, journal: &testutil.Journal{}, initialised: initialised, plans: map[string]fleet.HostPlan{}}
 	var objs []runtime.Object
 	for _, n := range nodes {
 		objs = append(objs, n)
 	}
 	l.cs = fake.NewClientset(objs...)
+	if initialised {
+		storeClusterConfig(t, l.cs, c)
+	}
 	admin, err := kubeconfig.Build("kubernetes", "https://192.0.2.10:6443", testutil.CAPEM(t), "kubernetes-admin", []byte("cert"), []byte("key"))
 	if err != nil {
 		t.Fatal(err)
@@ -84,6 +94,18 @@ func newUpLabOf(t *testing.T, c *config.Cluster, initialised bool, nodes ...*cor
 				return "[init] done\n", nil
 			}},
 			testutil.On(`^check kubelet\.conf$`, "joined\n"),
+			{Match: regexp.MustCompile(`^kforge reconfigure .*--dry-run -o json`), Reply: func(string) (string, error) {
+				p, ok := l.plans[h.Name]
+				if !ok {
+					p = fleet.HostPlan{Node: h.Name, Role: roleName(&h), Changes: []overlay.FileChange{}, Restarts: []string{}}
+				}
+				b, err := json.Marshal(p)
+				return string(b), err
+			}},
+			{Match: regexp.MustCompile(`^kforge reconfigure `), Reply: func(string) (string, error) {
+				delete(l.plans, h.Name)
+				return "[reconfigure] done\n", nil
+			}},
 		}
 		l.hosts[h.Name] = fh
 	}
@@ -121,16 +143,24 @@ func (l *upLab) run(d *Data, only string, skip ...string) (*fleet.Report, error)
 	return d.CloseFleet(l.t.Context()), err
 }
 
-// kforgeRuns lists the kforge commands every host ran, as "<host>: <verb>", in order.
+// kforgeRuns lists the kforge commands the hosts ran that change them: not the
+// reconfigure plans (--dry-run); as "<host>: <verb>", in order.
 func (l *upLab) kforgeRuns() []string {
 	var out []string
 	for _, e := range l.journal.Events() {
 		host, cmd, _ := strings.Cut(e, ": ")
-		if strings.HasPrefix(cmd, "kforge ") {
+		if strings.HasPrefix(cmd, "kforge ") && !strings.Contains(cmd, " --dry-run") {
 			out = append(out, host+": "+strings.Fields(cmd)[1])
 		}
 	}
 	return out
+}
+
+func roleName(h *config.Host) string {
+	if h.IsControlPlane() {
+		return config.RoleControlPlane
+	}
+	return config.RoleWorker
 }
 
 func cpNode(name string) *corev1.Node {
@@ -353,9 +383,38 @@ func TestUpSkipAndSinglePhase(t *testing.T) {
 	})
 }
 
+// answerDryRuns makes cs answer server-side dry-run applies as the apiserver does, without
+// storing anything: each is applied to a scratch clientset that holds only the object as
+// cs has it (the fake clientset itself ignores DryRun and would store the result). Any
+// other write fails the test. It returns the count of dry runs.
+func answerDryRuns(t *testing.T, cs *fake.Clientset) *int {
+	t.Helper()
+	var dryRuns int
+	cs.PrependReactor("*", "*", func(a k8stesting.Action) (bool, runtime.Object, error) {
+		switch a.GetVerb() {
+		case "get", "list", "watch":
+			return false, nil, nil
+		}
+		p, ok := a.(k8stesting.PatchActionImpl)
+		if !ok || !slices.Equal(p.PatchOptions.DryRun, []string{metav1.DryRunAll}) {
+			t.Errorf("a dry run wrote: %s %s %T", a.GetVerb(), a.GetResource().Resource, a)
+			return true, nil, errors.New("write in a dry run")
+		}
+		dryRuns++
+		var seed []runtime.Object
+		if cur, err := cs.Tracker().Get(p.GetResource(), p.GetNamespace(), p.Name); err == nil {
+			seed = append(seed, cur)
+		}
+		obj, err := fake.NewClientset(seed...).Invokes(p, nil)
+		return true, obj, err
+	})
+	return &dryRuns
+}
+
 // TestUpDryRun: the plan of a run that adds a worker to a cluster, and no change.
 func TestUpDryRun(t *testing.T) {
 	l := newUpLab(t, true, cpNode("cp1"), cpNode("cp2"), workerNode("w1"), workerNode("gone"))
+	answerDryRuns(t, l.cs)
 	rep, err := l.run(l.data(true), "")
 	if err != nil {
 		t.Fatal(err)
@@ -582,4 +641,313 @@ func TestUpResumesAKilledInit(t *testing.T) {
 			t.Errorf("kforge ran %v although cp2 holds cluster state", runs)
 		}
 	})
+}
+
+// storeClusterConfig puts c in the fake cluster's kube-system/kubeadm-config, as init's
+// upload-config leaves it.
+func storeClusterConfig(t *testing.T, cs kubernetes.Interface, c *config.Cluster) {
+	t.Helper()
+	cm, err := bootstrap.KubeadmConfig(c, DefaultCertDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cs.CoreV1().ConfigMaps(cm.Namespace).Create(t.Context(), cm, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestUpAppliesAddonsOnARunningCluster: on a cluster that is already up, an add-on setting
+// edited in the file reaches the cluster through the admin client, with no kforge run on
+// any host; the second run changes nothing; the file is stored for the next plan.
+func TestUpAppliesAddonsOnARunningCluster(t *testing.T) {
+	l := newUpLab(t, true, cpNode("cp1"), cpNode("cp2"), workerNode("w1"), workerNode("w2"))
+	l.c.Addons.DNS.Replicas = 3
+	if _, err := l.run(l.data(false), ""); err != nil {
+		t.Fatalf("up: %v\n%s", err, l.out.String())
+	}
+	if runs := l.kforgeRuns(); len(runs) != 0 {
+		t.Errorf("kforge ran %v on a cluster whose hosts are all in it", runs)
+	}
+	dep, err := l.cs.AppsV1().Deployments("kube-system").Get(t.Context(), "coredns", metav1.GetOptions{})
+	if err != nil {
+		t.Fatalf("CoreDNS was not applied: %v\n%s", err, l.out.String())
+	}
+	if got := *dep.Spec.Replicas; got != 3 {
+		t.Errorf("CoreDNS replicas = %d, want 3", got)
+	}
+	cm, err := l.cs.CoreV1().ConfigMaps("kube-system").Get(t.Context(), bootstrap.KubeadmConfigName, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := config.EncodeShared(l.c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(string(want), cm.Data[bootstrap.KforgeConfigKey]); diff != "" {
+		t.Errorf("stored configuration after up (-want +got):\n%s", diff)
+	}
+
+	l.out.Reset()
+	rep, err := l.run(l.data(false), "")
+	if err != nil {
+		t.Fatalf("second up: %v", err)
+	}
+	if !strings.Contains(l.out.String(), "[addons] using existing CoreDNS (6 objects unchanged)") {
+		t.Errorf("second run does not say CoreDNS is unchanged:\n%s", l.out.String())
+	}
+	// Empty lists, not null, in -o json.
+	if c := rep.Changes; c.Objects == nil || len(c.Objects) != 0 || c.Nodes == nil || len(c.Nodes) != 0 {
+		t.Errorf("second run's cluster changes %+v, want none", c)
+	}
+}
+
+// TestUpDryRunPlansClusterChanges: on a dry run, the add-on objects and the Node marks
+// are planned against the live cluster, shown field by field, and nothing is written.
+func TestUpDryRunPlansClusterChanges(t *testing.T) {
+	w1 := workerNode("w1")
+	w1.Labels = map[string]string{"old": "x", "team": "db"}
+	w1.Annotations = map[string]string{bootstrap.ManagedLabelsAnnotation: "old"}
+	l := newUpLab(t, true, cpNode("cp1"), cpNode("cp2"), w1, workerNode("w2"))
+	h, _ := l.c.HostByName("w1")
+	h.Labels = map[string]string{"zone": "a"}
+	h.Taints = []string{"dedicated=gpu:NoSchedule"}
+	dryRuns := answerDryRuns(t, l.cs)
+	rep, err := l.run(l.data(true), "")
+	if err != nil {
+		t.Fatalf("up --dry-run: %v\n%s", err, l.out.String())
+	}
+	out := l.out.String()
+	for _, want := range []string{
+		"[w1] would add label zone=a",
+		"[w1] would add taint dedicated=gpu:NoSchedule",
+		"[w1] would remove label old=x",
+		"[addons] CoreDNS: would create Deployment kube-system/coredns",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("the plan does not say %q:\n%s", want, out)
+		}
+	}
+	if *dryRuns == 0 {
+		t.Errorf("no server-side dry-run apply was sent")
+	}
+	i := slices.IndexFunc(rep.Changes.Nodes, func(n fleet.NodeMarksChange) bool { return n.Node == "w1" })
+	if i < 0 {
+		t.Fatalf("report node changes %+v: none for w1", rep.Changes.Nodes)
+	}
+	wantW1 := fleet.NodeMarksChange{Node: "w1", Added: []string{"label zone=a", "taint dedicated=gpu:NoSchedule"}, Removed: []string{"label old=x"}}
+	if diff := cmp.Diff(wantW1, rep.Changes.Nodes[i]); diff != "" {
+		t.Errorf("w1's change in the report (-want +got):\n%s", diff)
+	}
+	if !rep.DryRun || !slices.ContainsFunc(rep.Changes.Objects, func(o fleet.ObjectChange) bool {
+		return o.Object == "Deployment kube-system/coredns" && o.Change == fleet.ChangeCreate
+	}) {
+		t.Errorf("report: dry run %v, object changes %+v; want a dry run that would create CoreDNS's Deployment", rep.DryRun, rep.Changes.Objects)
+	}
+	n, err := l.cs.CoreV1().Nodes().Get(t.Context(), "w1", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := n.Labels["zone"]; ok || len(n.Spec.Taints) > 0 {
+		t.Errorf("a dry run changed w1: labels %v, taints %v", n.Labels, n.Spec.Taints)
+	}
+}
+
+// TestUpRefusesAnUnsafeChange: a pod CIDR that differs from the cluster's is refused in the
+// plan, before any host or object is touched.
+func TestUpRefusesAnUnsafeChange(t *testing.T) {
+	l := newUpLab(t, true, cpNode("cp1"), cpNode("cp2"), workerNode("w1"))
+	l.c.Networking.PodCIDR = "10.99.0.0/16"
+	l.cs.ClearActions()
+	_, err := l.run(l.data(false), "")
+	if !errors.Is(err, fleet.ErrUnsafeChange) || !strings.Contains(err.Error(), "networking.pod_cidr") {
+		t.Fatalf("up: %v, want fleet.ErrUnsafeChange naming networking.pod_cidr", err)
+	}
+	if runs := l.kforgeRuns(); len(runs) != 0 {
+		t.Errorf("kforge ran %v after a refusal", runs)
+	}
+	for _, a := range l.cs.Actions() {
+		switch a.GetVerb() {
+		case "get", "list", "watch":
+		default:
+			t.Errorf("up wrote after a refusal: %s %s", a.GetVerb(), a.GetResource().Resource)
+		}
+	}
+}
+
+// TestUpStoresConfigOnlyWhenNoHostFailed: a run in which a host failed leaves the stored
+// configuration as it was, since the cluster does not match the file yet.
+func TestUpStoresConfigOnlyWhenNoHostFailed(t *testing.T) {
+	l := newUpLab(t, true, cpNode("cp1"), cpNode("cp2"), workerNode("w1"))
+	before, err := l.cs.CoreV1().ConfigMaps("kube-system").Get(t.Context(), bootstrap.KubeadmConfigName, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.hosts["w2"].Rules = append([]testutil.Rule{testutil.Fail(`^kforge join `, "kubelet did not start")}, l.hosts["w2"].Rules...)
+	l.c.Addons.DNS.Replicas = 4
+	rep, err := l.run(l.data(false), "")
+	if err == nil && rep.Failed() == nil {
+		t.Fatalf("up succeeded although w2's join failed")
+	}
+	after, err := l.cs.CoreV1().ConfigMaps("kube-system").Get(t.Context(), bootstrap.KubeadmConfigName, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(before.Data, after.Data); diff != "" {
+		t.Errorf("a run with a failed host stored the file (-before +after):\n%s", diff)
+	}
+	if !strings.Contains(l.out.String(), "[upload-config] not storing the file's configuration") {
+		t.Errorf("the run does not say why it stored nothing:\n%s", l.out.String())
+	}
+}
+
+// TestUpDryRunShowsFieldChanges: on a cluster whose add-ons are applied, a dry run with a
+// DNS setting edited says which object would change and each field's old and new value,
+// for people and in the report, and the cluster keeps the old values.
+func TestUpDryRunShowsFieldChanges(t *testing.T) {
+	l := newUpLab(t, true, cpNode("cp1"), cpNode("cp2"), workerNode("w1"), workerNode("w2"))
+	if _, err := l.run(l.data(false), ""); err != nil {
+		t.Fatalf("up: %v", err)
+	}
+	l.c.Addons.DNS.Replicas = 3
+	l.c.Addons.DNS.Upstreams = []string{"192.0.2.53"}
+	l.out.Reset()
+	answerDryRuns(t, l.cs)
+	rep, err := l.run(l.data(true), "")
+	if err != nil {
+		t.Fatalf("up --dry-run: %v\n%s", err, l.out.String())
+	}
+	out := l.out.String()
+	for _, want := range []string{
+		"[addons] CoreDNS: would change ConfigMap kube-system/coredns",
+		`[addons]   data.Corefile (line 13): "    forward . /etc/resolv.conf {" → "    forward . 192.0.2.53 {"`,
+		"[addons] CoreDNS: would change Deployment kube-system/coredns",
+		"[addons]   spec.replicas: 2 → 3",
+		`[addons]   spec.template.metadata.annotations["kforge.io/config-hash"]: `,
+		"[addons] kube-proxy: no change (6 objects)",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("the plan does not say %q:\n%s", want, out)
+		}
+	}
+	i := slices.IndexFunc(rep.Changes.Objects, func(o fleet.ObjectChange) bool { return o.Object == "Deployment kube-system/coredns" })
+	if i < 0 || rep.Changes.Objects[i].Change != fleet.ChangeUpdate ||
+		!slices.ContainsFunc(rep.Changes.Objects[i].Fields, func(f apiclient.FieldChange) bool {
+			return f.Path == "spec.replicas" && f.Old == int64(2) && f.New == int64(3)
+		}) {
+		t.Errorf("report object changes %+v: want CoreDNS's Deployment updated, spec.replicas 2 → 3", rep.Changes.Objects)
+	}
+	dep, err := l.cs.AppsV1().Deployments("kube-system").Get(t.Context(), "coredns", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if *dep.Spec.Replicas != 2 {
+		t.Errorf("a dry run scaled CoreDNS to %d", *dep.Spec.Replicas)
+	}
+}
+
+// TestUpReconfiguresHostsInTheCluster: hosts already in the cluster whose files differ
+// are planned (with the diff), and changed one at a time, control planes first, then the
+// workers; a dry run changes none; a host that fails stops the rollout.
+func TestUpReconfiguresHostsInTheCluster(t *testing.T) {
+	newLab := func() *upLab {
+		l := newUpLab(t, true, cpNode("cp1"), cpNode("cp2"), workerNode("w1"), workerNode("w2"))
+		manifest := overlay.FileChange{Path: "/etc/kubernetes/manifests/kube-apiserver.yaml", Action: overlay.Update,
+			Diff: "--- host\n+++ planned\n@@ -1 +1 @@\n-    - --a=1\n+    - --a=2\n"}
+		kubeletCfg := overlay.FileChange{Path: "/var/lib/kubelet/config.yaml", Action: overlay.Update, Diff: "-maxPods: 110\n+maxPods: 60\n"}
+		l.plans["cp1"] = fleet.HostPlan{Node: "cp1", Role: "control-plane", Changes: []overlay.FileChange{manifest}, Restarts: []string{"kube-apiserver"}}
+		l.plans["w2"] = fleet.HostPlan{Node: "w2", Role: "worker", Changes: []overlay.FileChange{kubeletCfg}, Restarts: []string{"kubelet"}}
+		l.plans["w1"] = fleet.HostPlan{Node: "w1", Role: "worker", Changes: []overlay.FileChange{kubeletCfg}, Restarts: []string{"kubelet"}}
+		return l
+	}
+
+	l := newLab()
+	rep, err := l.run(l.data(true), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if runs := l.kforgeRuns(); len(runs) != 0 {
+		t.Errorf("a dry run ran %v", runs)
+	}
+	for _, want := range []string{"[cp1] will reconfigure: 1 files differ from the file; restarts kube-apiserver", "[cp1]       +    - --a=2", "[cp2] matches the file"} {
+		if !strings.Contains(l.out.String(), want) {
+			t.Errorf("the dry run's output lacks %q:\n%s", want, l.out.String())
+		}
+	}
+	for _, h := range rep.Hosts {
+		if want := h.Host != "cp2"; (h.Action == fleet.ActionReconfigure) != want || h.Plan == nil {
+			t.Errorf("dry run: %s: %+v", h.Host, h)
+		}
+	}
+
+	l = newLab()
+	if _, err := l.run(l.data(false), ""); err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff([]string{"cp1: reconfigure", "w1: reconfigure", "w2: reconfigure"}, l.kforgeRuns()); diff != "" {
+		t.Errorf("rollout order (-want +got):\n%s", diff)
+	}
+
+	l = newLab()
+	l.hosts["cp1"].Rules = append([]testutil.Rule{{Match: regexp.MustCompile(`^kforge reconfigure -f \S+ --node cp1$`),
+		Err: errors.New("the kubelet did not restart kube-apiserver")}}, l.hosts["cp1"].Rules...)
+	rep, err = l.run(l.data(false), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff([]string{"cp1: reconfigure"}, l.kforgeRuns()); diff != "" {
+		t.Errorf("after cp1 failed (-want +got):\n%s", diff)
+	}
+	for _, h := range rep.Hosts {
+		switch h.Host {
+		case "cp1":
+			if h.Result != fleet.ResultFailed {
+				t.Errorf("cp1: %+v, want failed", h)
+			}
+		case "w1", "w2":
+			if h.Result != fleet.ResultSkipped || !strings.Contains(h.Error, "the rollout stopped at cp1") {
+				t.Errorf("%s: %+v, want skipped by the stopped rollout", h.Host, h)
+			}
+		}
+	}
+}
+
+// TestUpPlansWithTheInstalledKforgeWhenItIsThisBuild: a host whose kforge is this run's
+// build plans in one command (--expect-sha256) and gets no kforge upload; a host whose
+// kforge is another build gets this one (installed on a real run, under /tmp on a dry
+// run) and plans with it.
+func TestUpPlansWithTheInstalledKforgeWhenItIsThisBuild(t *testing.T) {
+	for _, dryRun := range []bool{false, true} {
+		l := newUpLab(t, true, cpNode("cp1"), cpNode("cp2"), workerNode("w1"), workerNode("w2"))
+		l.hosts["w1"].Rules = append([]testutil.Rule{{Match: regexp.MustCompile(`--expect-sha256 `),
+			Err: errors.New("--expect-sha256: /usr/local/bin/kforge is another build")}}, l.hosts["w1"].Rules...)
+		if _, err := l.run(l.data(dryRun), ""); err != nil {
+			t.Fatalf("dry run %v: %v\n%s", dryRun, err, l.out.String())
+		}
+		var kforgeUploads []string
+		plans := map[string][]string{}
+		for _, e := range l.journal.Events() {
+			host, cmd, _ := strings.Cut(e, ": ")
+			switch {
+			case strings.HasPrefix(cmd, "upload ") && strings.Contains(cmd, "kforge") && !strings.HasSuffix(cmd, ".toml"):
+				kforgeUploads = append(kforgeUploads, host+": "+cmd)
+			case strings.HasPrefix(cmd, "kforge reconfigure ") && strings.Contains(cmd, "--dry-run"):
+				plans[host] = append(plans[host], cmd)
+			}
+		}
+		wantUpload := "w1: upload /usr/local/bin/kforge"
+		if dryRun {
+			wantUpload = "w1: upload /tmp/kforge-plan-"
+		}
+		if len(kforgeUploads) != 1 || !strings.HasPrefix(kforgeUploads[0], wantUpload) {
+			t.Errorf("dry run %v: kforge uploads %q, want only %q", dryRun, kforgeUploads, wantUpload)
+		}
+		for _, h := range []string{"cp1", "cp2", "w2"} {
+			if len(plans[h]) != 1 || !strings.Contains(plans[h][0], "--expect-sha256 ") {
+				t.Errorf("dry run %v: %s planned with %q, want one command that checks the build", dryRun, h, plans[h])
+			}
+		}
+		if len(plans["w1"]) != 2 || strings.Contains(plans["w1"][1], "--expect-sha256") {
+			t.Errorf("dry run %v: w1 planned with %q, want the check, then a plan with this build", dryRun, plans["w1"])
+		}
+	}
 }

@@ -9,14 +9,17 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"time"
 
 	"github.com/kforge/kforge/config"
+	"github.com/kforge/kforge/cri"
 	"github.com/kforge/kforge/internal/wait"
 	"github.com/kforge/kforge/manifests"
 	"github.com/kforge/kforge/service"
@@ -85,18 +88,19 @@ func (DryRunWaiter) WaitControlPlane(_ context.Context, d *Data) error {
 // WaitControlPlane implements Waiter: it polls every component until all answer ok, and on
 // timeout names the unhealthy ones with the tail of their logs.
 func (w HealthWaiter) WaitControlPlane(ctx context.Context, d *Data) error {
-	caPEM, err := os.ReadFile(filepath.Join(d.Path(d.CertDir), "ca.crt"))
+	verified, err := clusterCAClient(d)
 	if err != nil {
-		return fmt.Errorf("reading the cluster CA: %w", err)
+		return err
 	}
-	pool := x509.NewCertPool()
-	pool.AppendCertsFromPEM(caPEM)
 	clients := map[bool]*http.Client{
-		false: {Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}},
+		false: verified,
 		true:  {Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}},
 	}
 	d.Out.Say("waiting up to %s for the kubelet to start the control plane from %s", d.Wait, d.ManifestsDir)
 	start := time.Now()
+	if err := w.waitRestarted(ctx, d); err != nil {
+		return err
+	}
 	checks := controlPlaneChecks(d)
 	last := map[string]string{}
 	// The probes run under ctx, not the poll's deadline, so that the last round reports
@@ -140,6 +144,84 @@ func (w HealthWaiter) WaitControlPlane(ctx context.Context, d *Data) error {
 	b.WriteString(kubeletLogHint(d))
 	return fmt.Errorf("%s", strings.TrimRight(b.String(), "\n"))
 }
+
+// clusterCAClient is an HTTPS client for the health endpoints that verifies servers
+// against the cluster CA in the certificate directory.
+func clusterCAClient(d *Data) (*http.Client, error) {
+	caPEM, err := readClusterCA(d)
+	if err != nil {
+		return nil, err
+	}
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(caPEM)
+	return &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}, nil
+}
+
+// waitRestarted waits until the kubelet runs a container of every static pod this run
+// rewrote (Data.Rewritten) that is newer than the manifest: until then, a health endpoint
+// that answers is the old pod's.
+func (w HealthWaiter) waitRestarted(ctx context.Context, d *Data) error {
+	if len(d.Rewritten) == 0 {
+		return nil
+	}
+	endpoint := d.Cluster.Kubelet.ContainerRuntimeEndpoint
+	pending := maps.Clone(d.Rewritten)
+	var lastErr error
+	err := wait.Poll(ctx, cmp.Or(w.ProbeInterval, DefaultProbeInterval), waitTimeout(d), func(ctx context.Context) error {
+		c, err := cri.Dial(endpoint)
+		if err != nil {
+			lastErr = err
+			return err
+		}
+		defer c.Close()
+		containers, err := c.Containers(ctx)
+		if err != nil {
+			lastErr = err
+			return err
+		}
+		for component, since := range pending {
+			if restartedSince(containers, component, d.Node.Name, since) {
+				delete(pending, component)
+			}
+		}
+		if len(pending) > 0 {
+			lastErr = nil
+			return errNotRestarted
+		}
+		return nil
+	})
+	if err == nil {
+		return nil
+	}
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	names := slices.Sorted(maps.Keys(pending))
+	var b strings.Builder
+	fmt.Fprintf(&b, "the kubelet did not restart %s from the new manifests in %s within %s", strings.Join(names, ", "), d.ManifestsDir, waitTimeout(d))
+	if lastErr != nil {
+		fmt.Fprintf(&b, " (the container runtime at %s: %v)", endpoint, lastErr)
+	}
+	b.WriteString(":\n")
+	for _, n := range names {
+		b.WriteString(logTail(d, n))
+	}
+	b.WriteString(kubeletLogHint(d))
+	return fmt.Errorf("%s", strings.TrimRight(b.String(), "\n"))
+}
+
+// restartedSince reports whether containers hold a running container of the static pod
+// component on node that was created at or after since.
+func restartedSince(containers []cri.Container, component, node string, since time.Time) bool {
+	for _, c := range containers {
+		if c.Running && c.Name == component && c.PodNamespace == "kube-system" && c.PodName == component+"-"+node && !c.Created.Before(since) {
+			return true
+		}
+	}
+	return false
+}
+
+var errNotRestarted = errors.New("a rewritten static pod has not restarted yet")
 
 // probe returns "" when url answers 200 "ok", else what went wrong.
 func probe(ctx context.Context, c *http.Client, url string) string {

@@ -577,3 +577,39 @@ func (p InitParams) checkHTTPProxy(context.Context) (warnings, errs []error) {
 	}
 	return warnings, nil
 }
+
+// ReconfigureChecks returns the checks of `kforge reconfigure`: the host is already a
+// member of the cluster, as the file says. A worker's kubelet runs from kforge's files;
+// a control-plane host's static pods are kforge's, so rewriting them takes nothing over.
+func ReconfigureChecks(p InitParams, controlPlane bool) []Checker {
+	p = p.withDefaults()
+	checks := []Checker{
+		check{"IsPrivilegedUser", p.checkPrivileged},
+		check{"Member", func(context.Context) (warnings, errs []error) {
+			if !p.owned(kubelet) {
+				return fail(fmt.Errorf("this host has not joined the cluster (no %s beside %s): kforge up joins it, or run kforge join (init on the first control-plane host)",
+					filepath.Join(p.KubeconfigDir, "kubelet.conf"), p.KubeletConfigPath))
+			}
+			return nil, nil
+		}},
+	}
+	if !controlPlane {
+		return checks
+	}
+	for _, component := range p.staticPods() {
+		path := p.manifestPath(component)
+		checks = append(checks, check{"ControlPlaneMember-" + component, func(context.Context) (warnings, errs []error) {
+			exists, why := manifestOwnership(p.System, path)
+			switch {
+			case !exists:
+				return fail(fmt.Errorf("%s is missing: the file makes this host a control-plane host, but it is not a control-plane member; "+
+					"kforge up joins it as one (kforge reset on it first if it is a worker now)", path))
+			case why != nil:
+				return fail(fmt.Errorf("%s was not written by kforge (%w): reconfiguring it would take over another installer's control plane; "+
+					"change that installer's configuration instead", path, why))
+			}
+			return nil, nil
+		}})
+	}
+	return checks
+}

@@ -599,3 +599,50 @@ func (o outputFunc) Output(ctx context.Context, name string, args ...string) ([]
 	o.fn(ctx)
 	return o.fakeSystem.Output(ctx, name, args...)
 }
+
+// TestReconfigureChecks: reconfigure runs only on a host that is a member as the file
+// says, and never over another installer's static pods.
+func TestReconfigureChecks(t *testing.T) {
+	managed := "apiVersion: v1\nkind: Pod\nmetadata:\n  annotations:\n    kforge.io/managed-by: kforge\n"
+	member := func() *fakeSystem {
+		s := healthyHost()
+		s.files["/etc/kubernetes/kubelet.conf"] = "kubeconfig"
+		s.files["/var/lib/kubelet/config.yaml"] = "config"
+		for _, c := range []string{"kube-apiserver", "kube-controller-manager", "kube-scheduler", "etcd"} {
+			s.files["/etc/kubernetes/manifests/"+c+".yaml"] = managed
+		}
+		return s
+	}
+	errsOf := func(s *fakeSystem, controlPlane bool) []string {
+		var out []string
+		for _, c := range ReconfigureChecks(testParams(s), controlPlane) {
+			_, errs := c.Check(t.Context())
+			for _, e := range errs {
+				out = append(out, c.Name()+": "+e.Error())
+			}
+		}
+		return out
+	}
+	if errs := errsOf(member(), true); len(errs) > 0 {
+		t.Errorf("a control-plane member fails: %v", errs)
+	}
+	notJoined := healthyHost()
+	if errs := errsOf(notJoined, false); len(errs) != 1 || !strings.Contains(errs[0], "Member: this host has not joined the cluster") {
+		t.Errorf("a host that never joined: %v", errs)
+	}
+	worker := member()
+	for _, c := range []string{"kube-apiserver", "kube-controller-manager", "kube-scheduler", "etcd"} {
+		delete(worker.files, "/etc/kubernetes/manifests/"+c+".yaml")
+	}
+	if errs := errsOf(worker, false); len(errs) > 0 {
+		t.Errorf("a worker reconfigured as a worker fails: %v", errs)
+	}
+	if errs := errsOf(worker, true); len(errs) != 4 || !strings.Contains(errs[0], "it is not a control-plane member") {
+		t.Errorf("a worker the file makes a control-plane host: %v", errs)
+	}
+	foreign := member()
+	foreign.files["/etc/kubernetes/manifests/kube-apiserver.yaml"] = "apiVersion: v1\nkind: Pod\nmetadata:\n  name: kube-apiserver\n"
+	if errs := errsOf(foreign, true); len(errs) != 1 || !strings.Contains(errs[0], "was not written by kforge") {
+		t.Errorf("another installer's apiserver manifest: %v", errs)
+	}
+}

@@ -121,7 +121,7 @@ func (t *Testbed) createSystemdHost(ctx context.Context, h Host) error {
 		if err != nil {
 			return err
 		}
-		image, err := ensureRootfs(ctx, func(s string) { t.progress("%s", s) }, logf)
+		image, err := ensureRootfs(ctx, systemdRootfsSpec(), func(s string) { t.progress("%s", s) }, logf)
 		logf.Close()
 		if err != nil {
 			return err

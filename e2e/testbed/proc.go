@@ -28,14 +28,17 @@ func baseEnv() []string {
 }
 
 // lookPath finds a system binary even when the caller's PATH lacks the sbin directories.
-func lookPath(name string) (string, error) {
-	for _, dir := range filepath.SplitList(sysPath) {
+func lookPath(name string) (string, error) { return lookPathIn(name, sysPath) }
+
+// lookPathIn finds an executable regular file name in the directories of path.
+func lookPathIn(name, path string) (string, error) {
+	for _, dir := range filepath.SplitList(path) {
 		p := filepath.Join(dir, name)
 		if st, err := os.Stat(p); err == nil && st.Mode().IsRegular() && st.Mode().Perm()&0o111 != 0 {
 			return p, nil
 		}
 	}
-	return "", fmt.Errorf("%s is not installed (looked in %s)", name, sysPath)
+	return "", fmt.Errorf("%s is not installed (looked in %s)", name, path)
 }
 
 // run runs a machine command and returns its stdout; a failure carries stderr.

@@ -76,7 +76,9 @@ WantedBy=sysinit.target
 const cgroupsUnitName = "kforge-testbed-cgroups.service"
 
 // rootfsSpec is everything that decides a cached root file system's content: its hash
-// names the cache entry, so that a change to any of it builds a new one.
+// names the cache entry, so that a change to any of it builds a new one. Every root is
+// debootstrap's minbase variant of Release with Packages added; customizeRootfs applies
+// the rest, each part only where the spec has it.
 type rootfsSpec struct {
 	Release     string   `json:"release"`
 	Mirror      string   `json:"mirror"`
@@ -90,10 +92,34 @@ type rootfsSpec struct {
 // minimal Debian without a kernel package has none.
 var imageDirs = []string{"/lib/modules"}
 
-func currentRootfsSpec() rootfsSpec {
+// systemdRootfsSpec is the image systemd hosts boot.
+func systemdRootfsSpec() rootfsSpec {
 	pkgs := slices.Clone(SystemdPackages)
 	slices.Sort(pkgs)
 	return rootfsSpec{Release: Release, Mirror: Mirror, Packages: pkgs, Masked: masked, CgroupsUnit: cgroupsUnit, Dirs: imageDirs}
+}
+
+// bareRootfsSpec is Debian as a fresh machine has it: minbase, nothing added, no change.
+func bareRootfsSpec() rootfsSpec {
+	return rootfsSpec{Release: Release, Mirror: Mirror}
+}
+
+// BareDebian puts at dst (which must not exist) a copy of a bare Debian root file system:
+// Release, debootstrap's minbase variant, with nothing added, as a machine is before
+// anything is installed on it; for a test of what such a machine needs. The image is built
+// once and cached in RootfsCacheDir. It installs what it needs on this machine first:
+// debootstrap, and systemd-container for running something in the copy with
+// systemd-nspawn. progress is told what it does; log receives apt's and debootstrap's
+// output.
+func BareDebian(ctx context.Context, dst string, progress func(string), log io.Writer) error {
+	if err := EnsurePackages(ctx, machinePackagesSystemd, progress, log); err != nil {
+		return fmt.Errorf("installing what building a Debian root needs: %w", err)
+	}
+	image, err := ensureRootfs(ctx, bareRootfsSpec(), progress, log)
+	if err != nil {
+		return err
+	}
+	return copyRootfs(ctx, image, dst)
 }
 
 // key names the cache entry: the release and a hash of the whole spec.
@@ -113,18 +139,18 @@ func RootfsCacheDir() (string, error) {
 	return filepath.Join(dir, "kforge", "testbed-rootfs"), nil
 }
 
-// ensureRootfs returns the cached root file system for the current spec, building it
-// first if there is none: debootstrap into a scratch directory (kept, with a marker, if a
-// later step fails, so that a retry does not download again), the testbed's changes, then
-// a rename into place. A lock keeps two builders from racing.
-func ensureRootfs(ctx context.Context, progress func(string), log io.Writer) (string, error) {
+// ensureRootfs returns the cached root file system for spec, building it first if there
+// is none: debootstrap into a scratch directory (kept, with a marker, if a later step
+// fails, so that a retry does not download again), the spec's changes, then a rename into
+// place. A cache entry is complete when it has its spec.json, which the build writes last
+// before the rename. A lock keeps two builders from racing.
+func ensureRootfs(ctx context.Context, spec rootfsSpec, progress func(string), log io.Writer) (string, error) {
 	cache, err := RootfsCacheDir()
 	if err != nil {
 		return "", err
 	}
-	spec := currentRootfsSpec()
 	final := filepath.Join(cache, spec.key())
-	if _, err := os.Stat(filepath.Join(final, "rootfs", "usr/lib/systemd/systemd")); err == nil {
+	if _, err := os.Stat(filepath.Join(final, "spec.json")); err == nil {
 		return filepath.Join(final, "rootfs"), nil
 	}
 	lock, err := lockDir(cache)
@@ -132,7 +158,7 @@ func ensureRootfs(ctx context.Context, progress func(string), log io.Writer) (st
 		return "", err
 	}
 	defer lock.unlock()
-	if _, err := os.Stat(filepath.Join(final, "rootfs", "usr/lib/systemd/systemd")); err == nil {
+	if _, err := os.Stat(filepath.Join(final, "spec.json")); err == nil {
 		return filepath.Join(final, "rootfs"), nil // built by someone else while we waited
 	}
 	scratch := final + ".build"
@@ -146,7 +172,11 @@ func ensureRootfs(ctx context.Context, progress func(string), log io.Writer) (st
 			return "", err
 		}
 		progress(fmt.Sprintf("building a Debian %s root file system with debootstrap (a few minutes, once; cached in %s)", spec.Release, cache))
-		args := []string{"--variant=minbase", "--include=" + strings.Join(spec.Packages, ","), spec.Release, root, spec.Mirror}
+		args := []string{"--variant=minbase"}
+		if len(spec.Packages) > 0 {
+			args = append(args, "--include="+strings.Join(spec.Packages, ","))
+		}
+		args = append(args, spec.Release, root, spec.Mirror)
 		cmd := exec.CommandContext(ctx, "debootstrap", args...)
 		cmd.Env = baseEnv()
 		cmd.Stdout, cmd.Stderr = log, log
@@ -174,9 +204,10 @@ func ensureRootfs(ctx context.Context, progress func(string), log io.Writer) (st
 	return filepath.Join(final, "rootfs"), nil
 }
 
-// customizeRootfs turns a fresh debootstrap into the image every systemd host starts
-// from: the masked units, the cgroup unit, and no identity (machine-id, SSH host keys,
-// hostname), which each host gets its own of.
+// customizeRootfs turns a fresh debootstrap into the image the spec describes: the masked
+// units and the cgroup unit where the spec has them (a systemd host's image), its
+// directories, and no identity (machine-id, SSH host keys, hostname), which each copy gets
+// its own of.
 func customizeRootfs(root string, spec rootfsSpec) error {
 	units := filepath.Join(root, "etc/systemd/system")
 	for _, u := range spec.Masked {
@@ -186,16 +217,18 @@ func customizeRootfs(root string, spec rootfsSpec) error {
 			return err
 		}
 	}
-	if err := os.WriteFile(filepath.Join(units, cgroupsUnitName), []byte(spec.CgroupsUnit), 0o644); err != nil {
-		return err
-	}
-	wants := filepath.Join(units, "sysinit.target.wants")
-	if err := os.MkdirAll(wants, 0o755); err != nil {
-		return err
-	}
-	os.Remove(filepath.Join(wants, cgroupsUnitName))
-	if err := os.Symlink("../"+cgroupsUnitName, filepath.Join(wants, cgroupsUnitName)); err != nil {
-		return err
+	if spec.CgroupsUnit != "" {
+		if err := os.WriteFile(filepath.Join(units, cgroupsUnitName), []byte(spec.CgroupsUnit), 0o644); err != nil {
+			return err
+		}
+		wants := filepath.Join(units, "sysinit.target.wants")
+		if err := os.MkdirAll(wants, 0o755); err != nil {
+			return err
+		}
+		os.Remove(filepath.Join(wants, cgroupsUnitName))
+		if err := os.Symlink("../"+cgroupsUnitName, filepath.Join(wants, cgroupsUnitName)); err != nil {
+			return err
+		}
 	}
 	for _, d := range spec.Dirs {
 		if err := os.MkdirAll(filepath.Join(root, d), 0o755); err != nil {

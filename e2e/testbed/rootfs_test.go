@@ -8,11 +8,11 @@ import (
 )
 
 func TestRootfsKey(t *testing.T) {
-	base := currentRootfsSpec()
+	base := systemdRootfsSpec()
 	if !strings.HasPrefix(base.key(), Release+"-") {
 		t.Errorf("key %q does not start with the release", base.key())
 	}
-	if base.key() != currentRootfsSpec().key() {
+	if base.key() != systemdRootfsSpec().key() {
 		t.Error("the key of the same spec changed")
 	}
 	// The package list, the release and the image's changes all name a new image.
@@ -23,7 +23,7 @@ func TestRootfsKey(t *testing.T) {
 		"unit":    func(s *rootfsSpec) { s.CgroupsUnit += "#" },
 		"dirs":    func(s *rootfsSpec) { s.Dirs = nil },
 	} {
-		s := currentRootfsSpec()
+		s := systemdRootfsSpec()
 		change(&s)
 		if s.key() == base.key() {
 			t.Errorf("changing the %s keeps the key %s", name, base.key())
@@ -51,7 +51,7 @@ func TestCustomizeRootfs(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	spec := currentRootfsSpec()
+	spec := systemdRootfsSpec()
 	// Twice: a build that failed after this step runs it again.
 	for range 2 {
 		if err := customizeRootfs(root, spec); err != nil {
@@ -92,5 +92,32 @@ func TestParseKind(t *testing.T) {
 	}
 	if _, err := ParseKind("vm"); err == nil {
 		t.Error(`ParseKind("vm") succeeded`)
+	}
+}
+
+// TestBareRootfs: the bare Debian is its own cache entry, and the systemd hosts' changes
+// stay out of it.
+func TestBareRootfs(t *testing.T) {
+	bare := bareRootfsSpec()
+	if bare.key() == systemdRootfsSpec().key() {
+		t.Fatalf("the bare and the systemd images share the key %s", bare.key())
+	}
+	if len(bare.Packages) > 0 {
+		t.Errorf("the bare image has packages added: %q", bare.Packages)
+	}
+	root := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(root, "etc"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(root, "etc/machine-id"), []byte("0123456789abcdef0123456789abcdef\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := customizeRootfs(root, bare); err != nil {
+		t.Fatal(err)
+	}
+	for _, absent := range []string{"etc/systemd", "lib/modules", "etc/machine-id"} {
+		if _, err := os.Lstat(filepath.Join(root, absent)); err == nil {
+			t.Errorf("the bare image has %s", absent)
+		}
 	}
 }

@@ -300,11 +300,6 @@ func (t *Testbed) prepareMachine(ctx context.Context, kind Kind) error {
 	if err := EnsurePackages(ctx, pkgs, func(s string) { t.progress("%s", s) }, aptLog); err != nil {
 		return fmt.Errorf("installing the packages hosts need: %w", err)
 	}
-	for _, bin := range []string{"nsenter", "ip", "iptables", "sshd", "containerd", "ctr", "runc"} {
-		if _, err := lookPath(bin); err != nil {
-			return err
-		}
-	}
 	if err := ensureMountpoints(t.st, t.save); err != nil {
 		return err
 	}

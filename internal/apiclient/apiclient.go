@@ -21,6 +21,7 @@ import (
 	utilnet "k8s.io/apimachinery/pkg/util/net"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
 
 	"github.com/kforge/kforge/internal/wait"
 )
@@ -82,6 +83,32 @@ func Retry(ctx context.Context, fn func(context.Context) error) error {
 type Object interface {
 	metav1.Object
 	runtime.Object
+}
+
+// Get runs get, retrying transient errors (see Retry); NotFound gives nil and no error.
+// what names the object for the error: "ConfigMap kube-system/kubeadm-config".
+func Get[T any](ctx context.Context, what string, get func(context.Context) (*T, error)) (*T, error) {
+	var obj *T
+	err := Retry(ctx, func(ctx context.Context) error {
+		got, err := get(ctx)
+		switch {
+		case apierrors.IsNotFound(err):
+			obj = nil
+			return nil
+		case err != nil:
+			return fmt.Errorf("reading %s: %w", what, err)
+		}
+		obj = got
+		return nil
+	})
+	return obj, err
+}
+
+// GetConfigMap reads ConfigMap ns/name with Get: nil when it does not exist.
+func GetConfigMap(ctx context.Context, cs kubernetes.Interface, ns, name string) (*corev1.ConfigMap, error) {
+	return Get(ctx, "ConfigMap "+ns+"/"+name, func(ctx context.Context) (*corev1.ConfigMap, error) {
+		return cs.CoreV1().ConfigMaps(ns).Get(ctx, name, metav1.GetOptions{})
+	})
 }
 
 // Ensure makes the cluster hold obj and returns the object as the cluster now has it.
@@ -289,4 +316,19 @@ func mergeBinding(curRef *rbacv1.RoleRef, wantRef rbacv1.RoleRef, curSubjects *[
 	}
 	*curSubjects = wantSubjects
 	return true, nil
+}
+
+// Client rates: kubectl's (QPS 50, burst 300) rather than client-go's default of 5 and 10,
+// which made up's addons phase wait on its own rate limiter for most of its time (about
+// 1.6 of 1.8 s on a no-op run with some forty objects read and applied).
+const (
+	clientQPS   = 50
+	clientBurst = 300
+)
+
+// Configure sets what every kforge API client shares on rc: its user agent and its rates.
+func Configure(rc *rest.Config, agent string) *rest.Config {
+	rc.UserAgent = agent
+	rc.QPS, rc.Burst = clientQPS, clientBurst
+	return rc
 }

@@ -140,3 +140,42 @@ func FreeName(base string, at func(string) string) string {
 		name = fmt.Sprintf("%s-%d", base, i)
 	}
 }
+
+// SymlinkAtomic makes path a symlink to target: it creates the link under a temp name in
+// the same directory and renames it over path, so readers see the old file or the new
+// link, never no file. A path that already links to target is left alone. The temp name
+// is fixed (.<name>.tmp-link), so a run killed between the two steps leaves a link the
+// next run replaces; anything else at that name is not kforge's and stops the run.
+func SymlinkAtomic(path, target string) (Result, error) {
+	res := Updated
+	st, err := os.Lstat(path)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		res = Created
+	case err != nil:
+		return 0, fmt.Errorf("checking %s: %w", path, err)
+	case st.IsDir():
+		return 0, fmt.Errorf("linking %s to %s: %s is a directory", path, target, path)
+	case st.Mode()&fs.ModeSymlink != 0:
+		if old, err := os.Readlink(path); err == nil && old == target {
+			return Unchanged, nil
+		}
+	}
+	tmp := filepath.Join(filepath.Dir(path), "."+filepath.Base(path)+".tmp-link")
+	if st, err := os.Lstat(tmp); err == nil {
+		if st.Mode()&fs.ModeSymlink == 0 {
+			return 0, fmt.Errorf("linking %s to %s: %s is in the way and is not a link kforge left", path, target, tmp)
+		}
+		if err := os.Remove(tmp); err != nil {
+			return 0, fmt.Errorf("linking %s to %s: removing the link a killed run left: %w", path, target, err)
+		}
+	}
+	if err := os.Symlink(target, tmp); err != nil {
+		return 0, fmt.Errorf("linking %s to %s: %w", path, target, err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		os.Remove(tmp)
+		return 0, fmt.Errorf("linking %s to %s: %w", path, target, err)
+	}
+	return res, nil
+}

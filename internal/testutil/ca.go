@@ -1,6 +1,7 @@
 package testutil
 
 import (
+	"crypto"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -13,11 +14,12 @@ import (
 	"time"
 )
 
-// CA is a self-signed test CA (ECDSA P-256) that signs leaf certificates.
+// CA is a test CA that signs leaf certificates: a self-signed one (NewCA, ECDSA P-256) or
+// a test cluster's own (UseCA).
 type CA struct {
 	t    testing.TB
 	Cert *x509.Certificate
-	key  *ecdsa.PrivateKey
+	key  crypto.Signer
 	// PEM is the CA certificate, PEM-encoded.
 	PEM    []byte
 	serial int64
@@ -47,21 +49,34 @@ func NewCA(t testing.TB, cn string, validity time.Duration) *CA {
 	return &CA{t: t, Cert: cert, key: key, serial: 1, PEM: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})}
 }
 
+// UseCA returns a CA that signs with an existing certificate and key, such as those of a
+// cluster under test.
+func UseCA(t testing.TB, cert *x509.Certificate, key crypto.Signer) *CA {
+	return &CA{t: t, Cert: cert, key: key, serial: time.Now().UnixNano(),
+		PEM: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: cert.Raw})}
+}
+
 // Leaf signs a certificate for cn, usable for both server and client authentication, with
 // the given IP SANs. It returns the certificate and its key, PEM-encoded.
 func (ca *CA) Leaf(cn string, ips ...net.IP) (certPEM, keyPEM []byte) {
 	ca.t.Helper()
+	return ca.Sign(&x509.Certificate{
+		Subject:     pkix.Name{CommonName: cn},
+		NotBefore:   time.Now().Add(-time.Hour),
+		NotAfter:    ca.Cert.NotAfter,
+		KeyUsage:    x509.KeyUsageDigitalSignature,
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
+		IPAddresses: ips,
+	})
+}
+
+// Sign signs tmpl, given the CA's next serial number, for a new key. It returns the
+// certificate and its key, PEM-encoded.
+func (ca *CA) Sign(tmpl *x509.Certificate) (certPEM, keyPEM []byte) {
+	ca.t.Helper()
 	key := newKey(ca.t)
 	ca.serial++
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(ca.serial),
-		Subject:      pkix.Name{CommonName: cn},
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     ca.Cert.NotAfter,
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
-		IPAddresses:  ips,
-	}
+	tmpl.SerialNumber = big.NewInt(ca.serial)
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.Cert, &key.PublicKey, ca.key)
 	if err != nil {
 		ca.t.Fatal(err)
