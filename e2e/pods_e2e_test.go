@@ -121,9 +121,22 @@ func checkPodNetworking(t *testing.T, ctx context.Context, cs kubernetes.Interfa
 		}
 		return nil
 	})
+	// A replica just Ready reaches kube-proxy on the client's node a moment later: the
+	// lookups may retry for a minute, then must answer.
 	script := fmt.Sprintf(`set -e
-nslookup kubernetes.default.svc.cluster.local
-ip=$(nslookup web.%s.svc.cluster.local | awk '/^Address/ {a=$NF} END {print a}')
+for i in $(seq 60); do
+  if nslookup kubernetes.default.svc.cluster.local; then break; fi
+  if [ "$i" = 60 ]; then exit 1; fi
+  sleep 1
+done
+ip=""
+for i in $(seq 30); do
+  if out=$(nslookup web.%s.svc.cluster.local); then
+    ip=$(echo "$out" | awk '/^Address/ {a=$NF} END {print a}')
+    break
+  fi
+  sleep 1
+done
 echo "web service resolves to $ip"
 for i in 1 2 3 4 5 6 7 8 9 10; do
   if printf 'GET / HTTP/1.0\r\n\r\n' | nc -w 3 "$ip" 80 | grep hello-kforge; then exit 0; fi
