@@ -26,6 +26,8 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
 
+	"github.com/google/go-cmp/cmp"
+
 	"github.com/kforge/kforge/bootstrap"
 	"github.com/kforge/kforge/certs"
 	"github.com/kforge/kforge/e2e/lab"
@@ -542,4 +544,51 @@ func checkCertsRenew(t *testing.T, ctx context.Context, n *node, fileArgs []stri
 	if after, _ := n.stateOf(ctx); after != files {
 		t.Errorf("the dry run changed the host's files:\nbefore:\n%s\nafter:\n%s", files, after)
 	}
+	checkKubeadmAgrees(t, ctx, n, fileArgs)
+}
+
+// checkKubeadmAgrees runs stock `kubeadm certs check-expiration` (the bundle's kubeadm,
+// built as the testbed builds Kubernetes) on the control plane and compares it with
+// `kforge certs check-expiration -o json`: both must list the same certificates, CAs and
+// kubeconfigs, with the same expiry to the minute (kubeadm's resolution), none externally
+// managed and none missing.
+func checkKubeadmAgrees(t *testing.T, ctx context.Context, n *node, fileArgs []string) {
+	t.Helper()
+	kubeadmOut := n.sh(ctx, "kubeadm certs check-expiration 2>&1")
+	kubeadm := map[string]string{} // name -> "Jan 02, 2006 15:04 UTC"
+	for _, line := range strings.Split(kubeadmOut, "\n") {
+		cols := regexp.MustCompile(`\s{2,}`).Split(strings.TrimSpace(line), -1)
+		if len(cols) < 4 || cols[0] == "CERTIFICATE" || cols[0] == "CERTIFICATE AUTHORITY" {
+			continue
+		}
+		if _, err := time.Parse("Jan 02, 2006 15:04 MST", cols[1]); err != nil {
+			continue // a log line, not a row
+		}
+		if ext := cols[len(cols)-1]; ext != "no" {
+			t.Errorf("kubeadm says %s is externally managed (%q)", cols[0], ext)
+		}
+		kubeadm[cols[0]] = cols[1]
+	}
+	out, err := n.run(ctx, append([]string{"certs", "check-expiration", "-o", "json"}, fileArgs...)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var r certs.ExpiryReport
+	if err := json.Unmarshal([]byte(out), &r); err != nil {
+		t.Fatalf("decoding kforge's report: %v\n%s", err, out)
+	}
+	kforge := map[string]string{}
+	for _, row := range r.Certificates {
+		if row.Missing || row.External {
+			t.Errorf("kforge reports %s missing (%v) or external (%v)", row.Name, row.Missing, row.External)
+		}
+		kforge[row.Name] = row.NotAfter.UTC().Format("Jan 02, 2006 15:04 MST")
+	}
+	if len(kubeadm) != 14 {
+		t.Errorf("kubeadm listed %d certificates, want 11 leaves and kubeconfigs and 3 CAs:\n%s", len(kubeadm), kubeadmOut)
+	}
+	if diff := cmp.Diff(kubeadm, kforge); diff != "" {
+		t.Errorf("kubeadm certs check-expiration and kforge certs check-expiration disagree (-kubeadm +kforge):\n%s\nkubeadm printed:\n%s", diff, kubeadmOut)
+	}
+	t.Logf("kubeadm certs check-expiration agrees with kforge on %d certificates:\n%s", len(kubeadm), kubeadmOut)
 }
