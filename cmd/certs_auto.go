@@ -150,4 +150,3 @@ func printCertsStatus(out interface{ Write([]byte) (int, error) }, s phases.Cert
 	}
 	return nil
 }
-

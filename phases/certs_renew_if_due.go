@@ -25,7 +25,7 @@ import (
 // Reads Data.Cluster, Data.Now and the directories of Data; sets Data.Renew.
 func RenewIfDue(ctx context.Context, d *Data, interval time.Duration) (certs.RenewalState, error) {
 	now := d.Now()
-	st := certs.RenewalState{LastRun: now}
+	st := certs.RenewalState{LastRun: now, Renewed: []string{}}
 	if interval > 0 {
 		st.NextCheck = now.Add(interval)
 	}
