@@ -153,6 +153,8 @@ type renewOptions struct {
 	wait   time.Duration
 	output string
 	ifDue  bool
+	// every and randomDelay are renew-loop's schedule.
+	every, randomDelay time.Duration
 }
 
 func newRenewCommand(root *rootOptions) *cobra.Command {

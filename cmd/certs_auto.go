@@ -22,9 +22,10 @@ func newRenewLoopCommand(root *rootOptions) *cobra.Command {
 		Short: "Run the automatic certificate renewal check on its schedule (kforge's supervisor runs it where there is no systemd)",
 		Long: `Run, again and again, the check 'kforge certs renew all --if-due' runs: a minute after it
 starts, then every interval after the last check, plus a random delay, as the
-kforge-certs-renew timer does on systemd hosts. The interval is a quarter of
-certificates.renew_before, at least a minute and at most a day; the random delay an eighth
-of it. cluster.toml is read again before each check. A failed check is logged and
+kforge-certs-renew timer does on systemd hosts. init, join and reconfigure start it with
+--every a quarter of certificates.renew_before (at least a minute, at most a day) and
+--random-delay an eighth of that, and restart it when those change. cluster.toml is read
+again before each check. A failed check is logged and
 recorded, and the loop goes on. init, control-plane join and reconfigure start it under
 kforge's supervisor on hosts without systemd; its log is /var/log/kforge/` + phases.CertsRenewalName + `.log.`,
 		Args: cobra.NoArgs,
@@ -33,6 +34,8 @@ kforge's supervisor on hosts without systemd; its log is /var/log/kforge/` + pha
 	c.Flags().StringVarP(&o.configPath, "config", "f", phases.CertsRenewalConfig, "path of cluster.toml")
 	c.Flags().StringVar(&o.node, "node", "", "which host of the file this is (default: the host with one of this machine's addresses)")
 	c.Flags().DurationVar(&o.wait, "timeout", phases.DefaultWait, "how long to wait for each restarted component to be healthy")
+	c.Flags().DurationVar(&o.every, "every", 24*time.Hour, "time between two checks")
+	c.Flags().DurationVar(&o.randomDelay, "random-delay", 3*time.Hour, "random delay added to each check, up to this")
 	return c
 }
 
@@ -58,18 +61,13 @@ func (o *renewOptions) checkOnce(ctx context.Context) time.Duration {
 		return retry
 	}
 	defer cleanup()
-	rb := d.Cluster.Certificates.AutoRenewBefore()
-	if rb == 0 {
-		d.Out.Plain("certificates.renew_before is 0s: automatic renewal is off; looking again in %s", retry)
-		return retry
-	}
-	every := certs.CheckInterval(rb)
+	every := max(o.every, time.Minute)
 	st, err := phases.RenewIfDue(ctx, d, every)
 	if err != nil {
 		d.Out.Plain("%s certs renew-loop: %v", time.Now().UTC().Format(time.RFC3339), err)
 	}
 	d.Out.Plain("%s certs renew-loop: %s: %s; next check in %s", st.LastRun.UTC().Format(time.RFC3339), st.Outcome, st.Message, every)
-	return every + rand.N(certs.CheckRandomDelay(rb)+1)
+	return every + rand.N(max(o.randomDelay, 0)+1)
 }
 
 func newCertsStatusCommand(root *rootOptions) *cobra.Command {

@@ -176,7 +176,7 @@ func TestInstallCertsRenewal(t *testing.T) {
 		Name:        CertsRenewalName,
 		Description: "kforge: renew this control plane's certificates when less than certificates.renew_before is left",
 		Command:     []string{"/usr/local/bin/kforge", "certs", "renew", "all", "--if-due", "-f", CertsRenewalConfig, "--node", "cp1"},
-		Loop:        []string{"/usr/local/bin/kforge", "certs", "renew-loop", "-f", CertsRenewalConfig, "--node", "cp1"},
+		Loop:        []string{"/usr/local/bin/kforge", "certs", "renew-loop", "--every", "24h0m0s", "--random-delay", "3h0m0s", "-f", CertsRenewalConfig, "--node", "cp1"},
 		Every:       24 * time.Hour,
 		RandomDelay: 3 * time.Hour,
 	}

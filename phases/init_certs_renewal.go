@@ -43,26 +43,30 @@ func initCertsRenewalPhase() Phase {
 // certsRenewalTimer is the check for this host, as certificates.renew_before schedules it.
 func certsRenewalTimer(d *Data) service.Timer {
 	rb := d.Cluster.Certificates.AutoRenewBefore()
+	every, delay := certs.CheckInterval(rb), certs.CheckRandomDelay(rb)
 	args := []string{"-f", CertsRenewalConfig, "--node", d.Node.Name}
 	return service.Timer{
 		Name:        CertsRenewalName,
 		Description: "kforge: renew this control plane's certificates when less than certificates.renew_before is left",
 		Command:     append([]string{d.Kforge, "certs", "renew", "all", "--if-due"}, args...),
-		Loop:        append([]string{d.Kforge, "certs", "renew-loop"}, args...),
-		Every:       certs.CheckInterval(rb),
-		RandomDelay: certs.CheckRandomDelay(rb),
+		// The schedule is in the loop's command line, so that a new one restarts it.
+		Loop:        append([]string{d.Kforge, "certs", "renew-loop", "--every", every.String(), "--random-delay", delay.String()}, args...),
+		Every:       every,
+		RandomDelay: delay,
 	}
 }
 
-// certsRenewalConfig is the configuration the check reads: the cluster as this run has it,
-// with this host among its hosts (a join from the cluster's stored configuration may not
-// list it).
+// certsRenewalConfig is the configuration the check reads: the cluster-wide settings and
+// each host's name, address and roles (config.EncodeShared), with this host among them (a
+// join from the cluster's stored configuration may not list it). Only what every workflow
+// knows alike goes in, so that init, join and reconfigure write the same file and a
+// second run changes nothing.
 func certsRenewalConfig(d *Data) ([]byte, error) {
 	c := *d.Cluster
 	if _, ok := c.HostByName(d.Node.Name); !ok {
 		c.Hosts = append(append([]config.Host(nil), c.Hosts...), *d.Node)
 	}
-	return config.Encode(&c)
+	return config.EncodeShared(&c)
 }
 
 // installCertsRenewal is the step init, control-plane join and reconfigure share: it
