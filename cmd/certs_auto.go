@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"os"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -91,6 +92,9 @@ earliest_not_after, earliest_residual_seconds.`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if output != "text" && output != "json" {
 				return fmt.Errorf("--output %q: want text or json", output)
+			}
+			if _, err := os.Stat(configPath); err != nil && configPath == phases.CertsRenewalConfig {
+				return fmt.Errorf("no %s on this host: the automatic renewal check is not installed here (it is on control planes set up by init, join or reconfigure with certificates.renew_before above 0s); pass -f cluster.toml to see the rest", phases.CertsRenewalConfig)
 			}
 			d, cleanup, err := root.fileHostData(configPath, node, h, phases.DefaultWait, output == "json")
 			if err != nil {

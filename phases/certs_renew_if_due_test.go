@@ -217,3 +217,35 @@ func TestInstallCertsRenewal(t *testing.T) {
 	}
 
 }
+
+// TestCertsRenewalStatus: status shows renew_before, the installed and active check, the
+// last run's record and the next run, and the earliest expiry.
+func TestCertsRenewalStatus(t *testing.T) {
+	d := initHost(t)
+	now := time.Now().Add(time.Hour)
+	d.Now = func() time.Time { return now }
+	sched := &fakeScheduler{installed: map[string]service.Timer{}}
+	d.Services, d.Kforge = sched, "/usr/local/bin/kforge"
+
+	s, err := CertsRenewalStatus(t.Context(), d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Installed || s.Active || s.LastRun != nil || !s.NextRun.IsZero() || s.RenewBefore != "30d 0h" || s.Earliest == "" || s.EarliestResidualSeconds < 364*24*3600 {
+		t.Errorf("before install: %+v", s)
+	}
+	if err := installCertsRenewal(t.Context(), d); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := RenewIfDue(t.Context(), d, 24*time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	s, err = CertsRenewalStatus(t.Context(), d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !s.Installed || !s.Active || s.Check != "systemd timer kforge-certs-renew.timer" || s.LastRun == nil ||
+		s.LastRun.Outcome != certs.OutcomeNotDue || !s.NextRun.Equal(now.Add(24*time.Hour)) {
+		t.Errorf("after install and a check: %+v, last run %+v", s, s.LastRun)
+	}
+}
