@@ -35,6 +35,8 @@ kforge's supervisor on hosts without systemd; its log is /var/log/kforge/` + pha
 	c.Flags().StringVarP(&o.configPath, "config", "f", phases.CertsRenewalConfig, "path of cluster.toml")
 	c.Flags().StringVar(&o.node, "node", "", "which host of the file this is (default: the host with one of this machine's addresses)")
 	c.Flags().DurationVar(&o.wait, "timeout", phases.DefaultWait, "how long to wait for each restarted component to be healthy")
+	o.hostFlags.addDirFlags(c.Flags(), "")
+	_ = c.Flags().MarkHidden("dry-run") // the loop always acts
 	c.Flags().DurationVar(&o.every, "every", 24*time.Hour, "time between two checks")
 	c.Flags().DurationVar(&o.randomDelay, "random-delay", 3*time.Hour, "random delay added to each check, up to this")
 	return c
