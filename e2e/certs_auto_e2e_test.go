@@ -151,8 +151,11 @@ func certsAutoRenewal(t *testing.T, ctx context.Context, l *lab.Lab, cfg, knownH
 	// Their certificates have minutes left, inside the default 30 days: up's renew-certs
 	// renews them, one control plane at a time, for a year (or a check got there first).
 	for _, h := range cps {
-		if r := back.host(h.Name).CertsRenewal; r == nil || !r.Due || !r.Renewed {
-			t.Errorf("%s: up with the file's lifetimes: certs_renewal %+v; want it due and renewed", h.Name, r)
+		// renewed is false only when the host's own check renewed them first.
+		if r := back.host(h.Name).CertsRenewal; r == nil || !r.Due {
+			t.Errorf("%s: up with the file's lifetimes: certs_renewal %+v; want it due", h.Name, r)
+		} else {
+			t.Logf("%s: up renewed its certificates: %t", h.Name, r.Renewed)
 		}
 	}
 	if !strings.Contains(back.stderr, "renews certificates on "+cps[0].Name+" (earliest ") {

@@ -77,12 +77,20 @@ func (f *Fleet) RenewCerts(ctx context.Context, now time.Time) {
 		return
 	}
 	for i, name := range due {
+		var st certs.RenewalState
 		err := f.timed(name, func() error {
-			args := []string{"certs", "renew", "all", "--if-due", "-f", RemoteConfig, "--node", name}
+			args := []string{"certs", "renew", "all", "--if-due", "-f", RemoteConfig, "--node", name, "-o", "json"}
 			if f.o.Timeout > 0 {
 				args = append(args, "--timeout", f.o.Timeout.String())
 			}
-			return f.kforge(ctx, name, args, nil)
+			var out bytes.Buffer
+			if err := f.kforgeAt(ctx, name, RemoteKforge, args, nil, &out); err != nil {
+				return err
+			}
+			if err := json.Unmarshal(out.Bytes(), &st); err != nil {
+				return fmt.Errorf("reading what kforge certs renew --if-due printed: %w", err)
+			}
+			return nil
 		})
 		if err != nil {
 			f.Fail(name, fmt.Errorf("renewing its certificates: %w", err))
@@ -91,10 +99,15 @@ func (f *Fleet) RenewCerts(ctx context.Context, now time.Time) {
 			}
 			return
 		}
+		if st.Outcome != certs.OutcomeRenewed {
+			// Its own check renewed them between up's look and this run.
+			f.out().Phase(name, "%s", st.Message)
+			continue
+		}
 		f.mu.Lock()
 		f.reports[name].CertsRenewal.Renewed = true
 		f.mu.Unlock()
-		f.out().Phase(name, "renewed its certificates; its control-plane components are healthy again")
+		f.out().Phase(name, "renewed %d certificates and kubeconfigs; its control-plane components are healthy again", len(st.Renewed))
 	}
 }
 

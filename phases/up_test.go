@@ -121,7 +121,8 @@ func newUpLabOf(t *testing.T, c *config.Cluster, initialised bool, nodes ...*cor
 			}},
 			{Match: regexp.MustCompile(`^kforge certs renew all --if-due -f \S+ --node ` + h.Name + `( |$)`), Reply: func(string) (string, error) {
 				delete(l.expiry, h.Name)
-				return "[certs] renewed\n", nil
+				b, err := json.Marshal(certs.RenewalState{Outcome: certs.OutcomeRenewed, Renewed: []string{"apiserver", "admin.conf"}})
+				return string(b), err
 			}},
 		}
 		l.hosts[h.Name] = fh
