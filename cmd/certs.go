@@ -24,7 +24,8 @@ func newCertsCommand(root *rootOptions) *cobra.Command {
 		Short: "Work with the cluster's certificates and the certificate key",
 		Args:  cobra.NoArgs,
 	}
-	c.AddCommand(newCertificateKeyCommand(root), newCheckExpirationCommand(root), newRenewCommand(root))
+	c.AddCommand(newCertificateKeyCommand(root), newCheckExpirationCommand(root), newRenewCommand(root),
+		newRenewLoopCommand(root), newCertsStatusCommand(root))
 	return c
 }
 
@@ -151,6 +152,9 @@ type renewOptions struct {
 	hostFlags
 	wait   time.Duration
 	output string
+	ifDue  bool
+	// every and randomDelay are renew-loop's schedule.
+	every, randomDelay time.Duration
 }
 
 func newRenewCommand(root *rootOptions) *cobra.Command {
@@ -186,6 +190,16 @@ reads, so the manifests are written again, the kubelet restarts the pods whose m
 changed, and the run waits until they have restarted and are healthy. Renewal always
 renews: a second run signs new certificates again.
 
+With --if-due (only with all) it renews only when some certificate or kubeconfig it
+renews has less than certificates.renew_before left, or has expired, and otherwise prints
+"not due: earliest <name> expires in X (renew_before Y)" and changes nothing; this is the
+check the kforge-certs-renew timer (or, without systemd, the supervised renew-loop) runs.
+A CA that has expired or expires within renew_before stops it with how long is left and
+what to do. Before it restarts anything it takes the Lease kube-system/kforge-certs-renew,
+so that one control plane restarts at a time, and releases it once its components are
+healthy (without the API it renews offline, without the lease). Each run is recorded in
+` + phases.CertsRenewalState + ` (see 'kforge certs status').
+
 Names: all, ` + strings.Join(names, ", ") + `.
 
 The certs-renew workflow runs these phases, in order:
@@ -198,7 +212,9 @@ The certs-renew workflow runs these phases, in order:
   # renew the apiserver's serving certificate (after adding an apiserver.cert_sans entry) and admin.conf
   kforge certs renew apiserver admin.conf -f cluster.toml --node cp1
   # the result for a script
-  kforge certs renew all -f cluster.toml -o json`,
+  kforge certs renew all -f cluster.toml -o json
+  # renew only if something has less than certificates.renew_before left
+  kforge certs renew all --if-due -f /etc/kforge/certs-renew.toml`,
 		Args: cobra.ArbitraryArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if len(args) == 0 {
@@ -233,6 +249,7 @@ func (o *renewOptions) addFlags(fs *pflag.FlagSet) {
 	o.hostFlags.addDirFlags(fs, ": what would be renewed and restarted")
 	fs.DurationVar(&o.wait, "timeout", phases.DefaultWait, "how long to wait for each restarted component to be healthy")
 	fs.StringVarP(&o.output, "output", "o", "text", "text, or json: what was renewed, left to you and restarted (progress then goes to stderr)")
+	fs.BoolVar(&o.ifDue, "if-due", false, "renew only when a certificate has less than certificates.renew_before left (with all)")
 }
 
 func (o *renewOptions) run(ctx context.Context, names []string) error {
@@ -245,6 +262,12 @@ func (o *renewOptions) run(ctx context.Context, names []string) error {
 	if o.configPath == "" {
 		return errors.New("--config (-f) is required: it says which host this is and the names each certificate carries")
 	}
+	if o.ifDue && (len(names) != 1 || names[0] != "all") {
+		return fmt.Errorf("--if-due renews everything or nothing: use it with all, not %s", strings.Join(names, " "))
+	}
+	if o.ifDue && o.dryRun {
+		return errors.New("--if-due with --dry-run: run 'kforge certs status' to see whether renewal is due, or --dry-run alone to see what a renewal would do")
+	}
 	d, cleanup, err := o.root.fileHostData(o.configPath, o.node, o.hostFlags, o.wait, o.output == "json")
 	if err != nil {
 		return err
@@ -252,6 +275,20 @@ func (o *renewOptions) run(ctx context.Context, names []string) error {
 	defer cleanup()
 	if !d.Join.ControlPlane {
 		return fmt.Errorf("host %q is not a control-plane host in %s: only control planes hold the certificates renew renews", d.Node.Name, o.configPath)
+	}
+	if o.ifDue {
+		rb := d.Cluster.Certificates.AutoRenewBefore()
+		var every time.Duration
+		if rb > 0 {
+			every = certs.CheckInterval(rb)
+		}
+		st, err := phases.RenewIfDue(ctx, d, every)
+		if o.output == "json" {
+			if jerr := writeJSON(o.root.streams.Out, st); jerr != nil {
+				return jerr
+			}
+		}
+		return err
 	}
 	d.Renew.Only = names
 	runErr := phases.CertsRenewWorkflow().Run(ctx, d, "", nil)

@@ -10,6 +10,8 @@ import (
 
 	"github.com/kforge/kforge/certs"
 	"github.com/kforge/kforge/internal/testutil"
+	"github.com/kforge/kforge/phases"
+	"github.com/spf13/cobra"
 )
 
 func TestVersion(t *testing.T) {
@@ -144,5 +146,21 @@ func TestCheckExpirationJSON(t *testing.T) {
 	}
 	if _, err := run(t, "certs", "check-expiration", "--cert-dir", dir, "-o", "yaml"); err == nil {
 		t.Error("check-expiration -o yaml: want an error")
+	}
+}
+
+// TestRenewLoopAndStatusKnowTheDirectories: renew-loop and certs status build the host's
+// Data from the directory flags; without their defaults every check would fail.
+func TestRenewLoopAndStatusKnowTheDirectories(t *testing.T) {
+	for _, c := range []*cobra.Command{newRenewLoopCommand(&rootOptions{}), newCertsStatusCommand(&rootOptions{})} {
+		if err := c.ParseFlags(nil); err != nil {
+			t.Fatal(err)
+		}
+		for flag, want := range map[string]string{"cert-dir": phases.DefaultCertDir, "kubeconfig-dir": phases.DefaultKubeconfigDir, "manifests-dir": phases.DefaultManifestsDir} {
+			f := c.Flags().Lookup(flag)
+			if f == nil || f.Value.String() != want {
+				t.Errorf("%s --%s: %v, want default %s", c.Name(), flag, f, want)
+			}
+		}
 	}
 }

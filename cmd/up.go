@@ -392,5 +392,8 @@ func printFleetReport(w io.Writer, r *fleet.Report, format string) error {
 			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%.1f MiB\n", h.Host, h.Role, h.Action, res, h.Duration.Round(100*time.Millisecond), float64(h.Uploaded)/(1<<20))
 		}
 		fmt.Fprintf(tw, "\ncluster %q: %d hosts in %.1fs\n", r.Cluster, len(r.Hosts), r.Seconds)
+		if renewed := r.RenewedNames(); renewed != "" {
+			fmt.Fprintf(tw, "renewed the certificates of %s\n", renewed)
+		}
 	})
 }

@@ -648,3 +648,64 @@ func TestExtraArgsCannotInjectFlags(t *testing.T) {
 		t.Errorf("Decode error (-want +got):\n%s", diff)
 	}
 }
+
+// TestRenewBefore checks certificates.renew_before: 30 days when not written, "0s" kept as
+// "automatic renewal off", and a negative value or one not shorter than cert_validity
+// refused with the field, its line and what is valid.
+func TestRenewBefore(t *testing.T) {
+	tests := []struct {
+		name    string
+		doc     string
+		want    time.Duration
+		wantErr string
+	}{
+		{name: "not written", doc: "[certificates]\n", want: 30 * 24 * time.Hour},
+		{name: "written", doc: "[certificates]\nrenew_before = \"60d\"\n", want: 60 * 24 * time.Hour},
+		{name: "zero turns it off", doc: "[certificates]\nrenew_before = \"0s\"\n", want: 0},
+		{name: "short validity", doc: "[certificates]\ncert_validity = \"10m\"\nrenew_before = \"7m\"\n", want: 7 * time.Minute},
+		{
+			name:    "negative",
+			doc:     "[certificates]\nrenew_before = \"-1h\"\n",
+			wantErr: `cluster.toml:2: certificates.renew_before: "-1h0m0s" is negative; want a duration shorter than certificates.cert_validity, such as "30d", or "0s" to turn automatic renewal off`,
+		},
+		{
+			name:    "not shorter than cert_validity",
+			doc:     "[certificates]\ncert_validity = \"90d\"\nrenew_before = \"90d\"\n",
+			wantErr: `cluster.toml:3: certificates.renew_before: "90d" is not shorter than certificates.cert_validity "90d": every certificate would be due as soon as it is renewed; want less than cert_validity, such as a twelfth of it, or "0s" to turn automatic renewal off`,
+		},
+		{
+			name:    "default not shorter than a short cert_validity",
+			doc:     "[certificates]\ncert_validity = \"10d\"\n",
+			wantErr: `certificates.renew_before: "30d" is not shorter than certificates.cert_validity "10d"`,
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := Decode([]byte(tc.doc), "cluster.toml")
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("Decode error:\n%v\nwant one containing\n%s", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := c.Certificates.AutoRenewBefore(); got != tc.want {
+				t.Errorf("AutoRenewBefore() = %s, want %s", got, tc.want)
+			}
+			// Encode and decode again: the value survives, "0s" included.
+			b, err := Encode(c)
+			if err != nil {
+				t.Fatal(err)
+			}
+			c2, err := Decode(b, "encoded.toml")
+			if err != nil {
+				t.Fatalf("decoding the encoded config: %v\n%s", err, b)
+			}
+			if got := c2.Certificates.AutoRenewBefore(); got != tc.want {
+				t.Errorf("after Encode and Decode: AutoRenewBefore() = %s, want %s", got, tc.want)
+			}
+		})
+	}
+}

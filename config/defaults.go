@@ -21,6 +21,7 @@ const (
 	DefaultSSHUser           = "root"
 	DefaultCAValidity        = 10 * 365 * 24 * time.Hour
 	DefaultCertValidity      = 365 * 24 * time.Hour
+	DefaultRenewBefore       = 30 * 24 * time.Hour
 	DefaultAuditLogPath      = "/var/log/kubernetes/audit/audit.log"
 	DefaultAuditLogMaxAge    = 30
 	DefaultAuditLogMaxBackup = 10
@@ -58,6 +59,9 @@ func SetDefaults(c *Cluster) {
 	}
 	if c.Certificates.CertValidity.Duration == 0 {
 		c.Certificates.CertValidity.Duration = DefaultCertValidity
+	}
+	if c.Certificates.RenewBefore == nil {
+		c.Certificates.RenewBefore = &Duration{DefaultRenewBefore}
 	}
 	setStr(&c.Certificates.KeyAlgorithm, KeyECDSAP256)
 	setStr(&c.Kubelet.ContainerRuntimeEndpoint, DefaultCRISocket)

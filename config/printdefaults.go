@@ -30,6 +30,10 @@ var defaultsTemplate = template.Must(template.New("cluster.toml").Funcs(template
 		b, _ := d.MarshalText()
 		return strconv.Quote(string(b))
 	},
+	"durp": func(d *Duration) string {
+		b, _ := d.MarshalText()
+		return strconv.Quote(string(b))
+	},
 	"minors": func() string {
 		var names []string
 		for _, m := range SupportedMinors() {
@@ -97,6 +101,10 @@ data_dir = {{q .Etcd.Local.DataDir}}
 ca_validity = {{dur .Certificates.CAValidity}}
 # Lifetime of every other certificate; at most ca_validity.
 cert_validity = {{dur .Certificates.CertValidity}}
+# How long before a certificate expires each control plane renews it on its own (a daily
+# check: the kforge-certs-renew timer, or a supervised renew-loop without systemd); shorter
+# than cert_validity. "0s" turns automatic renewal off.
+renew_before = {{durp .Certificates.RenewBefore}}
 # Private key type: {{keyAlgorithms}}.
 key_algorithm = {{q .Certificates.KeyAlgorithm}}
 

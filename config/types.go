@@ -2,6 +2,8 @@
 // validation. It knows nothing of cobra, SSH or the terminal.
 package config
 
+import "time"
+
 // APIVersion is the only schema version this build reads and writes.
 const APIVersion = "kforge/v1alpha1"
 
@@ -78,6 +80,20 @@ type Certificates struct {
 	CertValidity Duration `toml:"cert_validity"`
 	// KeyAlgorithm is one of KeyAlgorithms; default ecdsa-p256.
 	KeyAlgorithm string `toml:"key_algorithm"`
+	// RenewBefore is how long before a leaf or kubeconfig client certificate expires each
+	// control plane renews it on its own (its kforge-certs-renew timer or renew-loop);
+	// default 30 days when not written, and "0s" turns automatic renewal off. Read it
+	// with AutoRenewBefore.
+	RenewBefore *Duration `toml:"renew_before,omitempty"`
+}
+
+// AutoRenewBefore is RenewBefore, or DefaultRenewBefore when it is not set; zero means
+// automatic renewal is off.
+func (c Certificates) AutoRenewBefore() time.Duration {
+	if c.RenewBefore == nil {
+		return DefaultRenewBefore
+	}
+	return c.RenewBefore.Duration
 }
 
 // Key algorithm names.

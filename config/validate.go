@@ -328,6 +328,14 @@ func (c *Cluster) validateCertificates(l *problemList) {
 	if cc.CAValidity.Duration > 0 && cc.CertValidity.Duration > cc.CAValidity.Duration {
 		l.add("certificates.cert_validity", "%s is longer than certificates.ca_validity %s; want at most the CAs' lifetime", fmtDuration(cc.CertValidity), fmtDuration(cc.CAValidity))
 	}
+	if rb := cc.RenewBefore; rb != nil {
+		switch {
+		case rb.Duration < 0:
+			l.add("certificates.renew_before", "%s is negative; want a duration shorter than certificates.cert_validity, such as \"30d\", or \"0s\" to turn automatic renewal off", fmtDuration(*rb))
+		case cc.CertValidity.Duration > 0 && rb.Duration >= cc.CertValidity.Duration:
+			l.add("certificates.renew_before", "%s is not shorter than certificates.cert_validity %s: every certificate would be due as soon as it is renewed; want less than cert_validity, such as a twelfth of it, or \"0s\" to turn automatic renewal off", fmtDuration(*rb), fmtDuration(cc.CertValidity))
+		}
+	}
 	if !slices.Contains(KeyAlgorithms, cc.KeyAlgorithm) {
 		l.add("certificates.key_algorithm", "%q is not supported; want %s", cc.KeyAlgorithm, orList(quoteAll(KeyAlgorithms)))
 	}

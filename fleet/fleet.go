@@ -104,6 +104,9 @@ type HostReport struct {
 	// Plan is what reconfigure changes (or, on a dry run, would change) on a host already
 	// in the cluster; nil when the host was not asked.
 	Plan *HostPlan `json:"plan,omitempty"`
+	// CertsRenewal is what up found about a control plane's certificates, and whether it
+	// renewed them; nil when it did not look.
+	CertsRenewal *CertsRenewal `json:"certs_renewal,omitempty"`
 }
 
 // Report is what a run did.

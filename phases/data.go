@@ -76,8 +76,12 @@ type Data struct {
 	// Facts are what preflight detected about the host (cgroups, capabilities, PID 1); the
 	// container runtime and kubelet configuration follow them.
 	Facts preflight.HostFacts
-	// Services starts and stops the kubelet (and containerd, when nothing else does).
+	// Services starts and stops the kubelet (and containerd, when nothing else does), and
+	// installs the automatic certificate renewal check (service.Scheduler).
 	Services service.Manager
+	// Kforge is the kforge binary the automatic certificate renewal check runs: this one
+	// (os.Executable) on a real run.
+	Kforge string
 
 	// Client returns the API client the online phases use: built from a kubeconfig of
 	// KubeconfigDir on a real run, a fake clientset on a dry run. It is called only after
@@ -244,6 +248,7 @@ type Deps struct {
 	Facts            preflight.HostFacts
 	Now              func() time.Time
 	Services         service.Manager
+	Kforge           string
 	Ctr              bundle.Ctr
 	Waiter           Waiter
 	Etcd             func(d *Data, endpoints []string) (etcd.Cluster, error)
@@ -281,6 +286,7 @@ func NewData(s DataSpec, deps Deps) *Data {
 		Now:               deps.Now,
 		Facts:             deps.Facts,
 		Services:          deps.Services,
+		Kforge:            deps.Kforge,
 		Client:            deps.Client,
 		Act:               deps.Act,
 		Etcd:              deps.Etcd,
@@ -307,6 +313,7 @@ func RealDeps(s DataSpec) Deps {
 		Facts:    preflight.DetectHostFacts(s.PreflightSystem),
 		Now:      time.Now,
 		Services: service.Detect(),
+		Kforge:   kforgeBinary(),
 		Ctr:      bundle.CtrCommand(strings.TrimPrefix(s.Cluster.Kubelet.ContainerRuntimeEndpoint, "unix://")),
 		Waiter:   HealthWaiter{},
 		Etcd:     RealEtcd,
@@ -317,4 +324,16 @@ func RealDeps(s DataSpec) Deps {
 		d.SuperAdminClient = kubeconfigClient(s.KubeconfigDir, "super-admin.conf")
 	}
 	return d
+}
+
+// kforgeBinary is this kforge binary's path, or the path kforge up installs it at when the
+// running one cannot be found.
+func kforgeBinary() string {
+	if p, err := os.Executable(); err == nil {
+		if r, err := filepath.EvalSymlinks(p); err == nil {
+			return r
+		}
+		return p
+	}
+	return fleet.RemoteKforge
 }

@@ -74,6 +74,7 @@ func DryRunDeps(s DataSpec, root string) Deps {
 		Facts:    preflight.DetectHostFacts(s.PreflightSystem),
 		Now:      time.Now,
 		Services: &service.DryRun{Say: say},
+		Kforge:   kforgeBinary(),
 		Ctr: func(_ context.Context, args ...string) ([]byte, error) {
 			say("would run: ctr --namespace k8s.io %s", strings.Join(args, " "))
 			return nil, nil

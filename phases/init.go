@@ -23,6 +23,7 @@ func InitWorkflow() *Workflow {
 			BootstrapTokenPhase(),
 			kubeletFinalizePhase(),
 			AddonPhase(),
+			initCertsRenewalPhase(),
 			ShowJoinCommandPhase(),
 			finishPhase(),
 		},

@@ -60,6 +60,7 @@ func JoinWorkflow() *Workflow {
 				Skip:  notControlPlane,
 				Run:   func(ctx context.Context, d *Data) error { return d.Waiter.WaitControlPlane(ctx, d) },
 			},
+			joinCertsRenewalPhase(),
 		},
 	}
 }

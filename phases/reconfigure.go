@@ -25,6 +25,7 @@ func ReconfigureWorkflow() *Workflow {
 			onControlPlanes(waitControlPlanePhase()),
 			kubeletStartPhase(),
 			reconfigureWaitKubeletPhase(),
+			reconfigureCertsRenewalPhase(),
 		},
 	}
 }

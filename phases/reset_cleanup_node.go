@@ -4,8 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
+	"os"
 
 	"github.com/kforge/kforge/nodecleanup"
+	"github.com/kforge/kforge/service"
 )
 
 // cleanupNodePhase stops the kubelet and every pod and removes what init or join made:
@@ -21,6 +24,20 @@ func cleanupNodePhase() Phase {
 	}
 }
 
+// removeCertsRenewalFiles removes what installCertsRenewal installed and the record of
+// the check's runs: exactly those.
+func removeCertsRenewalFiles(ctx context.Context, d *Data, sched service.Scheduler) error {
+	if _, err := sched.Unschedule(ctx, CertsRenewalName); err != nil {
+		return err
+	}
+	for _, p := range []string{CertsRenewalConfig, CertsRenewalState} {
+		if err := os.Remove(d.Path(p)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return err
+		}
+	}
+	return nil
+}
+
 func cleanupNode(ctx context.Context, d *Data) error {
 	var errs []error
 	step := func(desc string, do func() error) {
@@ -29,6 +46,11 @@ func cleanupNode(ctx context.Context, d *Data) error {
 		}
 	}
 
+	if sched, ok := d.Services.(service.Scheduler); ok {
+		step("remove the certificate renewal check "+CertsRenewalName+", its configuration and its record", func() error {
+			return removeCertsRenewalFiles(ctx, d, sched)
+		})
+	}
 	step("stop the kubelet", func() error { return d.Services.Stop(ctx, "kubelet") })
 
 	node := nodecleanup.Node{

@@ -24,6 +24,7 @@ import (
 	k8stesting "k8s.io/client-go/testing"
 
 	"github.com/kforge/kforge/bootstrap"
+	"github.com/kforge/kforge/certs"
 	"github.com/kforge/kforge/config"
 	"github.com/kforge/kforge/fleet"
 	"github.com/kforge/kforge/host"
@@ -50,6 +51,10 @@ type upLab struct {
 	// plans are what `kforge reconfigure --dry-run -o json` prints on each host already
 	// in the cluster; a host without one matches the file.
 	plans map[string]fleet.HostPlan
+	// expiry is what `kforge certs check-expiration -o json` prints on each control plane;
+	// a host without one has certificates a year from expiry. `certs renew all --if-due`
+	// renews them for a year.
+	expiry map[string][]certs.ExpiryRow
 }
 
 func newUpLab(t *testing.T, initialised bool, nodes ...*corev1.Node) *upLab {
@@ -60,7 +65,7 @@ func newUpLab(t *testing.T, initialised bool, nodes ...*corev1.Node) *upLab {
 // newUpLabOf is newUpLab over the hosts of c.
 func newUpLabOf(t *testing.T, c *config.Cluster, initialised bool, nodes ...*corev1.Node) *upLab {
 	t.Helper()
-	l := &upLab{t: t, c: c, hosts: map[string]*testutil.FakeHost{}, journal: &testutil.Journal{}, initialised: initialised, plans: map[string]fleet.HostPlan{}}
+	l := &upLab{t: t, c: c, hosts: map[string]*testutil.FakeHost{}, journal: &testutil.Journal{}, initialised: initialised, plans: map[string]fleet.HostPlan{}, expiry: map[string][]certs.ExpiryRow{}}
 	var objs []runtime.Object
 	for _, n := range nodes {
 		objs = append(objs, n)
@@ -106,6 +111,19 @@ func newUpLabOf(t *testing.T, c *config.Cluster, initialised bool, nodes ...*cor
 				delete(l.plans, h.Name)
 				return "[reconfigure] done\n", nil
 			}},
+			{Match: regexp.MustCompile(`^kforge certs check-expiration -o json$`), Reply: func(string) (string, error) {
+				rows, ok := l.expiry[h.Name]
+				if !ok {
+					rows = expiryRows(time.Now().Add(365 * 24 * time.Hour))
+				}
+				b, err := json.Marshal(certs.ExpiryReport{Certificates: rows})
+				return string(b), err
+			}},
+			{Match: regexp.MustCompile(`^kforge certs renew all --if-due -f \S+ --node ` + h.Name + `( |$)`), Reply: func(string) (string, error) {
+				delete(l.expiry, h.Name)
+				b, err := json.Marshal(certs.RenewalState{Outcome: certs.OutcomeRenewed, Renewed: []string{"apiserver", "admin.conf"}})
+				return string(b), err
+			}},
 		}
 		l.hosts[h.Name] = fh
 	}
@@ -149,11 +167,21 @@ func (l *upLab) kforgeRuns() []string {
 	var out []string
 	for _, e := range l.journal.Events() {
 		host, cmd, _ := strings.Cut(e, ": ")
-		if strings.HasPrefix(cmd, "kforge ") && !strings.Contains(cmd, " --dry-run") {
+		if strings.HasPrefix(cmd, "kforge ") && !strings.Contains(cmd, " --dry-run") && !strings.Contains(cmd, " check-expiration ") {
 			out = append(out, host+": "+strings.Fields(cmd)[1])
 		}
 	}
 	return out
+}
+
+// expiryRows is what check-expiration prints for a control plane whose leaves expire at
+// leaf, admin.conf a minute later, and whose CA has years left.
+func expiryRows(leaf time.Time) []certs.ExpiryRow {
+	return []certs.ExpiryRow{
+		{Name: "apiserver", Path: "/etc/kubernetes/pki/apiserver.crt", Signer: certs.NameCA, NotAfter: leaf},
+		{Name: "admin.conf", Path: "/etc/kubernetes/admin.conf", Signer: certs.NameCA, NotAfter: leaf.Add(time.Minute)},
+		{Name: certs.NameCA, Path: "/etc/kubernetes/pki/ca.crt", NotAfter: leaf.Add(9 * 365 * 24 * time.Hour)},
+	}
 }
 
 func roleName(h *config.Host) string {
@@ -949,5 +977,85 @@ func TestUpPlansWithTheInstalledKforgeWhenItIsThisBuild(t *testing.T) {
 		if len(plans["w1"]) != 2 || strings.Contains(plans["w1"][1], "--expect-sha256") {
 			t.Errorf("dry run %v: w1 planned with %q, want the check, then a plan with this build", dryRun, plans["w1"])
 		}
+	}
+}
+
+// TestUpRenewsCertificates: up reads every control plane's expiry; the plan names each one
+// whose earliest certificate has less than renew_before left; a real run renews them one
+// at a time, in file order, and its report names them; a failed renewal stops the ones
+// after it; renew_before "0s" turns it off.
+func TestUpRenewsCertificates(t *testing.T) {
+	day := 24 * time.Hour
+	newLab := func(renewBefore *config.Duration) *upLab {
+		c := testutil.Cluster(t)
+		c.Certificates.RenewBefore = renewBefore
+		l := newUpLabOf(t, c, true, cpNode("cp1"), cpNode("cp2"), workerNode("w1"), workerNode("w2"))
+		l.expiry["cp1"] = expiryRows(time.Now().Add(10 * day))
+		l.expiry["cp2"] = expiryRows(time.Now().Add(-time.Hour))
+		return l
+	}
+	renewed := func(rep *fleet.Report) []string {
+		var out []string
+		for _, h := range rep.Hosts {
+			if h.CertsRenewal != nil && h.CertsRenewal.Due {
+				out = append(out, fmt.Sprintf("%s due renewed=%t", h.Host, h.CertsRenewal.Renewed))
+			}
+		}
+		return out
+	}
+
+	l := newLab(nil)
+	rep, err := l.run(l.data(true), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if runs := l.kforgeRuns(); len(runs) != 0 {
+		t.Errorf("a dry run ran %v", runs)
+	}
+	for _, want := range []string{"renews certificates on cp1 (earliest apiserver expires in 9d 23h)", "renews certificates on cp2 (earliest apiserver expired 1h 0m ago)"} {
+		if !strings.Contains(l.out.String(), want) {
+			t.Errorf("the plan lacks %q:\n%s", want, l.out.String())
+		}
+	}
+	if diff := cmp.Diff([]string{"cp1 due renewed=false", "cp2 due renewed=false"}, renewed(rep)); diff != "" {
+		t.Errorf("dry run report (-want +got):\n%s", diff)
+	}
+
+	l = newLab(nil)
+	l.expiry["cp1"] = expiryRows(time.Now().Add(100 * day))
+	rep, err = l.run(l.data(false), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff([]string{"cp2: certs"}, l.kforgeRuns()); diff != "" {
+		t.Errorf("renewals (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff([]string{"cp2 due renewed=true"}, renewed(rep)); diff != "" {
+		t.Errorf("report (-want +got):\n%s", diff)
+	}
+	if got := rep.RenewedNames(); got != "cp2" {
+		t.Errorf("summary names %q, want cp2", got)
+	}
+
+	l = newLab(nil)
+	l.hosts["cp1"].Rules = append([]testutil.Rule{{Match: regexp.MustCompile(`^kforge certs renew all --if-due`),
+		Err: errors.New("kube-apiserver did not become healthy")}}, l.hosts["cp1"].Rules...)
+	rep, err = l.run(l.data(false), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff([]string{"cp1: certs"}, l.kforgeRuns()); diff != "" {
+		t.Errorf("after cp1's renewal failed (-want +got):\n%s", diff)
+	}
+	if rep.Hosts[0].Result != fleet.ResultFailed || rep.RenewedNames() != "" {
+		t.Errorf("cp1 %s, renewed %q; want cp1 failed and nothing renewed", rep.Hosts[0].Result, rep.RenewedNames())
+	}
+
+	l = newLab(&config.Duration{})
+	if _, err := l.run(l.data(false), ""); err != nil {
+		t.Fatal(err)
+	}
+	if runs := l.kforgeRuns(); len(runs) != 0 {
+		t.Errorf("with renew_before 0s up ran %v", runs)
 	}
 }

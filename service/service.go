@@ -195,7 +195,12 @@ func (m *Systemd) Stop(ctx context.Context, name string) error {
 
 // Active asks systemctl is-active.
 func (m *Systemd) Active(ctx context.Context, name string) (bool, error) {
-	out, err := m.Run(ctx, "systemctl", "is-active", name+".service")
+	return m.unitActive(ctx, name+".service")
+}
+
+// unitActive asks systemctl is-active about a unit.
+func (m *Systemd) unitActive(ctx context.Context, unit string) (bool, error) {
+	out, err := m.Run(ctx, "systemctl", "is-active", unit)
 	if err != nil {
 		var ee *exec.ExitError
 		if errors.As(err, &ee) || len(out) > 0 {
