@@ -649,7 +649,8 @@ func TestExtraArgsCannotInjectFlags(t *testing.T) {
 	}
 }
 
-// TestRenewBefore checks certificates.renew_before: 30 days when not written, "0s" kept as
+// TestRenewBefore checks certificates.renew_before: 30 days when not written (a third of
+// a shorter cert_validity), "0s" kept as
 // "automatic renewal off", and a negative value or one not shorter than cert_validity
 // refused with the field, its line and what is valid.
 func TestRenewBefore(t *testing.T) {
@@ -673,11 +674,8 @@ func TestRenewBefore(t *testing.T) {
 			doc:     "[certificates]\ncert_validity = \"90d\"\nrenew_before = \"90d\"\n",
 			wantErr: `cluster.toml:3: certificates.renew_before: "90d" is not shorter than certificates.cert_validity "90d": every certificate would be due as soon as it is renewed; want less than cert_validity, such as a twelfth of it, or "0s" to turn automatic renewal off`,
 		},
-		{
-			name:    "default not shorter than a short cert_validity",
-			doc:     "[certificates]\ncert_validity = \"10d\"\n",
-			wantErr: `certificates.renew_before: "30d" is not shorter than certificates.cert_validity "10d"`,
-		},
+		{name: "a third of a short cert_validity when not written", doc: "[certificates]\ncert_validity = \"9d\"\n", want: 3 * 24 * time.Hour},
+		{name: "30 days of a long cert_validity when not written", doc: "[certificates]\ncert_validity = \"3y\"\n", want: 30 * 24 * time.Hour},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

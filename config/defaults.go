@@ -61,7 +61,7 @@ func SetDefaults(c *Cluster) {
 		c.Certificates.CertValidity.Duration = DefaultCertValidity
 	}
 	if c.Certificates.RenewBefore == nil {
-		c.Certificates.RenewBefore = &Duration{DefaultRenewBefore}
+		c.Certificates.RenewBefore = &Duration{c.Certificates.defaultRenewBefore()}
 	}
 	setStr(&c.Certificates.KeyAlgorithm, KeyECDSAP256)
 	setStr(&c.Kubelet.ContainerRuntimeEndpoint, DefaultCRISocket)

@@ -82,18 +82,27 @@ type Certificates struct {
 	KeyAlgorithm string `toml:"key_algorithm"`
 	// RenewBefore is how long before a leaf or kubeconfig client certificate expires each
 	// control plane renews it on its own (its kforge-certs-renew timer or renew-loop);
-	// default 30 days when not written, and "0s" turns automatic renewal off. Read it
-	// with AutoRenewBefore.
+	// when not written, 30 days, or a third of CertValidity where that is shorter; "0s"
+	// turns automatic renewal off. Read it with AutoRenewBefore.
 	RenewBefore *Duration `toml:"renew_before,omitempty"`
 }
 
-// AutoRenewBefore is RenewBefore, or DefaultRenewBefore when it is not set; zero means
-// automatic renewal is off.
+// AutoRenewBefore is RenewBefore, or its default when it is not set; zero means automatic
+// renewal is off.
 func (c Certificates) AutoRenewBefore() time.Duration {
 	if c.RenewBefore == nil {
-		return DefaultRenewBefore
+		return c.defaultRenewBefore()
 	}
 	return c.RenewBefore.Duration
+}
+
+// defaultRenewBefore is DefaultRenewBefore, or a third of CertValidity where that is
+// shorter: a short lifetime (a lab's "7d") still renews on its own, well before it ends.
+func (c Certificates) defaultRenewBefore() time.Duration {
+	if v := c.CertValidity.Duration; v > 0 && v/3 < DefaultRenewBefore {
+		return v / 3
+	}
+	return DefaultRenewBefore
 }
 
 // Key algorithm names.
