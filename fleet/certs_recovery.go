@@ -60,14 +60,15 @@ type Recovery struct {
 }
 
 // planRecovery decides, from the certificates Observe read on each host (o.Certs), which
-// control-plane hosts renew their certificates offline and which kubelets are
-// re-bootstrapped. A control-plane host recovers when any of its leaf or kubeconfig
+// control-plane hosts renew their certificates offline and which workers' kubelets are
+// re-bootstrapped (those in the cluster, see workerJoined). A control-plane host recovers when any of its leaf or kubeconfig
 // certificates, or its kubelet's client certificate (without which its kubelet does not
 // start, nor its static pods), has expired. An expired CA is an error (ErrCAExpired).
 // Expiry is judged by each host's own clock. Hosts are taken in file order.
 func planRecovery(c *config.Cluster, o Observed) (Recovery, error) {
 	var r Recovery
 	var caErrs []string
+	var kubelets []CertRecovery // workers' expired kubelets, kept once the control planes are known
 	for _, h := range c.Hosts {
 		hc, ok := o.Certs[h.Name]
 		if !ok || o.Unreachable[h.Name] {
@@ -98,9 +99,14 @@ func planRecovery(c *config.Cluster, o Observed) (Recovery, error) {
 		}
 		if hc.KubeletExpired() {
 			since := hc.Now.Sub(hc.KubeletClient.NotAfter)
-			r.Kubelets = append(r.Kubelets, CertRecovery{Host: h.Name, Kind: RecoverKubelet, Expired: []HostCert{*hc.KubeletClient},
+			kubelets = append(kubelets, CertRecovery{Host: h.Name, Kind: RecoverKubelet, Expired: []HostCert{*hc.KubeletClient},
 				ExpiredSeconds: int64(since.Seconds()),
 				Note:           fmt.Sprintf("kubelet client certificate of %s expired %s ago: re-bootstraps", h.Name, ago(since))})
+		}
+	}
+	for _, k := range kubelets {
+		if workerJoined(o, k.Host) || !o.Cluster && len(r.ControlPlanes) > 0 {
+			r.Kubelets = append(r.Kubelets, k)
 		}
 	}
 	if len(caErrs) > 0 {
@@ -111,6 +117,15 @@ func planRecovery(c *config.Cluster, o Observed) (Recovery, error) {
 			ErrCAExpired, strings.Join(caErrs, "\n  "))
 	}
 	return r, nil
+}
+
+// workerJoined reports whether the cluster answered and has the host's Node, and the host
+// was not reset since: only such a kubelet is re-bootstrapped. One that is not in the
+// cluster joins instead; one behind control planes that renew first is planned again once
+// the cluster answers.
+func workerJoined(o Observed, name string) bool {
+	_, ok := o.Nodes[name]
+	return o.Cluster && ok && !o.Stale[name]
 }
 
 // recoveryPlan is the plan of a run that must renew control planes first: those hosts

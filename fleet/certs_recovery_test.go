@@ -177,6 +177,14 @@ func TestMakePlanExpiredCertificates(t *testing.T) {
 			wantNotes: []string{"kubelet client certificate of w1 expired 2h ago: re-bootstraps"},
 		},
 		{
+			name: "a worker not in the cluster joins; its old kubelet certificate is not re-bootstrapped",
+			obs:  Observed{Cluster: true, Nodes: map[string]Node{"cp1": {Ready: true, ControlPlane: true}}, Certs: with("w1", workerCerts(-2*time.Hour))},
+		},
+		{
+			name: "a reset worker is not re-bootstrapped either",
+			obs:  Observed{Cluster: true, Nodes: nodes, Stale: map[string]bool{"w1": true}, Certs: with("w1", workerCerts(-2*time.Hour))},
+		},
+		{
 			name: "by the host's clock: a certificate that expires in a minute there has not expired",
 			obs:  Observed{Cluster: true, Nodes: nodes, Certs: with("w1", workerCerts(time.Minute))},
 		},
