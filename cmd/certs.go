@@ -175,6 +175,11 @@ uses only the files of this host, so it also brings back a control plane whose
 certificates have expired. Every file is written whole (atomically): a run that is killed
 leaves each certificate either old or renewed, and running again converges.
 
+kubelet-client, the kubelet's own client certificate, is renewed only once it has expired
+(until then the kubelet rotates it): a new key and certificate for system:node:<node>,
+signed by the CA, laid out as the kubelet keeps it, then the kubelet restarts. A kubelet
+whose certificate expired does not start, and without it no static pod runs.
+
 A CA is never renewed, and a CA that has expired, or would expire before the renewed
 certificates, stops the run with how long it has left. In external-CA mode (a CA
 certificate without its key), what kforge can sign is renewed, the rest is listed with its

@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"path"
+	"strconv"
 	"strings"
 	"time"
 
@@ -234,7 +236,7 @@ func (f *Fleet) waitReadyz(ctx context.Context, name string) error {
 		return fmt.Errorf("reading the renewed admin.conf: %w", err)
 	}
 	h, _ := f.c.HostByName(name)
-	admin, err := withServer(res.Stdout, "https://"+hostPort(h.NodeIP(), apiserverPort(f.c)))
+	admin, err := withServer(res.Stdout, "https://"+net.JoinHostPort(h.NodeIP(), strconv.Itoa(apiserverPort(f.c))))
 	if err != nil {
 		return err
 	}
@@ -263,20 +265,10 @@ func AdminReadyz(ctx context.Context, kc []byte) error {
 	return err
 }
 
-func hostPort(h string, port int) string {
-	if strings.Contains(h, ":") {
-		h = "[" + h + "]"
-	}
-	return fmt.Sprintf("%s:%d", h, port)
-}
-
 // apiserverPort is the port each apiserver listens on.
 func apiserverPort(c *config.Cluster) int {
-	if p := c.APIServer.ExtraArgs["secure-port"]; p != "" {
-		var n int
-		if _, err := fmt.Sscanf(p, "%d", &n); err == nil {
-			return n
-		}
+	if n, err := strconv.Atoi(c.APIServer.ExtraArgs["secure-port"]); err == nil {
+		return n
 	}
 	return config.DefaultAPIServerPort
 }
