@@ -149,8 +149,9 @@ type renewOptions struct {
 	configPath string
 	node       string
 	hostFlags
-	wait   time.Duration
-	output string
+	wait       time.Duration
+	output     string
+	skipPhases []string
 }
 
 func newRenewCommand(root *rootOptions) *cobra.Command {
@@ -189,7 +190,10 @@ The static pods that read a renewed file are then restarted, and only those: eac
 manifest's kforge.io/config-hash covers the certificates and kubeconfigs its component
 reads, so the manifests are written again, the kubelet restarts the pods whose manifest
 changed, and the run waits until they have restarted and are healthy. Renewal always
-renews: a second run signs new certificates again.
+renews: a second run signs new certificates again. In a cluster of several control planes
+with a local etcd whose certificates all expired, the first renewals cannot get healthy on
+their own (etcd needs a quorum of members with valid certificates): pass --skip-phases
+wait-control-plane on the first floor(n/2) of n hosts, or let kforge up do it in order.
 
 Names: all, ` + strings.Join(names, ", ") + `.
 
@@ -238,6 +242,7 @@ func (o *renewOptions) addFlags(fs *pflag.FlagSet) {
 	o.hostFlags.addDirFlags(fs, ": what would be renewed and restarted")
 	fs.DurationVar(&o.wait, "timeout", phases.DefaultWait, "how long to wait for each restarted component to be healthy")
 	fs.StringVarP(&o.output, "output", "o", "text", "text, or json: what was renewed, left to you and restarted (progress then goes to stderr)")
+	fs.StringSliceVar(&o.skipPhases, "skip-phases", nil, "phases to skip, e.g. wait-control-plane on the first control plane of an HA cluster whose certificates all expired (see the list above)")
 }
 
 func (o *renewOptions) run(ctx context.Context, names []string) error {
@@ -259,7 +264,7 @@ func (o *renewOptions) run(ctx context.Context, names []string) error {
 		return fmt.Errorf("host %q is not a control-plane host in %s: only control planes hold the certificates renew renews", d.Node.Name, o.configPath)
 	}
 	d.Renew.Only = names
-	runErr := phases.CertsRenewWorkflow().Run(ctx, d, "", nil)
+	runErr := phases.CertsRenewWorkflow().Run(ctx, d, "", o.skipPhases)
 	var ext *phases.ExternalRenewalError
 	if runErr != nil && !errors.As(runErr, &ext) {
 		return runErr

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"path"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -185,44 +186,87 @@ func (f *Fleet) showRecovery(r Recovery) {
 // a time in plan order: it installs this kforge and the file there, runs `kforge certs
 // renew all` (offline, from the CA on disk; it restarts the kubelet if its certificate
 // expired, then the static pods whose files changed), and waits for that host's apiserver
-// to answer /readyz with the renewed admin.conf. A failure stops there: the hosts after it
-// are not touched. Then it reads the renewed admin.conf, which becomes the run's admin
-// kubeconfig (and the operator's, which up writes from the report).
+// to answer /readyz with the renewed admin.conf before the next. Where etcd cannot have a
+// quorum yet (renewedBeforeQuorum), the first hosts renew without waiting (`--skip-phases
+// wait-control-plane`) and are waited for with the host that makes the quorum. A failure
+// stops there: the hosts after it are not touched. Then it reads the renewed admin.conf,
+// which becomes the run's admin kubeconfig (and the operator's, which up writes from the
+// report).
 func (f *Fleet) RenewControlPlanes(ctx context.Context, recs []CertRecovery) error {
-	var last string
-	for _, rec := range recs {
+	noWait := renewedBeforeQuorum(f.c, len(recs))
+	var renewed, waiting []string // waiting: renewed, their apiserver not yet waited for
+	fail := func(name string, err error) error {
+		f.Fail(name, err)
+		for _, rest := range recs {
+			why := "not renewed: the renewal on " + name + " failed first; fix it and run kforge up again"
+			if slices.Contains(renewed, rest.Host) {
+				why = "renewed, but its apiserver was not waited for: " + name + " failed first; run kforge up again"
+			}
+			f.Skip(rest.Host, why)
+		}
+		return fmt.Errorf("%s: %w; the control planes after it were left alone. Fix it (see the output above; "+
+			"kforge certs renew all on the host does the same) and run kforge up again", name, err)
+	}
+	for i, rec := range recs {
 		name := rec.Host
 		if f.conn(name) == nil {
 			continue
 		}
+		wait := i >= noWait
 		err := f.timed(name, func() error {
 			if _, err := f.ensureKforge(ctx, name); err != nil {
 				return err
 			}
-			f.out().Phase(name, "renewing its certificates offline (kforge certs renew all)")
-			if err := f.kforge(ctx, name, []string{"certs", "renew", "all", "-f", RemoteConfig, "--node", name}, nil); err != nil {
+			args := []string{"certs", "renew", "all", "-f", RemoteConfig, "--node", name}
+			if wait {
+				f.out().Phase(name, "renewing its certificates offline (kforge certs renew all)")
+			} else {
+				args = append(args, "--skip-phases", "wait-control-plane")
+				f.out().Phase(name, "renewing its certificates offline (kforge certs renew all); its apiserver is waited for "+
+					"once etcd has a quorum of members with renewed certificates")
+			}
+			if err := f.kforge(ctx, name, args, nil); err != nil {
 				return fmt.Errorf("renewing the expired certificates: %w", err)
 			}
-			return f.waitReadyz(ctx, name)
+			return nil
 		})
 		if err != nil {
-			f.Fail(name, err)
-			for _, rest := range recs {
-				f.Skip(rest.Host, "not renewed: the renewal on "+name+" failed first; fix it and run kforge up again")
-			}
-			return fmt.Errorf("%s: %w; the other control planes were left alone. Fix it (see the output above; "+
-				"kforge certs renew all on the host does the same) and run kforge up again", name, err)
+			return fail(name, err)
 		}
-		f.done(name, "certificates renewed offline, static pods restarted, apiserver ready")
-		last = name
+		renewed, waiting = append(renewed, name), append(waiting, name)
+		if !wait && i < len(recs)-1 {
+			continue
+		}
+		for _, n := range waiting {
+			if err := f.timed(n, func() error { return f.waitReadyz(ctx, n) }); err != nil {
+				return fail(n, err)
+			}
+			f.done(n, "certificates renewed offline, static pods restarted, apiserver ready")
+		}
+		waiting = nil
 	}
-	if last == "" {
+	if len(renewed) == 0 {
 		return nil
 	}
+	last := renewed[len(renewed)-1]
 	if err := f.readAdmin(ctx, last); err != nil {
 		return fmt.Errorf("reaching the cluster with the renewed admin.conf of %s: %w", last, err)
 	}
 	return nil
+}
+
+// renewedBeforeQuorum is how many of the expired control planes, taken in order, renew
+// without waiting for their apiserver: with a local etcd, an apiserver is ready only once
+// etcd has a quorum of members whose peer certificates are valid, so with n control planes
+// of which expired have expired certificates, the first quorum-(n-expired)-1 renewals
+// cannot be ready on their own; the one that makes the quorum can, and the ones before it
+// are waited for then. Zero with an external etcd.
+func renewedBeforeQuorum(c *config.Cluster, expired int) int {
+	if c.Etcd.Local == nil {
+		return 0
+	}
+	n := len(c.ControlPlaneHosts())
+	return max(0, n/2+1-(n-expired)-1)
 }
 
 // readyzTimeout bounds the wait for a renewed apiserver.

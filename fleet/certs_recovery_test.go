@@ -15,6 +15,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/kforge/kforge/config"
 	"github.com/kforge/kforge/internal/testutil"
 )
 
@@ -246,5 +247,40 @@ func TestAgo(t *testing.T) {
 		if got := ago(tc.d); got != tc.want {
 			t.Errorf("ago(%s) = %q, want %q", tc.d, got, tc.want)
 		}
+	}
+}
+
+// TestRenewedBeforeQuorum: with a local etcd, the renewals that come before etcd can have
+// a quorum of members with valid certificates do not wait for their apiserver.
+func TestRenewedBeforeQuorum(t *testing.T) {
+	for _, tc := range []struct {
+		cps, expired int
+		external     bool
+		want         int
+	}{
+		{cps: 1, expired: 1, want: 0},
+		{cps: 2, expired: 1, want: 0}, // the other member and this one make 2 of 2
+		{cps: 2, expired: 2, want: 1},
+		{cps: 3, expired: 1, want: 0},
+		{cps: 3, expired: 2, want: 0}, // 1 valid + the first renewed = 2 of 3
+		{cps: 3, expired: 3, want: 1},
+		{cps: 5, expired: 5, want: 2},
+		{cps: 5, expired: 4, want: 1},
+		{cps: 3, expired: 3, external: true, want: 0},
+	} {
+		t.Run(fmt.Sprintf("%d of %d, external %v", tc.expired, tc.cps, tc.external), func(t *testing.T) {
+			c := testutil.Cluster(t)
+			var hosts []config.Host
+			for i := range tc.cps {
+				hosts = append(hosts, config.Host{Name: fmt.Sprintf("cp%d", i+1), Address: fmt.Sprintf("192.0.2.%d", i+10), Roles: []string{config.RoleControlPlane}})
+			}
+			c.Hosts = hosts
+			if tc.external {
+				c.Etcd.Local, c.Etcd.External = nil, &config.ExternalEtcd{Endpoints: []string{"https://192.0.2.99:2379"}}
+			}
+			if got := renewedBeforeQuorum(c, tc.expired); got != tc.want {
+				t.Errorf("renewedBeforeQuorum = %d, want %d", got, tc.want)
+			}
+		})
 	}
 }

@@ -80,6 +80,14 @@ func TestUpRecoversAnExpiredCluster(t *testing.T) {
 			t.Errorf("%q before %q", e, order[i-1])
 		}
 	}
+	// Both control planes expired: etcd has no quorum until the second renews, so the first
+	// renewal does not wait for its apiserver; the second does.
+	if i := at("cp1: kforge certs renew all"); !strings.HasSuffix(events[i], "--skip-phases wait-control-plane") {
+		t.Errorf("cp1's renewal waits for its apiserver, which cannot be ready before cp2's etcd is renewed: %s", events[i])
+	}
+	if i := at("cp2: kforge certs renew all"); strings.Contains(events[i], "--skip-phases") {
+		t.Errorf("cp2's renewal does not wait: %s", events[i])
+	}
 	if first := at("cp1: read admin.conf"); first >= 0 && first < at("cp1: kforge certs renew all") {
 		t.Errorf("admin.conf read before the renewal: the API was asked with expired certificates")
 	}
