@@ -150,9 +150,10 @@ type renewOptions struct {
 	configPath string
 	node       string
 	hostFlags
-	wait   time.Duration
-	output string
-	ifDue  bool
+	wait       time.Duration
+	output     string
+	ifDue      bool
+	skipPhases []string
 	// every and randomDelay are renew-loop's schedule.
 	every, randomDelay time.Duration
 }
@@ -179,6 +180,11 @@ uses only the files of this host, so it also brings back a control plane whose
 certificates have expired. Every file is written whole (atomically): a run that is killed
 leaves each certificate either old or renewed, and running again converges.
 
+kubelet-client, the kubelet's own client certificate, is renewed only once it has expired
+(until then the kubelet rotates it): a new key and certificate for system:node:<node>,
+signed by the CA, laid out as the kubelet keeps it, then the kubelet restarts. A kubelet
+whose certificate expired does not start, and without it no static pod runs.
+
 A CA is never renewed, and a CA that has expired, or would expire before the renewed
 certificates, stops the run with how long it has left. In external-CA mode (a CA
 certificate without its key), what kforge can sign is renewed, the rest is listed with its
@@ -188,7 +194,10 @@ The static pods that read a renewed file are then restarted, and only those: eac
 manifest's kforge.io/config-hash covers the certificates and kubeconfigs its component
 reads, so the manifests are written again, the kubelet restarts the pods whose manifest
 changed, and the run waits until they have restarted and are healthy. Renewal always
-renews: a second run signs new certificates again.
+renews: a second run signs new certificates again. In a cluster of several control planes
+with a local etcd whose certificates all expired, the first renewals cannot get healthy on
+their own (etcd needs a quorum of members with valid certificates): pass --skip-phases
+wait-control-plane on the first floor(n/2) of n hosts, or let kforge up do it in order.
 
 With --if-due (only with all) it renews only when some certificate or kubeconfig it
 renews has less than certificates.renew_before left, or has expired, and otherwise prints
@@ -250,6 +259,7 @@ func (o *renewOptions) addFlags(fs *pflag.FlagSet) {
 	fs.DurationVar(&o.wait, "timeout", phases.DefaultWait, "how long to wait for each restarted component to be healthy")
 	fs.StringVarP(&o.output, "output", "o", "text", "text, or json: what was renewed, left to you and restarted (progress then goes to stderr)")
 	fs.BoolVar(&o.ifDue, "if-due", false, "renew only when a certificate has less than certificates.renew_before left (with all)")
+	fs.StringSliceVar(&o.skipPhases, "skip-phases", nil, "phases to skip, e.g. wait-control-plane on the first control plane of an HA cluster whose certificates all expired (see the list above)")
 }
 
 func (o *renewOptions) run(ctx context.Context, names []string) error {
@@ -291,7 +301,7 @@ func (o *renewOptions) run(ctx context.Context, names []string) error {
 		return err
 	}
 	d.Renew.Only = names
-	runErr := phases.CertsRenewWorkflow().Run(ctx, d, "", nil)
+	runErr := phases.CertsRenewWorkflow().Run(ctx, d, "", o.skipPhases)
 	var ext *phases.ExternalRenewalError
 	if runErr != nil && !errors.As(runErr, &ext) {
 		return runErr

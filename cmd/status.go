@@ -55,8 +55,10 @@ With -o json the summary goes to stdout as one object (progress to stderr):
             answered), api_error, nodes
   hosts[]   host, role, in_file, in_cluster, reachable, ssh_error, kubelet_version, ready,
             static_pods[] (name, ready, missing), cert_expiry (name, not_after, days_left,
-            expired), cert_error, same_kforge, match ("yes", "no" or "unknown"),
-            match_note, changes, restarts[]
+            expired), cert_error, expired_certificates[] (name, path, not_after: every
+            certificate of the host that has expired, read over SSH even when the API lets
+            no one in), same_kforge, match ("yes", "no" or "unknown"), match_note,
+            changes, restarts[]
   ok        true exactly when the exit status is 0
   problems  one line per problem, with what to do next`,
 		Example: `  # every host, as a table

@@ -230,6 +230,14 @@ way past that. An admin.conf the API refuses (401, 403, a certificate of another
 always stops it. The admin kubeconfig of another cluster here is not overwritten without
 --init-new-cluster.
 
+A cluster whose certificates expired (while it was off) comes back with one up: it reads
+every host's certificate expiry over SSH, by the host's clock, and before anything asks
+the API it renews each expired control plane offline ("kforge certs renew all" there, one
+host at a time, each apiserver ready before the next), refreshes the admin kubeconfig, then
+re-bootstraps each kubelet whose client certificate expired with a short-lived token of its
+own. The plan names them; --output json lists them under certificate_recovery. An expired
+CA stops it with what to do: up never makes a new CA.
+
 The up workflow runs these phases, in order:
 
 ` + wf.Describe() + `

@@ -164,6 +164,15 @@ kube_proxy = { disabled = true, mode = "nftables" }
 			}),
 		},
 		{
+			// The e2e test of an expired cluster lets certificates lapse within minutes.
+			name: "certificates valid for minutes",
+			doc:  "[certificates]\ncert_validity = \"6m\"\n[controller_manager.extra_args]\ncluster-signing-duration = \"6m0s\"\n",
+			want: defaulted(func(c *Cluster) {
+				c.Certificates.CertValidity = Duration{6 * time.Minute}
+				c.ControllerManager.ExtraArgs = map[string]string{"cluster-signing-duration": "6m0s"}
+			}),
+		},
+		{
 			name: "dns disabled with zero replicas",
 			doc:  "[addons.dns]\ndisabled = true\nreplicas = 0\n",
 			want: defaulted(func(c *Cluster) { c.Addons.DNS.Disabled = true }),

@@ -67,6 +67,9 @@ type Options struct {
 	Connect func(ctx context.Context, h *config.Host) (host.Host, error)
 	// Client builds an API client from an admin kubeconfig read from a host.
 	Client func(kubeconfig []byte) (kubernetes.Interface, error)
+	// Readyz asks the apiserver of an admin kubeconfig for /readyz once; nil means
+	// AdminReadyz.
+	Readyz func(ctx context.Context, kubeconfig []byte) error
 	// Hosts names the hosts the run is about, and so has a report line for; empty means
 	// every host of the file.
 	Hosts []string
@@ -117,6 +120,8 @@ type Report struct {
 	DryRun bool `json:"dry_run"`
 	// Changes are what the run changed in the cluster through the API.
 	Changes ClusterChanges `json:"cluster_changes"`
+	// Recovery is what the run did, or on a dry run would do, about expired certificates.
+	Recovery *Recovery `json:"certificate_recovery,omitempty"`
 	// AdminKubeconfig is the admin kubeconfig read from the cluster (the caller writes it).
 	AdminKubeconfig []byte  `json:"-"`
 	Seconds         float64 `json:"seconds"`
@@ -200,6 +205,8 @@ type Fleet struct {
 	observed Observed
 	// changes are what ApplyAddons and MarkNodes changed, or would change.
 	changes ClusterChanges
+	// recovery is every recovery of expired certificates the run's plans held.
+	recovery Recovery
 
 	// cpToken and cpKey are the token and certificate key of this run's control-plane
 	// joins (and of init, which stores the token and shares the certificates with them).
@@ -223,6 +230,9 @@ func New(o Options) (*Fleet, error) {
 	}
 	if o.Client == nil {
 		o.Client = AdminClient
+	}
+	if o.Readyz == nil {
+		o.Readyz = AdminReadyz
 	}
 	f := &Fleet{o: o, c: o.Cluster, start: time.Now(), conns: map[string]host.Host{}, reports: map[string]*HostReport{}, printer: o.Out}
 	for _, h := range f.hosts(o.Hosts) {
@@ -378,6 +388,10 @@ func (f *Fleet) Report() *Report {
 			Objects: append([]ObjectChange{}, f.changes.Objects...),
 			Nodes:   append([]NodeMarksChange{}, f.changes.Nodes...),
 		}}
+	if len(f.recovery.ControlPlanes)+len(f.recovery.Kubelets) > 0 {
+		rec := f.recovery
+		r.Recovery = &rec
+	}
 	order := map[string]int{}
 	for i, h := range f.c.Hosts {
 		order[h.Name] = i
@@ -407,6 +421,7 @@ func (f *Fleet) Report() *Report {
 
 // SetPlan records the plan in the report lines and prints it.
 func (f *Fleet) SetPlan(p Plan, prune bool) {
+	f.showRecovery(p.Recovery)
 	for _, s := range p.Steps {
 		f.mu.Lock()
 		r := f.reports[s.Host]

@@ -38,7 +38,8 @@ const listNodesTimeout = 20 * time.Second
 // this.
 func (f *Fleet) Observe(ctx context.Context) (Observed, error) {
 	o := Observed{Unreachable: map[string]bool{}, Nodes: map[string]Node{}, Stale: map[string]bool{},
-		State: map[string][]string{}, InitInProgress: map[string]bool{}, Silent: map[string]string{}}
+		State: map[string][]string{}, InitInProgress: map[string]bool{}, Silent: map[string]string{},
+		Certs: map[string]HostCerts{}}
 	defer func() {
 		f.mu.Lock()
 		f.observed = o
@@ -51,6 +52,12 @@ func (f *Fleet) Observe(ctx context.Context) (Observed, error) {
 	}
 	if err := f.readState(ctx, &o); err != nil {
 		return o, err
+	}
+	f.readCerts(ctx, &o)
+	if expiredControlPlanes(f.c, o) {
+		// The API cannot answer (or refuses everyone) until they are renewed: the plan
+		// renews them first, and the run asks the cluster again after (planRecovery).
+		return o, nil
 	}
 	nodes, err := f.findCluster(ctx, &o)
 	if err != nil {
@@ -211,7 +218,7 @@ func (f *Fleet) findCluster(ctx context.Context, o *Observed) ([]corev1.Node, er
 		}
 		nodes, err := f.useAdmin(ctx, res.Stdout)
 		if tlsErr, ok := refused(err); ok {
-			o.Rejected = &Rejection{Host: h.Name, TLS: tlsErr, Err: err.Error()}
+			o.Rejected = &Rejection{Host: h.Name, TLS: tlsErr, Err: err.Error(), Expired: certExpired(err)}
 			return nil, nil
 		}
 		if err != nil {

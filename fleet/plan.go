@@ -48,6 +48,9 @@ type Observed struct {
 	// Rejected, when set, is an admin.conf the API refused outright: an authentication or
 	// TLS failure, which no retry and no init fixes.
 	Rejected *Rejection
+	// Certs are the certificates' expiry on each host that answered (readCerts): up's
+	// recovery of expired certificates plans from them (planRecovery).
+	Certs map[string]HostCerts
 	// Stored is the configuration the cluster stores (kube-system/kubeadm-config: kforge's
 	// kforge.toml, or one derived from kubeadm's ClusterConfiguration); nil without a
 	// cluster, or when the cluster stores none.
@@ -63,6 +66,8 @@ type Rejection struct {
 	TLS bool
 	// Err is what the API client said.
 	Err string
+	// Expired is true when the certificate failure is an expired certificate.
+	Expired bool
 }
 
 // Why MakePlan refuses to plan; branch on them with errors.Is.
@@ -116,6 +121,10 @@ type Plan struct {
 	Steps []Step
 	// NotInFile are the cluster's Nodes that the file does not name, by name.
 	NotInFile []Extra
+	// Recovery is what the run does first about expired certificates (planRecovery). When
+	// it renews control planes, Steps hold only those: the rest is planned again once the
+	// cluster answers.
+	Recovery Recovery
 }
 
 // PlanOptions are the operator's intent, beyond the file.
@@ -135,6 +144,14 @@ type PlanOptions struct {
 // cannot change (ErrUnsafeChange), before any host or object is touched.
 func MakePlan(c *config.Cluster, o Observed, opts PlanOptions) (Plan, error) {
 	var p Plan
+	rec, err := planRecovery(c, o)
+	if err != nil {
+		return Plan{}, err
+	}
+	if len(rec.ControlPlanes) > 0 {
+		return recoveryPlan(c, rec), nil
+	}
+	p.Recovery = rec
 	if o.Rejected != nil {
 		return Plan{}, rejected(o.Rejected)
 	}
@@ -316,7 +333,11 @@ func rejected(r *Rejection) error {
 	check := "The apiserver behind the server URL of admin.conf on " + r.Host + " (the control_plane_endpoint) does not " +
 		"accept its credentials: check that the endpoint reaches this cluster and not another, and that the admin " +
 		"certificate is valid (kforge certs check-expiration on " + r.Host + ")"
-	if r.TLS {
+	if r.Expired {
+		check = "A certificate has expired (the apiserver's, or admin.conf's client certificate). kforge up renews expired " +
+			"certificates when it finds them on the control-plane hosts; it found none expired by the hosts' clocks, so check " +
+			"the clocks of " + r.Host + " and of this machine, and kforge certs check-expiration on " + r.Host
+	} else if r.TLS {
 		check = "The apiserver behind the server URL of admin.conf on " + r.Host + " (the control_plane_endpoint) " +
 			"presents a certificate that the CA in that admin.conf does not vouch for: check that the endpoint reaches " +
 			"this cluster's apiservers and not another cluster's, or a proxy"

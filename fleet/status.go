@@ -75,6 +75,11 @@ type HostStatus struct {
 	// why it could not be read.
 	CertExpiry *CertExpiry `json:"cert_expiry,omitempty"`
 	CertError  string      `json:"cert_error,omitempty"`
+	// ExpiredCerts are the host's certificates that have expired by its own clock: a
+	// control-plane host's leaves and kubeconfig client certificates, and every host's
+	// kubelet client certificate (Observed.Certs); read over SSH, so known even when the
+	// API refuses everyone.
+	ExpiredCerts []HostCert `json:"expired_certificates,omitempty"`
 	// SameKforge says whether the host's kforge is this build; absent when not asked.
 	SameKforge *bool `json:"same_kforge,omitempty"`
 	// Match is MatchYes, MatchNo or MatchUnknown; MatchNote says why for the last two.
@@ -149,7 +154,11 @@ func Summarize(in StatusFacts) Status {
 		Via:          o.Via,
 		Nodes:        len(o.Nodes),
 	}}
-	if !o.Cluster {
+	if !o.Cluster && expiredControlPlanes(in.Cluster, o) {
+		s.Cluster.APIError = "certificates expired on control-plane hosts (listed below); the API was not asked"
+		s.Problems = append(s.Problems, "the cluster's certificates have expired: run kforge up, which renews them offline on each "+
+			"control-plane host, restarts the control plane and re-bootstraps kubelets (or kforge certs renew all on each control-plane host)")
+	} else if !o.Cluster {
 		s.Cluster.APIError = apiError(o)
 		s.Problems = append(s.Problems, "the cluster's API does not answer through any control-plane host's admin.conf ("+s.Cluster.APIError+
 			"): check the control-plane hosts (kubelet, etcd, kube-apiserver); if there is no cluster yet, run kforge up")
@@ -244,12 +253,28 @@ func summarizeHost(in StatusFacts, h *config.Host) (HostStatus, []string) {
 			problems = append(problems, "static pods not Ready: "+strings.Join(bad, ", ")+": check them on the host (crictl ps -a, the kubelet's log)")
 		}
 	}
+	if hc, ok := o.Certs[h.Name]; ok {
+		all := append(append([]HostCert{}, hc.Leaves...), hc.CAs...)
+		if hc.KubeletClient != nil {
+			all = append(all, *hc.KubeletClient)
+		}
+		hs.ExpiredCerts = Expired(all, hc.Now)
+		if len(hs.ExpiredCerts) > 0 {
+			first := hs.ExpiredCerts[0]
+			hs.CertExpiry = &CertExpiry{Name: first.Name, NotAfter: first.NotAfter, DaysLeft: int(first.NotAfter.Sub(hc.Now).Hours() / 24), Expired: true}
+			var names []string
+			for _, c := range hs.ExpiredCerts {
+				names = append(names, fmt.Sprintf("%s (%s ago)", c.Name, ago(hc.Now.Sub(c.NotAfter))))
+			}
+			problems = append(problems, "certificates EXPIRED: "+strings.Join(names, ", ")+": run kforge up, which renews them")
+		}
+	}
 	facts, asked := in.Hosts[h.Name]
 	if asked {
 		same := facts.SameKforge
 		hs.SameKforge = &same
 		hs.CertError = facts.CertsError
-		if first, ok := certs.Earliest(facts.Certs); ok {
+		if first, ok := certs.Earliest(facts.Certs); ok && len(hs.ExpiredCerts) == 0 {
 			left := first.NotAfter.Sub(in.Now)
 			hs.CertExpiry = &CertExpiry{Name: first.Name, NotAfter: first.NotAfter, DaysLeft: int(left.Hours() / 24), Expired: left <= 0}
 			if hs.CertExpiry.Expired {

@@ -168,6 +168,35 @@ func TestSummarize(t *testing.T) {
 				}
 			},
 		},
+		{
+			name: "certificates expired while the cluster was off",
+			change: func(in *StatusFacts) {
+				in.Observed.Cluster, in.Observed.Via, in.Observed.Nodes, in.Hosts, in.Pods = false, "", map[string]Node{}, nil, nil
+				kubelet := func(in time.Duration) *HostCert {
+					return &HostCert{Name: "kubelet-client", Path: "/var/lib/kubelet/pki/kubelet-client-current.pem", NotAfter: statusNow.Add(in)}
+				}
+				in.Observed.Certs = map[string]HostCerts{
+					"cp1": {Now: statusNow, CAs: []HostCert{{Name: "ca", NotAfter: statusNow.Add(time.Hour)}},
+						Leaves:        []HostCert{{Name: "apiserver", NotAfter: statusNow.Add(-3 * time.Hour)}, {Name: "admin.conf", NotAfter: statusNow.Add(-3 * time.Hour)}},
+						KubeletClient: kubelet(-2 * time.Hour)},
+					"w1": {Now: statusNow, KubeletClient: kubelet(-2 * time.Hour)},
+					"w2": {Now: statusNow, KubeletClient: kubelet(time.Hour)},
+				}
+			},
+			problems: []string{
+				"the cluster's certificates have expired: run kforge up",
+				"cp1: certificates EXPIRED: apiserver (3h ago), admin.conf (3h ago), kubelet-client (2h ago): run kforge up",
+				"w1: certificates EXPIRED: kubelet-client (2h ago)",
+			},
+			check: func(t *testing.T, hosts map[string]HostStatus) {
+				if e := hosts["cp1"].CertExpiry; e == nil || !e.Expired || e.Name != "apiserver" {
+					t.Errorf("cp1's certificate cell %+v, want apiserver EXPIRED", e)
+				}
+				if e := hosts["w2"].CertExpiry; e != nil || len(hosts["w2"].ExpiredCerts) != 0 {
+					t.Errorf("w2: %+v, want nothing expired", hosts["w2"])
+				}
+			},
+		},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -30,6 +30,7 @@ func CertsRenewWorkflow() *Workflow {
 		Phases: []Phase{
 			certsRenewCertsPhase(),
 			certsRenewKubeconfigPhase(),
+			certsRenewKubeletClientPhase(),
 			reconfigureEtcdPhase(),
 			controlPlanePhase(),
 			waitControlPlanePhase(),
@@ -83,6 +84,9 @@ func RenewTargets() []RenewTarget {
 		for _, p := range f.Phase.Phases {
 			out = append(out, RenewTarget{Name: p.Name, Path: parent + "/" + p.Name, Short: p.Short})
 		}
+	}
+	if f, ok := wf.Lookup(KubeletClientTarget); ok {
+		out = append(out, RenewTarget{Name: KubeletClientTarget, Path: KubeletClientTarget, Short: f.Phase.Short})
 	}
 	return out
 }

@@ -37,6 +37,9 @@ func UpWorkflow() *Workflow {
 			upConnectPhase(),
 			upDetectPhase(),
 			upPlanPhase(),
+			// Expired certificates are recovered before anything needs the API.
+			upRecoverCertsPhase(notDry),
+			upRebootstrapKubeletsPhase(notDry),
 			upPrepareHostsPhase(notDry),
 			upInitPhase(notDry),
 			upJoinControlPlanesPhase(notDry),

@@ -55,6 +55,9 @@ type upLab struct {
 	// a host without one has certificates a year from expiry. `certs renew all --if-due`
 	// renews them for a year.
 	expiry map[string][]certs.ExpiryRow
+	// certs are what each host prints for readCerts' "check certificate expiry"; a host
+	// without an entry prints only its clock (no certificate found).
+	certs map[string]string
 }
 
 func newUpLab(t *testing.T, initialised bool, nodes ...*corev1.Node) *upLab {
@@ -65,7 +68,8 @@ func newUpLab(t *testing.T, initialised bool, nodes ...*corev1.Node) *upLab {
 // newUpLabOf is newUpLab over the hosts of c.
 func newUpLabOf(t *testing.T, c *config.Cluster, initialised bool, nodes ...*corev1.Node) *upLab {
 	t.Helper()
-	l := &upLab{t: t, c: c, hosts: map[string]*testutil.FakeHost{}, journal: &testutil.Journal{}, initialised: initialised, plans: map[string]fleet.HostPlan{}, expiry: map[string][]certs.ExpiryRow{}}
+	l := &upLab{t: t, c: c, hosts: map[string]*testutil.FakeHost{}, journal: &testutil.Journal{}, initialised: initialised, plans: map[string]fleet.HostPlan{},
+		expiry: map[string][]certs.ExpiryRow{}, certs: map[string]string{}}
 	var objs []runtime.Object
 	for _, n := range nodes {
 		objs = append(objs, n)
@@ -99,6 +103,12 @@ func newUpLabOf(t *testing.T, c *config.Cluster, initialised bool, nodes ...*cor
 				return "[init] done\n", nil
 			}},
 			testutil.On(`^check kubelet\.conf$`, "joined\n"),
+			{Match: regexp.MustCompile(`^check certificate expiry$`), Reply: func(string) (string, error) {
+				if out, ok := l.certs[h.Name]; ok {
+					return out, nil
+				}
+				return fmt.Sprintf("now %d\n", time.Now().Unix()), nil
+			}},
 			{Match: regexp.MustCompile(`^kforge reconfigure .*--dry-run -o json`), Reply: func(string) (string, error) {
 				p, ok := l.plans[h.Name]
 				if !ok {
@@ -148,6 +158,7 @@ func (l *upLab) data(dryRun bool) *Data {
 				return fh, nil
 			},
 			Client:       func([]byte) (kubernetes.Interface, error) { return l.cs, nil },
+			Readyz:       func(context.Context, []byte) error { return nil },
 			PollInterval: time.Millisecond,
 		},
 	}
