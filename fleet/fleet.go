@@ -84,6 +84,9 @@ type Options struct {
 	// MaxUnavailable is how many workers Reconfigure changes at once; 0 means 1.
 	// Control-plane hosts are always changed one at a time.
 	MaxUnavailable int
+	// DialKubelet opens a connection to a kubelet's HTTPS port from this machine, to check
+	// the certificate it serves (ApproveServingCerts); nil is a plain net.Dialer.
+	DialKubelet DialFunc
 	// Out carries progress lines (UsePrinter replaces it); Log diagnostics; HostLog, if set, receives every line the
 	// hosts' kforge prints, with secrets redacted.
 	Out     Printer
@@ -114,6 +117,9 @@ type Report struct {
 	DryRun bool `json:"dry_run"`
 	// Changes are what the run changed in the cluster through the API.
 	Changes ClusterChanges `json:"cluster_changes"`
+	// ServingCerts is what approving the kubelets' serving certificates did, or would do;
+	// absent when kubelet.server_tls_bootstrap is off or there is no cluster.
+	ServingCerts *ServingCertsReport `json:"serving_certs,omitempty"`
 	// AdminKubeconfig is the admin kubeconfig read from the cluster (the caller writes it).
 	AdminKubeconfig []byte  `json:"-"`
 	Seconds         float64 `json:"seconds"`
@@ -197,6 +203,8 @@ type Fleet struct {
 	observed Observed
 	// changes are what ApplyAddons and MarkNodes changed, or would change.
 	changes ClusterChanges
+	// serving is what ApproveServingCerts did, or would do.
+	serving *ServingCertsReport
 
 	// cpToken and cpKey are the token and certificate key of this run's control-plane
 	// joins (and of init, which stores the token and shares the certificates with them).
@@ -375,6 +383,10 @@ func (f *Fleet) Report() *Report {
 			Objects: append([]ObjectChange{}, f.changes.Objects...),
 			Nodes:   append([]NodeMarksChange{}, f.changes.Nodes...),
 		}}
+	if f.serving != nil {
+		s := *f.serving
+		r.ServingCerts = &s
+	}
 	order := map[string]int{}
 	for i, h := range f.c.Hosts {
 		order[h.Name] = i

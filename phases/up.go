@@ -42,6 +42,7 @@ func UpWorkflow() *Workflow {
 			upJoinControlPlanesPhase(notDry),
 			upJoinWorkersPhase(notDry),
 			upReconfigurePhase(),
+			upApproveServingCertsPhase(),
 			upMarkNodesPhase(),
 			upAddonsPhase(),
 			upPrunePhase(notDry),
