@@ -1,6 +1,7 @@
 package fleet
 
 import (
+	"cmp"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -229,17 +230,105 @@ func Unverified(ks []KubeletServing) []string {
 	return out
 }
 
+// ServingApproval reviews the kubelets' serving CSRs and checks the kubelets until every
+// one serves a certificate signed by the cluster CA: what kforge up and kforge certs
+// approve-serving share.
+type ServingApproval struct {
+	// Client reaches the cluster as an admin.
+	Client kubernetes.Interface
+	// CA is the cluster CA, PEM: the only one trusted when dialling kubelets.
+	CA []byte
+	// Dial opens connections to the kubelets; nil is a plain net.Dialer.
+	Dial DialFunc
+	// DryRun reviews without writing a verdict.
+	DryRun bool
+	// Interval is how often to look again; Timeout how long to wait in all. A dry run, or
+	// a zero Timeout, looks once.
+	Interval, Timeout time.Duration
+	// Print, if set, gets the line for each CSR the first time a review decides it.
+	Print func(line string)
+}
+
+// Run reviews the pending serving CSRs (ReviewServingCSRs) and checks every kubelet
+// (CheckKubeletServing), again and again, until every kubelet is verified or the time is
+// up. It returns what it found; the error says which kubelets are not verified and why
+// (or what failed), and the report's Note says the same.
+func (a ServingApproval) Run(ctx context.Context) (ServingCertsReport, error) {
+	var rep ServingCertsReport
+	seen := map[string]bool{}
+	round := func(ctx context.Context) error {
+		csrs, err := ReviewServingCSRs(ctx, a.Client, a.DryRun)
+		for _, c := range csrs {
+			if !seen[c.Name] {
+				seen[c.Name] = true
+				rep.CSRs = append(rep.CSRs, c)
+				if a.Print != nil {
+					a.Print(c.Line(a.DryRun))
+				}
+			}
+		}
+		if err != nil {
+			return err
+		}
+		ks, err := CheckKubeletServing(ctx, a.Client, a.CA, a.Dial)
+		if err != nil {
+			return err
+		}
+		rep.Kubelets = ks
+		if bad := Unverified(ks); len(bad) > 0 {
+			return fmt.Errorf("%d of %d kubelets do not serve a certificate the cluster CA signed: %s", len(bad), len(ks), strings.Join(bad, "; "))
+		}
+		return nil
+	}
+	var err error
+	if a.DryRun || a.Timeout <= 0 {
+		err = round(ctx)
+	} else if err = wait.Poll(ctx, cmp.Or(a.Interval, DefaultPollInterval), a.Timeout, round); err != nil && ctx.Err() == nil {
+		// The last round may have been cut short by the deadline: say how the kubelets are
+		// now, with a dial of their own.
+		if ks, kerr := CheckKubeletServing(ctx, a.Client, a.CA, a.Dial); kerr == nil {
+			rep.Kubelets = ks
+			if bad := Unverified(ks); len(bad) > 0 {
+				err = fmt.Errorf("after %s, %d of %d kubelets do not serve a certificate the cluster CA signed: %s", a.Timeout, len(bad), len(ks), strings.Join(bad, "; "))
+			}
+		}
+	}
+	if err != nil {
+		rep.Note = err.Error()
+	}
+	return rep, err
+}
+
+// Line is how kforge says what a review decided on c.
+func (c ServingCSR) Line(dryRun bool) string {
+	who := c.Node
+	if who == "" {
+		who = "not a node"
+	}
+	switch {
+	case c.Verdict == servingcsr.Pending:
+		return fmt.Sprintf("left pending %s (%s): %s", c.Name, who, c.Reason)
+	case dryRun:
+		return fmt.Sprintf("would %s %s (%s): %s", c.Verdict, c.Name, who, c.Reason)
+	case c.Done && c.Verdict == servingcsr.Approve:
+		return fmt.Sprintf("approved %s (%s): %s", c.Name, who, c.Reason)
+	case c.Done:
+		return fmt.Sprintf("denied %s (%s): %s", c.Name, who, c.Reason)
+	}
+	return fmt.Sprintf("%s (%s) was decided meanwhile by someone else; left as it is", c.Name, who)
+}
+
 // ApproveServingCerts approves the kubelets' serving certificates when
-// kubelet.server_tls_bootstrap is on: it reviews the pending serving CSRs
-// (ReviewServingCSRs), prints each verdict, and waits, up to Options.Timeout
+// kubelet.server_tls_bootstrap is on (ServingApproval, from this machine): it reviews the
+// pending serving CSRs, prints each verdict, and waits, up to Options.Timeout
 // (DefaultServingCertsTimeout when zero), until every Node's kubelet serves a certificate
-// signed by the cluster CA (CheckKubeletServing, from this machine), reviewing again
-// meanwhile since a kubelet may ask later. Only then does it record on each control-plane
-// host that kubelets are verified (KubeletServingMarker) and reconfigure it, one at a
-// time, so that its apiserver gets --kubelet-certificate-authority; if some kubelet is not
-// verified it leaves the apiserver as it is and says which and why. A dry run reviews
-// without writing, checks the kubelets once and says what a run would do. The outcome
-// goes to the report. A control plane whose reconfigure fails is failed.
+// signed by the cluster CA, reviewing again meanwhile since a kubelet may ask later. Only
+// then does it record on each control-plane host that kubelets are verified
+// (KubeletServingMarker) and reconfigure it, one at a time, so that its apiserver gets
+// --kubelet-certificate-authority; if some kubelet is not verified it leaves the
+// apiservers as they are and says which and why. A dry run reviews without writing,
+// checks the kubelets once and says what a run would do. The outcome goes to the report.
+// A control plane whose reconfigure fails is failed.
 func (f *Fleet) ApproveServingCerts(ctx context.Context) error {
 	if !f.HasCluster() {
 		if f.o.DryRun {
@@ -261,84 +350,29 @@ func (f *Fleet) ApproveServingCerts(ctx context.Context) error {
 		f.serving = rep
 		f.mu.Unlock()
 	}()
-	seen := map[string]bool{}
-	round := func(ctx context.Context) error {
-		csrs, err := ReviewServingCSRs(ctx, f.cs, f.o.DryRun)
-		for _, c := range csrs {
-			if !seen[c.Name] {
-				seen[c.Name] = true
-				f.printCSR(c)
-				rep.CSRs = append(rep.CSRs, c)
-			}
-		}
-		if err != nil {
-			return err
-		}
-		ks, err := CheckKubeletServing(ctx, f.cs, ca, f.o.DialKubelet)
-		if err != nil {
-			return err
-		}
-		rep.Kubelets = ks
-		if bad := Unverified(ks); len(bad) > 0 {
-			return fmt.Errorf("%d of %d kubelets do not serve a certificate the cluster CA signed: %s", len(bad), len(ks), strings.Join(bad, "; "))
-		}
-		return nil
+	a := ServingApproval{
+		Client: f.cs, CA: ca, Dial: f.o.DialKubelet, DryRun: f.o.DryRun,
+		Interval: f.o.PollInterval, Timeout: cmp.Or(f.o.Timeout, DefaultServingCertsTimeout),
+		Print: func(line string) { f.out().Say("%s", line) },
 	}
-	if f.o.DryRun {
-		err := round(ctx)
-		if len(seen) == 0 {
-			f.out().Say("no pending kubelet serving CSR")
-		}
-		if err != nil {
-			rep.Note = err.Error()
+	*rep, err = a.Run(ctx)
+	switch {
+	case ctx.Err() != nil:
+		return ctx.Err()
+	case len(rep.CSRs) == 0:
+		f.out().Say("no pending kubelet serving CSR")
+	}
+	if err != nil {
+		if f.o.DryRun {
 			f.out().Say("would wait for every kubelet to serve a certificate the cluster CA signed before the apiserver verifies kubelets; now %v", err)
 			return nil
 		}
-		return f.verifyKubelets(ctx, rep)
-	}
-	timeout := f.o.Timeout
-	if timeout <= 0 {
-		timeout = DefaultServingCertsTimeout
-	}
-	if err := wait.Poll(ctx, f.o.PollInterval, timeout, round); err != nil {
-		if ctx.Err() != nil {
-			return err
-		}
-		// The last round may have been cut short by the deadline: say how the kubelets are
-		// now, with a dial of their own.
-		if ks, kerr := CheckKubeletServing(ctx, f.cs, ca, f.o.DialKubelet); kerr == nil {
-			rep.Kubelets = ks
-			if bad := Unverified(ks); len(bad) > 0 {
-				err = fmt.Errorf("after %s, %d of %d kubelets do not serve a certificate the cluster CA signed: %s", timeout, len(bad), len(ks), strings.Join(bad, "; "))
-			}
-		}
-		rep.Note = err.Error()
 		f.out().Say("WARNING: not turning on --kubelet-certificate-authority: %v", err)
 		f.out().Say("the apiserver keeps reaching kubelets without verifying their certificates; fix those kubelets (a CSR left pending above, a node this machine cannot reach: run 'kforge certs approve-serving' on a control-plane host) and run kforge up again")
 		return nil
 	}
 	f.out().Say("every kubelet (%d) serves a certificate signed by the cluster CA", len(rep.Kubelets))
 	return f.verifyKubelets(ctx, rep)
-}
-
-// printCSR prints a review's verdict on one CSR.
-func (f *Fleet) printCSR(c ServingCSR) {
-	who := c.Node
-	if who == "" {
-		who = "not a node"
-	}
-	switch {
-	case c.Verdict == servingcsr.Pending:
-		f.out().Say("left pending %s (%s): %s", c.Name, who, c.Reason)
-	case f.o.DryRun:
-		f.out().Say("would %s %s (%s): %s", c.Verdict, c.Name, who, c.Reason)
-	case c.Done && c.Verdict == servingcsr.Approve:
-		f.out().Say("approved %s (%s): %s", c.Name, who, c.Reason)
-	case c.Done:
-		f.out().Say("denied %s (%s): %s", c.Name, who, c.Reason)
-	default:
-		f.out().Say("%s (%s) was decided meanwhile by someone else; left as it is", c.Name, who)
-	}
 }
 
 // verifyKubelets has every control plane's apiserver verify kubelets: on each host that
@@ -380,7 +414,7 @@ func (f *Fleet) verifyKubelets(ctx context.Context, rep *ServingCertsReport) err
 		}
 		return nil
 	}
-	stamp := fmt.Sprintf("every kubelet served a certificate signed by the cluster CA at %s: %s\n", time.Now().UTC().Format(time.RFC3339), nodeNames(rep.Kubelets))
+	stamp := MarkerText(rep.Kubelets, time.Now())
 	for _, n := range todo {
 		err := f.timed(n, func() error {
 			if _, err := f.ensureKforge(ctx, n); err != nil {
@@ -389,7 +423,7 @@ func (f *Fleet) verifyKubelets(ctx context.Context, rep *ServingCertsReport) err
 			if _, err := f.conn(n).Upload(ctx, host.BytesFile(RemoteConfig, f.remote, 0o600)); err != nil {
 				return err
 			}
-			if _, err := f.conn(n).Upload(ctx, host.BytesFile(KubeletServingMarker, []byte(stamp), 0o644)); err != nil {
+			if _, err := f.conn(n).Upload(ctx, host.BytesFile(KubeletServingMarker, stamp, 0o644)); err != nil {
 				return fmt.Errorf("writing %s: %w", KubeletServingMarker, err)
 			}
 			args := append([]string{"reconfigure", "-f", RemoteConfig, "--node", n}, f.hostFlags()...)
@@ -406,12 +440,14 @@ func (f *Fleet) verifyKubelets(ctx context.Context, rep *ServingCertsReport) err
 	return nil
 }
 
-func nodeNames(ks []KubeletServing) string {
+// MarkerText is what KubeletServingMarker holds, for the operator who finds it: when and
+// which kubelets were verified.
+func MarkerText(ks []KubeletServing, now time.Time) []byte {
 	names := make([]string, len(ks))
 	for i, k := range ks {
 		names[i] = k.Node
 	}
-	return strings.Join(names, ", ")
+	return fmt.Appendf(nil, "every kubelet served a certificate signed by the cluster CA at %s: %s\n", now.UTC().Format(time.RFC3339), strings.Join(names, ", "))
 }
 
 // clusterCA is the cluster CA of admin.conf's current cluster, PEM.
