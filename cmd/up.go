@@ -175,7 +175,7 @@ func (o *upOptions) addFlags(fs *pflag.FlagSet, whole bool) {
 	fs.BoolVar(&o.initNewCluster, "init-new-cluster", false, "start a new cluster even though up cannot tell that there is none (control-plane hosts unreachable, or holding cluster state while no apiserver answers), and replace a local admin kubeconfig of another cluster (kept as .old)")
 	fs.StringVar(&o.kubeconfigOut, "kubeconfig-out", "", "where to write the admin kubeconfig (default ./<cluster>-admin.conf)")
 	fs.StringSliceVar(&o.ignorePreflight, "ignore-preflight-errors", nil, "preflight checks whose errors become warnings on every host")
-	fs.DurationVar(&o.wait, "timeout", phases.DefaultWait, "how long each host's init and join wait for the cluster")
+	fs.DurationVar(&o.wait, "timeout", phases.DefaultWait, "how long each host's init and join wait for the cluster, and up for the kubelets' serving certificates (kubelet.server_tls_bootstrap)")
 	if whole {
 		fs.StringSliceVar(&o.skipPhases, "skip-phases", nil, "phases to skip, e.g. join-workers (see the list above)")
 	}
