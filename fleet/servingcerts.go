@@ -66,6 +66,8 @@ type KubeletServing struct {
 	// Verified is true when the kubelet presented a certificate that chains to the cluster
 	// CA and names Address's host.
 	Verified bool `json:"verified"`
+	// Unreachable is true when the dial itself failed: no TLS handshake took place.
+	Unreachable bool `json:"unreachable,omitempty"`
 	// Error says why it is not verified.
 	Error string `json:"error,omitempty"`
 }
@@ -193,6 +195,7 @@ func checkKubelet(ctx context.Context, node *corev1.Node, pool *x509.CertPool, d
 	defer cancel()
 	raw, err := dial(ctx, "tcp", r.Address)
 	if err != nil {
+		r.Unreachable = true
 		r.Error = fmt.Sprintf("unreachable from this machine: %v", err)
 		return r
 	}
@@ -247,7 +250,14 @@ type ServingApproval struct {
 	Interval, Timeout time.Duration
 	// Print, if set, gets the line for each CSR the first time a review decides it.
 	Print func(line string)
+	// GiveUpUnreachable stops the wait once a kubelet has been unreachable (no TCP
+	// connection at all) for this long: waiting longer rarely helps a route or a firewall;
+	// DefaultGiveUpUnreachable when zero.
+	GiveUpUnreachable time.Duration
 }
+
+// DefaultGiveUpUnreachable is ServingApproval.GiveUpUnreachable when zero.
+const DefaultGiveUpUnreachable = 30 * time.Second
 
 // Run reviews the pending serving CSRs (ReviewServingCSRs) and checks every kubelet
 // (CheckKubeletServing), again and again, until every kubelet is verified or the time is
@@ -256,6 +266,8 @@ type ServingApproval struct {
 func (a ServingApproval) Run(ctx context.Context) (ServingCertsReport, error) {
 	var rep ServingCertsReport
 	seen := map[string]bool{}
+	unreachableSince := map[string]time.Time{}
+	giveUp := cmp.Or(a.GiveUpUnreachable, DefaultGiveUpUnreachable)
 	round := func(ctx context.Context) error {
 		csrs, err := ReviewServingCSRs(ctx, a.Client, a.DryRun)
 		for _, c := range csrs {
@@ -275,15 +287,28 @@ func (a ServingApproval) Run(ctx context.Context) (ServingCertsReport, error) {
 			return err
 		}
 		rep.Kubelets = ks
-		if bad := Unverified(ks); len(bad) > 0 {
-			return fmt.Errorf("%d of %d kubelets do not serve a certificate the cluster CA signed: %s", len(bad), len(ks), strings.Join(bad, "; "))
+		bad := Unverified(ks)
+		if len(bad) == 0 {
+			return nil
 		}
-		return nil
+		err = fmt.Errorf("%d of %d kubelets do not serve a certificate the cluster CA signed: %s", len(bad), len(ks), strings.Join(bad, "; "))
+		now := time.Now()
+		for _, k := range ks {
+			switch since, ok := unreachableSince[k.Node]; {
+			case !k.Unreachable:
+				delete(unreachableSince, k.Node)
+			case !ok:
+				unreachableSince[k.Node] = now
+			case now.Sub(since) >= giveUp:
+				return wait.Permanent(fmt.Errorf("gave up after %s without a connection to %s's kubelet: %w", giveUp, k.Node, err))
+			}
+		}
+		return err
 	}
 	var err error
 	if a.DryRun || a.Timeout <= 0 {
 		err = round(ctx)
-	} else if err = wait.Poll(ctx, cmp.Or(a.Interval, DefaultPollInterval), a.Timeout, round); err != nil && ctx.Err() == nil {
+	} else if err = wait.Poll(ctx, cmp.Or(a.Interval, DefaultPollInterval), a.Timeout, round); err != nil && ctx.Err() == nil && !errors.Is(err, wait.ErrPermanent) {
 		// The last round may have been cut short by the deadline: say how the kubelets are
 		// now, with a dial of their own.
 		if ks, kerr := CheckKubeletServing(ctx, a.Client, a.CA, a.Dial); kerr == nil {
