@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -15,6 +17,7 @@ import (
 	"github.com/kforge/kforge/bootstrap"
 	"github.com/kforge/kforge/certs"
 	"github.com/kforge/kforge/config"
+	"github.com/kforge/kforge/fleet"
 	"github.com/kforge/kforge/phases"
 )
 
@@ -25,7 +28,7 @@ func newCertsCommand(root *rootOptions) *cobra.Command {
 		Args:  cobra.NoArgs,
 	}
 	c.AddCommand(newCertificateKeyCommand(root), newCheckExpirationCommand(root), newRenewCommand(root),
-		newRenewLoopCommand(root), newCertsStatusCommand(root))
+		newRenewLoopCommand(root), newCertsStatusCommand(root), newApproveServingCommand(root))
 	return c
 }
 
@@ -329,4 +332,77 @@ func (o *renewOptions) run(ctx context.Context, names []string) error {
 	}
 	d.Out.Plain("\nrenewed %d certificates and kubeconfigs on %q; restarted: %s", len(report.Renewed), d.Node.Name, restarted)
 	return runErr
+}
+
+func newApproveServingCommand(root *rootOptions) *cobra.Command {
+	var kubeconfigPath, certDir, output string
+	var dryRun bool
+	var wait time.Duration
+	c := &cobra.Command{
+		Use:   "approve-serving",
+		Short: "Approve the kubelets' serving certificates for their own names and addresses (kubelet.server_tls_bootstrap)",
+		Long: `Approve, from a control-plane host, the serving certificates kubelets ask for when
+kubelet.server_tls_bootstrap = true, as kforge up does; for clusters made with init and
+join by hand.
+
+A pending CertificateSigningRequest of signer kubernetes.io/kubelet-serving is approved
+only when it comes from a node (user system:node:<name>, group system:nodes), asks for
+subject CN system:node:<name> and O system:nodes, for the usages digital signature and
+server auth (key encipherment allowed), and for DNS names and IPs that are all among that
+Node's own addresses (status.addresses: Hostname; InternalIP, ExternalIP), with no email
+or URI. Every other one is left pending, and the reason printed: approve it yourself
+(kubectl certificate approve) if you know why it differs. A request that is not a
+well-formed, self-signed certificate request is denied.
+
+Then it dials every Node's kubelet (the address and port the apiserver uses) trusting only
+the cluster CA, for up to --wait, reviewing new CSRs meanwhile. Once every kubelet serves
+a certificate the cluster CA signed, it records so in ` + fleet.KubeletServingMarker + `;
+the next 'kforge reconfigure -f cluster.toml' on this host then gives the apiserver
+--kubelet-certificate-authority (with kubelet.server_tls_bootstrap on). Run it on each
+control-plane host. It exits non-zero, naming them, while some kubelet is not verified.
+
+With -o json it prints {dry_run, csrs: [{name, node, verdict, reason, done}], kubelets:
+[{node, address, verified, error}], note, recorded}.`,
+		Example: `  # what would be approved, and whether every kubelet already serves a CA-signed certificate
+  kforge certs approve-serving --dry-run
+  # approve, wait for the kubelets, then have this apiserver verify them
+  kforge certs approve-serving && kforge reconfigure -f /etc/kforge/cluster.toml`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if output != "text" && output != "json" {
+				return fmt.Errorf("--output %q: want text or json", output)
+			}
+			if err := checkDirFlags(dirFlag{"cert-dir", certDir, phases.DefaultCertDir}); err != nil {
+				return err
+			}
+			ca, err := os.ReadFile(filepath.Join(certDir, "ca.crt"))
+			if err != nil {
+				return fmt.Errorf("reading the cluster CA (--cert-dir): %w; run this on a control-plane host", err)
+			}
+			cs, err := phases.ClientFromKubeconfig(kubeconfigPath)
+			if err != nil {
+				return fmt.Errorf("%w; run this on a control-plane host, or give an admin kubeconfig with --kubeconfig", err)
+			}
+			progress := root.streams.Out
+			if output == "json" {
+				progress = root.streams.Err
+			}
+			rep, runErr := phases.ApproveServing(cmd.Context(), phases.ApproveServingSpec{
+				Client: cs, CA: ca, Marker: fleet.KubeletServingMarker, DryRun: dryRun, Wait: wait,
+				Out: phases.NewPrinter(progress).Named("approve-serving"),
+			})
+			if output == "json" {
+				if err := writeJSON(root.streams.Out, rep); err != nil {
+					return err
+				}
+			}
+			return runErr
+		},
+	}
+	c.Flags().StringVar(&kubeconfigPath, "kubeconfig", filepath.Join(phases.DefaultKubeconfigDir, "admin.conf"), "an admin kubeconfig")
+	c.Flags().StringVar(&certDir, "cert-dir", phases.DefaultCertDir, "where ca.crt, the cluster CA, lives")
+	c.Flags().BoolVar(&dryRun, "dry-run", false, "say what would be approved and recorded; change nothing")
+	c.Flags().DurationVar(&wait, "wait", 2*time.Minute, "how long to wait for every kubelet to serve a certificate the cluster CA signed; 0 looks once")
+	c.Flags().StringVarP(&output, "output", "o", "text", "text, or json: the CSRs, the kubelets and what was recorded (progress then goes to stderr)")
+	return c
 }

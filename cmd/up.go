@@ -24,6 +24,7 @@ import (
 	"github.com/kforge/kforge/internal/fileutil"
 	"github.com/kforge/kforge/kubeconfig"
 	"github.com/kforge/kforge/phases"
+	"github.com/kforge/kforge/servingcsr"
 )
 
 // sshOptions are the flags that say how kforge reaches hosts over SSH.
@@ -174,7 +175,7 @@ func (o *upOptions) addFlags(fs *pflag.FlagSet, whole bool) {
 	fs.BoolVar(&o.initNewCluster, "init-new-cluster", false, "start a new cluster even though up cannot tell that there is none (control-plane hosts unreachable, or holding cluster state while no apiserver answers), and replace a local admin kubeconfig of another cluster (kept as .old)")
 	fs.StringVar(&o.kubeconfigOut, "kubeconfig-out", "", "where to write the admin kubeconfig (default ./<cluster>-admin.conf)")
 	fs.StringSliceVar(&o.ignorePreflight, "ignore-preflight-errors", nil, "preflight checks whose errors become warnings on every host")
-	fs.DurationVar(&o.wait, "timeout", phases.DefaultWait, "how long each host's init and join wait for the cluster")
+	fs.DurationVar(&o.wait, "timeout", phases.DefaultWait, "how long each host's init and join wait for the cluster, and up for the kubelets' serving certificates (kubelet.server_tls_bootstrap)")
 	if whole {
 		fs.StringSliceVar(&o.skipPhases, "skip-phases", nil, "phases to skip, e.g. join-workers (see the list above)")
 	}
@@ -209,7 +210,12 @@ control-plane hosts the static pods of etcd and the control plane and the files 
 read, drift edited by hand included. The changes are then applied one host at a time,
 control-plane hosts first, then workers in batches of --max-unavailable; each host waits
 until what it restarted is healthy again, and a host that fails stops the rollout (run
-up again to go on). Certificates and kubeconfigs are not changed this way. Then, through
+up again to go on). Certificates and kubeconfigs are not changed this way. With
+kubelet.server_tls_bootstrap = true it approves each kubelet's serving CSR that asks for
+exactly its own Node's names and addresses (others are left pending, with why), waits
+until every kubelet serves a certificate the cluster CA signed (dialled from this
+machine), and only then gives each apiserver, one at a time,
+--kubelet-certificate-authority. Then, through
 the cluster's admin client, it sets every Node's labels and taints from the file, applies
 the add-ons (server-side apply: a changed DNS, kube-proxy or flannel setting reaches the
 cluster and rolls their pods) and stores the file's configuration in
@@ -403,5 +409,33 @@ func printFleetReport(w io.Writer, r *fleet.Report, format string) error {
 		if renewed := r.RenewedNames(); renewed != "" {
 			fmt.Fprintf(tw, "renewed the certificates of %s\n", renewed)
 		}
+		if s := r.ServingCerts; s != nil {
+			fmt.Fprintln(tw, servingSummary(s, r.DryRun))
+		}
 	})
+}
+
+// servingSummary is the summary's line about the kubelets' serving certificates.
+func servingSummary(s *fleet.ServingCertsReport, dryRun bool) string {
+	approved, pending := 0, 0
+	for _, c := range s.CSRs {
+		switch c.Verdict {
+		case servingcsr.Approve:
+			approved++
+		case servingcsr.Pending:
+			pending++
+		}
+	}
+	verb := "approved"
+	if dryRun {
+		verb = "would approve"
+	}
+	line := fmt.Sprintf("kubelet serving certificates: %s %d, left %d pending; ", verb, approved, pending)
+	switch {
+	case s.VerifyKubelets && dryRun:
+		return line + "the apiserver would verify kubelets with the cluster CA"
+	case s.VerifyKubelets:
+		return line + "the apiserver verifies kubelets with the cluster CA"
+	}
+	return line + "the apiserver does not verify kubelets yet: " + s.Note
 }

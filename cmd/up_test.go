@@ -23,6 +23,7 @@ import (
 	"github.com/kforge/kforge/internal/testutil"
 	"github.com/kforge/kforge/kubeconfig"
 	"github.com/kforge/kforge/phases"
+	"github.com/kforge/kforge/servingcsr"
 )
 
 // TestWriteAdminKubeconfig: up writes the admin kubeconfig over one of the same cluster,
@@ -206,5 +207,29 @@ func TestFleetReportJSON(t *testing.T) {
 	}
 	if got["dry_run"] != true {
 		t.Errorf("dry_run = %v, want true", got["dry_run"])
+	}
+}
+
+func TestServingSummary(t *testing.T) {
+	csrs := []fleet.ServingCSR{{Name: "a", Verdict: servingcsr.Approve}, {Name: "b", Verdict: servingcsr.Pending}, {Name: "c", Verdict: servingcsr.Approve}}
+	tests := []struct {
+		name   string
+		rep    fleet.ServingCertsReport
+		dryRun bool
+		want   string
+	}{
+		{name: "verified", rep: fleet.ServingCertsReport{CSRs: csrs, VerifyKubelets: true},
+			want: "kubelet serving certificates: approved 2, left 1 pending; the apiserver verifies kubelets with the cluster CA"},
+		{name: "dry run", rep: fleet.ServingCertsReport{CSRs: csrs, VerifyKubelets: true}, dryRun: true,
+			want: "kubelet serving certificates: would approve 2, left 1 pending; the apiserver would verify kubelets with the cluster CA"},
+		{name: "not verified", rep: fleet.ServingCertsReport{Note: "1 of 3 kubelets ..."},
+			want: "kubelet serving certificates: approved 0, left 0 pending; the apiserver does not verify kubelets yet: 1 of 3 kubelets ..."},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if diff := cmp.Diff(tc.want, servingSummary(&tc.rep, tc.dryRun)); diff != "" {
+				t.Errorf("servingSummary (-want +got):\n%s", diff)
+			}
+		})
 	}
 }

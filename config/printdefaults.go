@@ -140,8 +140,10 @@ container_runtime_endpoint = {{q .Kubelet.ContainerRuntimeEndpoint}}
 # Refuse to start the kubelet while swap is on.
 fail_swap_on = {{.Kubelet.FailSwapOn}}
 # Have each kubelet request its serving certificate from the cluster CA with a CSR
-# (serverTLSBootstrap) instead of signing its own. Until a CSR is approved (kubectl
-# certificate approve), that kubelet serves no HTTPS: kubectl logs and exec fail on it.
+# (serverTLSBootstrap) instead of signing its own. Until its CSR is approved, that kubelet
+# serves no HTTPS: kubectl logs and exec fail on it. kforge up (or kforge certs
+# approve-serving on a control plane) approves a CSR only for the node's own names and
+# addresses, then has the apiserver verify kubelets (--kubelet-certificate-authority).
 server_tls_bootstrap = {{.Kubelet.ServerTLSBootstrap}}
 # Resources set aside for the OS and for Kubernetes daemons, and the hard eviction
 # thresholds; they go to the KubeletConfiguration as they are.

@@ -87,6 +87,9 @@ type Options struct {
 	// MaxUnavailable is how many workers Reconfigure changes at once; 0 means 1.
 	// Control-plane hosts are always changed one at a time.
 	MaxUnavailable int
+	// DialKubelet opens a connection to a kubelet's HTTPS port from this machine, to check
+	// the certificate it serves (ApproveServingCerts); nil is a plain net.Dialer.
+	DialKubelet DialFunc
 	// Out carries progress lines (UsePrinter replaces it); Log diagnostics; HostLog, if set, receives every line the
 	// hosts' kforge prints, with secrets redacted.
 	Out     Printer
@@ -122,6 +125,9 @@ type Report struct {
 	Changes ClusterChanges `json:"cluster_changes"`
 	// Recovery is what the run did, or on a dry run would do, about expired certificates.
 	Recovery *Recovery `json:"certificate_recovery,omitempty"`
+	// ServingCerts is what approving the kubelets' serving certificates did, or would do;
+	// absent when kubelet.server_tls_bootstrap is off or there is no cluster.
+	ServingCerts *ServingCertsReport `json:"serving_certs,omitempty"`
 	// AdminKubeconfig is the admin kubeconfig read from the cluster (the caller writes it).
 	AdminKubeconfig []byte  `json:"-"`
 	Seconds         float64 `json:"seconds"`
@@ -207,6 +213,8 @@ type Fleet struct {
 	changes ClusterChanges
 	// recovery is every recovery of expired certificates the run's plans held.
 	recovery Recovery
+	// serving is what ApproveServingCerts did, or would do.
+	serving *ServingCertsReport
 
 	// cpToken and cpKey are the token and certificate key of this run's control-plane
 	// joins (and of init, which stores the token and shares the certificates with them).
@@ -391,6 +399,10 @@ func (f *Fleet) Report() *Report {
 	if len(f.recovery.ControlPlanes)+len(f.recovery.Kubelets) > 0 {
 		rec := f.recovery
 		r.Recovery = &rec
+	}
+	if f.serving != nil {
+		s := *f.serving
+		r.ServingCerts = &s
 	}
 	order := map[string]int{}
 	for i, h := range f.c.Hosts {

@@ -127,6 +127,14 @@ var adminConf = path.Join(manifests.DefaultKubeconfigDir, "admin.conf")
 // of an init kforge began and has not finished, which running init again completes.
 const InitMarker = "/var/lib/kforge/init-in-progress"
 
+// KubeletServingMarker is the file kforge up (and kforge certs approve-serving) writes on a
+// control-plane host once every kubelet of the cluster serves a certificate signed by the
+// cluster CA: while it exists and kubelet.server_tls_bootstrap is on, the apiserver's
+// manifest verifies kubelets with the cluster CA (manifests.Params.VerifyKubelets). The
+// control-plane phase removes it when the option is off, so that turning it on again
+// waits for the kubelets once more.
+const KubeletServingMarker = "/var/lib/kforge/kubelet-serving-verified"
+
 // StatePaths are the files and directories whose presence on a control-plane host means
 // that it holds (part of) a cluster: the CA, etcd's data (with a local etcd), the
 // kubeconfigs of the kubelet and the admin, and the static pod manifests.

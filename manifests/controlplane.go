@@ -89,6 +89,9 @@ func apiServer(p Params) (*corev1.Pod, error) {
 		flags["etcd-servers"] = "https://" + net.JoinHostPort(p.loopback(), strconv.Itoa(EtcdClientPort))
 	}
 
+	if p.VerifyKubelets && c.Kubelet.ServerTLSBootstrap {
+		flags["kubelet-certificate-authority"] = p.cert("ca.crt")
+	}
 	vols = securityFlags(p, flags, vols)
 	annotations := map[string]string{}
 	files, err := APIServerFiles(p)

@@ -97,6 +97,13 @@ type Params struct {
 	EtcdInitialClusterState string
 	// ExternalCA is true when ca.key is absent: the controller-manager gets no signing flags.
 	ExternalCA bool
+	// VerifyKubelets is true once every kubelet of the cluster has been seen serving a
+	// certificate signed by the cluster CA (kforge up, or kforge certs approve-serving,
+	// records it on the host). With kubelet.server_tls_bootstrap on, the apiserver then
+	// verifies the kubelets' serving certificates with the cluster CA
+	// (--kubelet-certificate-authority); with it off, never, whatever this says: a kubelet
+	// that signs its own certificate would be unreachable.
+	VerifyKubelets bool
 	// Inputs are fingerprints of the certificates and kubeconfigs on the host, by the path
 	// a flag names them with (InputFingerprint of each file's content). A component's
 	// ConfigHashAnnotation covers the inputs its flags name, so that a renewed certificate

@@ -77,6 +77,42 @@ func joinParams() Params {
 	}
 }
 
+// verifyKubeletsParams is the default node of a cluster whose kubelets request their
+// serving certificates, once every kubelet was seen serving one the cluster CA signed.
+func verifyKubeletsParams() Params {
+	p := defaultParams()
+	p.Cluster.Kubelet.ServerTLSBootstrap = true
+	p.VerifyKubelets = true
+	return p
+}
+
+// TestKubeletCertificateAuthority: the apiserver verifies kubelets with the cluster CA
+// only when the kubelets request serving certificates and all were seen serving one.
+func TestKubeletCertificateAuthority(t *testing.T) {
+	tests := []struct {
+		name               string
+		serverTLSBootstrap bool
+		verified           bool
+		want               string
+	}{
+		{name: "off", want: ""},
+		{name: "on, kubelets not verified yet", serverTLSBootstrap: true, want: ""},
+		{name: "on and verified", serverTLSBootstrap: true, verified: true, want: "/etc/kubernetes/pki/ca.crt"},
+		{name: "turned off after it was verified", verified: true, want: ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			p := defaultParams()
+			p.Cluster.Kubelet.ServerTLSBootstrap = tc.serverTLSBootstrap
+			p.VerifyKubelets = tc.verified
+			got := flags(t, mustBuild(t, APIServer, p))["kubelet-certificate-authority"]
+			if got != tc.want {
+				t.Errorf("--kubelet-certificate-authority = %q, want %q", got, tc.want)
+			}
+		})
+	}
+}
+
 func allComponents() []Component {
 	return append([]Component{EtcdComponent()}, ControlPlaneComponents()...)
 }
@@ -96,6 +132,7 @@ func TestGolden(t *testing.T) {
 		{dir: "default", params: defaultParams(), components: allComponents()},
 		{dir: "custom", params: customParams(), components: ControlPlaneComponents()},
 		{dir: "ipv6-join", params: joinParams(), components: []Component{EtcdComponent(), ControlPlaneComponents()[0]}},
+		{dir: "verify-kubelets", params: verifyKubeletsParams(), components: ControlPlaneComponents()[:1]},
 	}
 	for _, set := range sets {
 		for _, comp := range set.components {

@@ -4,11 +4,15 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"errors"
 	"fmt"
+	"io/fs"
+	"os"
 	"path/filepath"
 	"time"
 
 	"github.com/kforge/kforge/certs"
+	"github.com/kforge/kforge/fleet"
 	"github.com/kforge/kforge/internal/crashpoint"
 	"github.com/kforge/kforge/internal/fileutil"
 	"github.com/kforge/kforge/kubeconfig"
@@ -31,6 +35,9 @@ func controlPlanePhase() Phase {
 			Run: func(_ context.Context, d *Data) error {
 				if c.Name == manifests.NameAPIServer {
 					if err := writeAPIServerFiles(d); err != nil {
+						return err
+					}
+					if err := forgetKubeletsVerified(d); err != nil {
 						return err
 					}
 				}
@@ -119,6 +126,10 @@ func manifestParams(d *Data) (manifests.Params, error) {
 	if err != nil {
 		return manifests.Params{}, err
 	}
+	verified, err := readFileIfExists(d.Path(fleet.KubeletServingMarker))
+	if err != nil {
+		return manifests.Params{}, err
+	}
 	return manifests.Params{
 		Cluster:          d.Cluster,
 		NodeName:         d.Node.Name,
@@ -126,8 +137,28 @@ func manifestParams(d *Data) (manifests.Params, error) {
 		CertDir:          d.CertDir,
 		KubeconfigDir:    d.KubeconfigDir,
 		ExternalCA:       external,
+		VerifyKubelets:   verified != nil,
 		Inputs:           inputs,
 	}, nil
+}
+
+// forgetKubeletsVerified removes the record that every kubelet serves a certificate the
+// cluster CA signed (fleet.KubeletServingMarker) when kubelet.server_tls_bootstrap is off:
+// the kubelets then sign their own, and turning the option on again must wait until every
+// kubelet has its CA-signed certificate again before the apiserver verifies them.
+func forgetKubeletsVerified(d *Data) error {
+	if d.Cluster.Kubelet.ServerTLSBootstrap {
+		return nil
+	}
+	err := os.Remove(d.Path(fleet.KubeletServingMarker))
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return nil
+	case err != nil:
+		return fmt.Errorf("removing %s (kubelet.server_tls_bootstrap is off): %w", fleet.KubeletServingMarker, err)
+	}
+	d.Out.Say("removed %s: kubelet.server_tls_bootstrap is off, the apiserver no longer verifies kubelets with the cluster CA", fleet.KubeletServingMarker)
+	return nil
 }
 
 // manifestInputs fingerprints the certificates (not the keys: a renewal keeps them), the

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/kforge/kforge/config"
+	"github.com/kforge/kforge/fleet"
 	"github.com/kforge/kforge/manifests"
 )
 
@@ -133,5 +134,52 @@ func TestControlPlaneSecuritySwitchesOff(t *testing.T) {
 		if _, err := os.Stat(d.Path(p)); err == nil {
 			t.Errorf("%s written with its switch off", p)
 		}
+	}
+}
+
+// The apiserver verifies kubelets with the cluster CA only when server_tls_bootstrap is on
+// and the host records that every kubelet was seen serving a CA-signed certificate; with
+// the option off, the record goes, so that turning it on again waits for the kubelets.
+func TestControlPlaneKubeletCertificateAuthority(t *testing.T) {
+	tests := []struct {
+		name       string
+		on, marker bool
+		wantFlag   bool
+		wantMarker bool
+	}{
+		{name: "off"},
+		{name: "on, kubelets not verified", on: true},
+		{name: "on and verified", on: true, marker: true, wantFlag: true, wantMarker: true},
+		{name: "turned off after it was verified", marker: true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var out bytes.Buffer
+			d := newTestData(t, securityCluster(func(c *config.Cluster) { c.Kubelet.ServerTLSBootstrap = tc.on }), "cp1", &out, nil)
+			d.Join.ControlPlane = false
+			marker := d.Path(fleet.KubeletServingMarker)
+			if tc.marker {
+				if err := os.MkdirAll(path.Dir(marker), 0o755); err != nil {
+					t.Fatal(err)
+				}
+				if err := os.WriteFile(marker, nil, 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := runControlPlane(t, d); err != nil {
+				t.Fatalf("%v\n%s", err, out.String())
+			}
+			m, err := os.ReadFile(d.Path(path.Join(DefaultManifestsDir, "kube-apiserver.yaml")))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := bytes.Contains(m, []byte("--kubelet-certificate-authority=/etc/kubernetes/pki/ca.crt")); got != tc.wantFlag {
+				t.Errorf("manifest has --kubelet-certificate-authority: %t, want %t", got, tc.wantFlag)
+			}
+			_, err = os.Stat(marker)
+			if got := err == nil; got != tc.wantMarker {
+				t.Errorf("%s exists after the run: %t, want %t\n%s", fleet.KubeletServingMarker, got, tc.wantMarker, out.String())
+			}
+		})
 	}
 }

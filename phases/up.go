@@ -46,6 +46,7 @@ func UpWorkflow() *Workflow {
 			upJoinWorkersPhase(notDry),
 			upReconfigurePhase(),
 			upRenewCertsPhase(),
+			upApproveServingCertsPhase(),
 			upMarkNodesPhase(),
 			upAddonsPhase(),
 			upPrunePhase(notDry),
