@@ -31,6 +31,12 @@ type HostCert struct {
 	// Path is the file on the host.
 	Path     string    `json:"path"`
 	NotAfter time.Time `json:"not_after"`
+	// Signer is the name of the CA that signs it ("ca"); empty for a CA and for the
+	// kubelet's client certificate.
+	Signer string `json:"signer,omitempty"`
+	// External says the certificate is a CA whose key is not on the host, or is signed by
+	// one: kforge cannot renew it there.
+	External bool `json:"external,omitempty"`
 }
 
 // HostCerts is what readCerts found on a host: its clock, and the expiry of its
@@ -70,20 +76,22 @@ func (h HostCerts) KubeletExpired() bool {
 // and everywhere the kubelet's client certificate. kind says which list each goes to.
 type certFile struct {
 	name, path, kind string // kind: "ca", "leaf", "kubeconfig", "kubelet"
+	// signer is the CA that signs a leaf or kubeconfig; keyPath is a CA's private key.
+	signer, keyPath string
 }
 
 func certFiles(c *config.Cluster, controlPlane bool) []certFile {
 	var out []certFile
 	if controlPlane {
 		for _, s := range certs.Table(c) {
-			kind := "leaf"
+			f := certFile{name: s.Name, path: s.CertPath(manifests.DefaultCertDir), kind: "leaf", signer: s.CA}
 			if s.IsCA {
-				kind = "ca"
+				f.kind, f.signer, f.keyPath = "ca", "", s.KeyPath(manifests.DefaultCertDir)
 			}
-			out = append(out, certFile{name: s.Name, path: s.CertPath(manifests.DefaultCertDir), kind: kind})
+			out = append(out, f)
 		}
 		for _, k := range []string{kubeconfig.AdminFileName, kubeconfig.SuperAdminFileName, kubeconfig.ControllerManagerFileName, kubeconfig.SchedulerFileName} {
-			out = append(out, certFile{name: k, path: path.Join(manifests.DefaultKubeconfigDir, k), kind: "kubeconfig"})
+			out = append(out, certFile{name: k, path: path.Join(manifests.DefaultKubeconfigDir, k), kind: "kubeconfig", signer: certs.NameCA})
 		}
 	}
 	return append(out, certFile{name: "kubelet-client", path: kubelet.ClientCertPath, kind: "kubelet"})
@@ -92,12 +100,16 @@ func certFiles(c *config.Cluster, controlPlane bool) []certFile {
 // certsScript prints the host's clock ("now <unix seconds>"), then for each file that
 // exists "file <path>" and the certificate in it: the PEM certificate blocks only (a
 // kubelet-client pem file holds the key too), or a kubeconfig's client-certificate-data
-// line only. No private key leaves the host.
+// line only; and "haskey <path>" for a CA whose key is there. No private key leaves the
+// host.
 func certsScript(files []certFile) string {
 	var b strings.Builder
 	b.WriteString("echo \"now $(date -u +%s)\"\n")
 	for _, f := range files {
 		q := host.ShellQuote(f.path)
+		if f.keyPath != "" {
+			fmt.Fprintf(&b, "if [ -f %s ]; then echo \"haskey \"%s; fi\n", host.ShellQuote(f.keyPath), q)
+		}
 		if f.kind == "kubeconfig" {
 			fmt.Fprintf(&b, "if [ -f %s ]; then echo \"file \"%s; sed -n 's/^ *client-certificate-data: *//p' %s; fi\n", q, q, q)
 			continue
@@ -107,10 +119,10 @@ func certsScript(files []certFile) string {
 	return b.String()
 }
 
-// parseCerts reads what certsScript printed: the host's clock and, by path, when the first
-// certificate of each file expires.
-func parseCerts(out []byte) (now time.Time, notAfter map[string]time.Time, err error) {
-	notAfter = map[string]time.Time{}
+// parseCerts reads what certsScript printed: the host's clock, by path when the first
+// certificate of each file expires, and the CAs (by certificate path) whose key is there.
+func parseCerts(out []byte) (now time.Time, notAfter map[string]time.Time, hasKey map[string]bool, err error) {
+	notAfter, hasKey = map[string]time.Time{}, map[string]bool{}
 	var file string
 	var block []string
 	flush := func() error {
@@ -141,12 +153,14 @@ func parseCerts(out []byte) (now time.Time, notAfter map[string]time.Time, err e
 		case strings.HasPrefix(line, "now "):
 			secs, err := strconv.ParseInt(strings.TrimPrefix(line, "now "), 10, 64)
 			if err != nil {
-				return time.Time{}, nil, fmt.Errorf("reading the host's clock: %q: %w", line, err)
+				return time.Time{}, nil, nil, fmt.Errorf("reading the host's clock: %q: %w", line, err)
 			}
 			now = time.Unix(secs, 0).UTC()
+		case strings.HasPrefix(line, "haskey "):
+			hasKey[strings.TrimPrefix(line, "haskey ")] = true
 		case strings.HasPrefix(line, "file "):
 			if err := flush(); err != nil {
-				return time.Time{}, nil, err
+				return time.Time{}, nil, nil, err
 			}
 			file, block = strings.TrimPrefix(line, "file "), nil
 		case line != "":
@@ -154,23 +168,29 @@ func parseCerts(out []byte) (now time.Time, notAfter map[string]time.Time, err e
 		}
 	}
 	if err := flush(); err != nil {
-		return time.Time{}, nil, err
+		return time.Time{}, nil, nil, err
 	}
 	if now.IsZero() {
-		return time.Time{}, nil, fmt.Errorf("the host did not print its clock")
+		return time.Time{}, nil, nil, fmt.Errorf("the host did not print its clock")
 	}
-	return now, notAfter, nil
+	return now, notAfter, hasKey, nil
 }
 
 // hostCerts sorts what parseCerts found into a HostCerts.
-func hostCerts(files []certFile, now time.Time, notAfter map[string]time.Time) HostCerts {
+func hostCerts(files []certFile, now time.Time, notAfter map[string]time.Time, hasKey map[string]bool) HostCerts {
 	h := HostCerts{Now: now}
+	external := map[string]bool{} // CA name -> its key is not here
+	for _, f := range files {
+		if f.kind == "ca" {
+			external[f.name] = !hasKey[f.path]
+		}
+	}
 	for _, f := range files {
 		t, ok := notAfter[f.path]
 		if !ok {
 			continue
 		}
-		e := HostCert{Name: f.name, Path: f.path, NotAfter: t}
+		e := HostCert{Name: f.name, Path: f.path, NotAfter: t, Signer: f.signer, External: external[f.name] || external[f.signer]}
 		switch f.kind {
 		case "ca":
 			h.CAs = append(h.CAs, e)
@@ -203,16 +223,28 @@ func (f *Fleet) readCerts(ctx context.Context, o *Observed) {
 			f.o.Log.Debug("checking certificate expiry", "host", conn.Name(), "err", err)
 			return err
 		}
-		now, notAfter, err := parseCerts(res.Stdout)
+		now, notAfter, hasKey, err := parseCerts(res.Stdout)
 		if err != nil {
 			f.out().Phase(conn.Name(), "WARNING: cannot read its certificates' expiry: %v", err)
 			return err
 		}
 		mu.Lock()
-		o.Certs[conn.Name()] = hostCerts(files, now, notAfter)
+		o.Certs[conn.Name()] = hostCerts(files, now, notAfter, hasKey)
 		mu.Unlock()
 		return nil
 	})
+}
+
+// ExpiryRows is what `certs check-expiration` would report of the control plane's CAs,
+// leaves and kubeconfig client certificates, for certs.CheckDue.
+func (h HostCerts) ExpiryRows() []certs.ExpiryRow {
+	var rows []certs.ExpiryRow
+	for _, l := range [][]HostCert{h.CAs, h.Leaves} {
+		for _, c := range l {
+			rows = append(rows, certs.ExpiryRow{Name: c.Name, Path: c.Path, NotAfter: c.NotAfter, Signer: c.Signer, External: c.External})
+		}
+	}
+	return rows
 }
 
 // expiredControlPlanes reports whether a reachable control-plane host has an expired

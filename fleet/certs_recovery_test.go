@@ -45,36 +45,44 @@ func TestCertsScriptAndParse(t *testing.T) {
 		}
 		return p
 	}
+	etcdCA := testutil.NewCA(t, "etcd-ca", 24*time.Hour)
 	files := []certFile{
-		{name: "ca", path: write("ca.crt", ca.PEM), kind: "ca"},
-		{name: "apiserver", path: write("apiserver.crt", apiserver), kind: "leaf"},
-		{name: "front-proxy-client", path: filepath.Join(dir, "missing.crt"), kind: "leaf"},
+		{name: "ca", path: write("ca.crt", ca.PEM), kind: "ca", keyPath: write("ca.key", []byte("the CA's key"))},
+		// The etcd CA's key is not on the host: what it signs is external.
+		{name: "etcd-ca", path: write("etcd-ca.crt", etcdCA.PEM), kind: "ca", keyPath: filepath.Join(dir, "etcd-ca.key")},
+		{name: "apiserver", path: write("apiserver.crt", apiserver), kind: "leaf", signer: "ca"},
+		{name: "front-proxy-client", path: filepath.Join(dir, "missing.crt"), kind: "leaf", signer: "front-proxy-ca"},
 		{name: "admin.conf", path: write("admin.conf", []byte(fmt.Sprintf("apiVersion: v1\nusers:\n- name: kubernetes-admin\n  user:\n"+
-			"    client-certificate-data: %s\n    client-key-data: %s\n", base64.StdEncoding.EncodeToString(admin), base64.StdEncoding.EncodeToString(adminKey)))), kind: "kubeconfig"},
+			"    client-certificate-data: %s\n    client-key-data: %s\n", base64.StdEncoding.EncodeToString(admin), base64.StdEncoding.EncodeToString(adminKey)))), kind: "kubeconfig", signer: "ca"},
 		{name: "kubelet-client", path: write("kubelet-client.pem", append(append([]byte{}, kubeletCert...), kubeletKey...)), kind: "kubelet"},
+		{name: "etcd-server", path: write("etcd-server.crt", apiserver), kind: "leaf", signer: "etcd-ca"},
 	}
 	out, err := exec.Command("sh", "-c", certsScript(files)).Output()
 	if err != nil {
 		t.Fatal(err)
 	}
-	if strings.Contains(string(out), "PRIVATE KEY") || strings.Contains(string(out), base64.StdEncoding.EncodeToString(adminKey)) {
+	if strings.Contains(string(out), "PRIVATE KEY") || strings.Contains(string(out), base64.StdEncoding.EncodeToString(adminKey)) || strings.Contains(string(out), "the CA's key") {
 		t.Errorf("the script printed a private key:\n%s", out)
 	}
-	now, notAfter, err := parseCerts(out)
+	now, notAfter, hasKey, err := parseCerts(out)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if d := time.Since(now); d < -time.Minute || d > time.Minute {
 		t.Errorf("host clock %s, want about now", now)
 	}
-	got := hostCerts(files, now, notAfter)
+	got := hostCerts(files, now, notAfter, hasKey)
 	want := HostCerts{Now: now,
-		CAs: []HostCert{{Name: "ca", Path: files[0].path, NotAfter: ca.Cert.NotAfter.UTC()}},
-		Leaves: []HostCert{
-			{Name: "apiserver", Path: files[1].path, NotAfter: apiserverAt},
-			{Name: "admin.conf", Path: files[3].path, NotAfter: adminAt},
+		CAs: []HostCert{
+			{Name: "ca", Path: files[0].path, NotAfter: ca.Cert.NotAfter.UTC()},
+			{Name: "etcd-ca", Path: files[1].path, NotAfter: etcdCA.Cert.NotAfter.UTC(), External: true},
 		},
-		KubeletClient: &HostCert{Name: "kubelet-client", Path: files[4].path, NotAfter: kubeletAt},
+		Leaves: []HostCert{
+			{Name: "apiserver", Path: files[2].path, NotAfter: apiserverAt, Signer: "ca"},
+			{Name: "admin.conf", Path: files[4].path, NotAfter: adminAt, Signer: "ca"},
+			{Name: "etcd-server", Path: files[6].path, NotAfter: apiserverAt, Signer: "etcd-ca", External: true},
+		},
+		KubeletClient: &HostCert{Name: "kubelet-client", Path: files[5].path, NotAfter: kubeletAt},
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("certificates (-want +got):\n%s", diff)
@@ -89,7 +97,7 @@ func TestParseCertsErrors(t *testing.T) {
 		{"no certificate", "now 1\nfile /var/lib/kubelet/pki/kubelet-client-current.pem\n", "kubelet-client-current.pem: no PEM certificate in it"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			_, _, err := parseCerts([]byte(tc.out))
+			_, _, _, err := parseCerts([]byte(tc.out))
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Errorf("error %v, want one that says %q", err, tc.want)
 			}

@@ -31,8 +31,8 @@ func RenewPlanLine(name string, c certs.DueCheck) string {
 
 // RenewCerts renews the certificates of every control plane already in the cluster whose
 // earliest leaf or kubeconfig client certificate has less than certificates.renew_before
-// left (or has expired). It reads each one's expiry (`kforge certs check-expiration -o
-// json`, which needs no API), decides here with certs.CheckDue, prints the plan line, and,
+// left (or has expired). It takes each one's expiry from what detect read over SSH
+// (readCerts, by the host's clock), decides here with certs.CheckDue, prints the plan line, and,
 // unless the run is a dry run, runs `kforge certs renew all --if-due` on one control plane
 // at a time: each run takes the renewal lease, restarts what it renewed and waits until
 // those components are healthy before it returns, so the next starts only then. A host
@@ -51,12 +51,18 @@ func (f *Fleet) RenewCerts(ctx context.Context, now time.Time) {
 		if !existing {
 			continue
 		}
-		rows, err := f.expiration(ctx, h.Name)
-		if err != nil {
-			f.out().Phase(h.Name, "WARNING: reading its certificates' expiry: %v; not renewing them in this run", err)
+		f.mu.Lock()
+		hc, read := f.observed.Certs[h.Name]
+		f.mu.Unlock()
+		if !read {
+			f.out().Phase(h.Name, "WARNING: its certificates' expiry could not be read (see above); not renewing them in this run")
 			continue
 		}
-		check, err := certs.CheckDue(rows, rb, now)
+		at := now
+		if !hc.Now.IsZero() {
+			at = hc.Now // the host's clock, which its components judge by
+		}
+		check, err := certs.CheckDue(hc.ExpiryRows(), rb, at)
 		if err != nil {
 			f.out().Phase(h.Name, "WARNING: %v", err)
 			continue
@@ -109,21 +115,6 @@ func (f *Fleet) RenewCerts(ctx context.Context, now time.Time) {
 		f.mu.Unlock()
 		f.out().Phase(name, "renewed %d certificates and kubeconfigs; its control-plane components are healthy again", len(st.Renewed))
 	}
-}
-
-// expiration reads a host's certificate expiry, as `kforge certs check-expiration -o json`
-// prints it there.
-func (f *Fleet) expiration(ctx context.Context, name string) ([]certs.ExpiryRow, error) {
-	var out bytes.Buffer
-	args := []string{"certs", "check-expiration", "-o", "json"}
-	if err := f.kforgeAt(ctx, name, RemoteKforge, args, nil, &out); err != nil {
-		return nil, err
-	}
-	var rep certs.ExpiryReport
-	if err := json.Unmarshal(out.Bytes(), &rep); err != nil {
-		return nil, fmt.Errorf("reading what kforge certs check-expiration printed: %w", err)
-	}
-	return rep.Certificates, nil
 }
 
 // RenewedNames lists the hosts whose certificates r says up renewed, for the summary.

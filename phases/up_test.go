@@ -3,6 +3,8 @@ package phases
 import (
 	"bytes"
 	"context"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -51,10 +53,11 @@ type upLab struct {
 	// plans are what `kforge reconfigure --dry-run -o json` prints on each host already
 	// in the cluster; a host without one matches the file.
 	plans map[string]fleet.HostPlan
-	// expiry is what `kforge certs check-expiration -o json` prints on each control plane;
-	// a host without one has certificates a year from expiry. `certs renew all --if-due`
-	// renews them for a year.
+	// expiry is the certificates each control plane holds, as readCerts reads them (at
+	// clock, the hosts' time); a host without one has certificates a year from expiry.
+	// `certs renew all --if-due` renews them for a year. certs, where set, wins.
 	expiry map[string][]certs.ExpiryRow
+	clock  time.Time
 	// certs are what each host prints for readCerts' "check certificate expiry"; a host
 	// without an entry prints only its clock (no certificate found).
 	certs map[string]string
@@ -69,7 +72,7 @@ func newUpLab(t *testing.T, initialised bool, nodes ...*corev1.Node) *upLab {
 func newUpLabOf(t *testing.T, c *config.Cluster, initialised bool, nodes ...*corev1.Node) *upLab {
 	t.Helper()
 	l := &upLab{t: t, c: c, hosts: map[string]*testutil.FakeHost{}, journal: &testutil.Journal{}, initialised: initialised, plans: map[string]fleet.HostPlan{},
-		expiry: map[string][]certs.ExpiryRow{}, certs: map[string]string{}}
+		expiry: map[string][]certs.ExpiryRow{}, certs: map[string]string{}, clock: time.Now().Truncate(time.Second)}
 	var objs []runtime.Object
 	for _, n := range nodes {
 		objs = append(objs, n)
@@ -107,7 +110,14 @@ func newUpLabOf(t *testing.T, c *config.Cluster, initialised bool, nodes ...*cor
 				if out, ok := l.certs[h.Name]; ok {
 					return out, nil
 				}
-				return fmt.Sprintf("now %d\n", time.Now().Unix()), nil
+				if !h.IsControlPlane() {
+					return fmt.Sprintf("now %d\n", l.clock.Unix()), nil
+				}
+				rows, ok := l.expiry[h.Name]
+				if !ok {
+					rows = expiryRows(l.clock.Add(365 * 24 * time.Hour))
+				}
+				return expiryOutput(t, l.clock, rows), nil
 			}},
 			{Match: regexp.MustCompile(`^kforge reconfigure .*--dry-run -o json`), Reply: func(string) (string, error) {
 				p, ok := l.plans[h.Name]
@@ -120,14 +130,6 @@ func newUpLabOf(t *testing.T, c *config.Cluster, initialised bool, nodes ...*cor
 			{Match: regexp.MustCompile(`^kforge reconfigure `), Reply: func(string) (string, error) {
 				delete(l.plans, h.Name)
 				return "[reconfigure] done\n", nil
-			}},
-			{Match: regexp.MustCompile(`^kforge certs check-expiration -o json$`), Reply: func(string) (string, error) {
-				rows, ok := l.expiry[h.Name]
-				if !ok {
-					rows = expiryRows(time.Now().Add(365 * 24 * time.Hour))
-				}
-				b, err := json.Marshal(certs.ExpiryReport{Certificates: rows})
-				return string(b), err
 			}},
 			{Match: regexp.MustCompile(`^kforge certs renew all --if-due -f \S+ --node ` + h.Name + `( |$)`), Reply: func(string) (string, error) {
 				delete(l.expiry, h.Name)
@@ -183,6 +185,23 @@ func (l *upLab) kforgeRuns() []string {
 		}
 	}
 	return out
+}
+
+// expiryOutput is what readCerts' script prints on a control plane holding rows, at now:
+// each row's certificate, and the CAs' keys present.
+func expiryOutput(t *testing.T, now time.Time, rows []certs.ExpiryRow) string {
+	t.Helper()
+	ca := testutil.NewCA(t, "kubernetes", 24*time.Hour)
+	var b strings.Builder
+	fmt.Fprintf(&b, "now %d\n", now.Unix())
+	for _, r := range rows {
+		if r.Signer == "" && !r.External {
+			fmt.Fprintf(&b, "haskey %s\n", r.Path)
+		}
+		cert, _ := ca.Sign(&x509.Certificate{Subject: pkix.Name{CommonName: r.Name}, NotBefore: r.NotAfter.Add(-time.Hour), NotAfter: r.NotAfter})
+		fmt.Fprintf(&b, "file %s\n%s", r.Path, cert)
+	}
+	return b.String()
 }
 
 // expiryRows is what check-expiration prints for a control plane whose leaves expire at
@@ -1001,8 +1020,8 @@ func TestUpRenewsCertificates(t *testing.T) {
 		c := testutil.Cluster(t)
 		c.Certificates.RenewBefore = renewBefore
 		l := newUpLabOf(t, c, true, cpNode("cp1"), cpNode("cp2"), workerNode("w1"), workerNode("w2"))
-		l.expiry["cp1"] = expiryRows(time.Now().Add(10 * day))
-		l.expiry["cp2"] = expiryRows(time.Now().Add(-time.Hour))
+		l.expiry["cp1"] = expiryRows(l.clock.Add(10 * day))
+		l.expiry["cp2"] = expiryRows(l.clock.Add(time.Hour))
 		return l
 	}
 	renewed := func(rep *fleet.Report) []string {
@@ -1023,7 +1042,7 @@ func TestUpRenewsCertificates(t *testing.T) {
 	if runs := l.kforgeRuns(); len(runs) != 0 {
 		t.Errorf("a dry run ran %v", runs)
 	}
-	for _, want := range []string{"renews certificates on cp1 (earliest apiserver expires in 9d 23h)", "renews certificates on cp2 (earliest apiserver expired 1h 0m ago)"} {
+	for _, want := range []string{"renews certificates on cp1 (earliest apiserver expires in 10d 0h)", "renews certificates on cp2 (earliest apiserver expires in 1h 0m)"} {
 		if !strings.Contains(l.out.String(), want) {
 			t.Errorf("the plan lacks %q:\n%s", want, l.out.String())
 		}
@@ -1033,7 +1052,7 @@ func TestUpRenewsCertificates(t *testing.T) {
 	}
 
 	l = newLab(nil)
-	l.expiry["cp1"] = expiryRows(time.Now().Add(100 * day))
+	l.expiry["cp1"] = expiryRows(l.clock.Add(100 * day))
 	rep, err = l.run(l.data(false), "")
 	if err != nil {
 		t.Fatal(err)
