@@ -3,14 +3,11 @@ package bench
 import (
 	"context"
 	"fmt"
-	"io"
-	"os"
 	"regexp"
 	"strings"
 	"testing"
 	"time"
 
-	ebundle "github.com/kforge/kforge/e2e/bundle"
 	"github.com/kforge/kforge/e2e/lab"
 	"github.com/kforge/kforge/e2e/testbed"
 )
@@ -29,21 +26,8 @@ var renewFilePhases = map[string]bool{"certs": true, "kubeconfig": true}
 // rounds, it times stock `kubeadm certs renew all` (the bundle's kubeadm), which renews the
 // same eleven files and restarts nothing: its time compares with kforge's file part.
 func BenchmarkCertsRenew(b *testing.B) {
-	if os.Geteuid() != 0 {
-		b.Skip("this benchmark creates a test host from namespaces and runs a real control plane: it needs root (sudo make bench)")
-	}
-	if b.N > 1 {
-		b.Skip("one round of three renewals each (a few minutes) is the measurement; the first round already ran")
-	}
 	ctx := context.Background()
-	root, err := ebundle.RepoRoot(".")
-	if err != nil {
-		b.Fatal(err)
-	}
-	bun, err := ebundle.Build(ctx, ebundle.Options{RepoRoot: root, Log: io.Discard})
-	if err != nil {
-		b.Fatal(err)
-	}
+	root, bun := testbedBench(b, ctx, "creates a test host from namespaces and runs a real control plane", "one round of three renewals each (a few minutes)")
 	tb, err := testbed.Up(ctx, testbed.Options{Hosts: 1})
 	if err != nil {
 		b.Fatal(err)

@@ -27,21 +27,8 @@ const fanoutHosts = 30
 // bundle) on one test host, then on 30 at once, then again on the 30 with everything in
 // place (the no-op re-run). The hosts are light: sshd and containerd, no kubelet.
 func BenchmarkUpFanout(b *testing.B) {
-	if os.Geteuid() != 0 {
-		b.Skip("this benchmark creates 31 test hosts from namespaces and needs root: sudo make bench")
-	}
-	if b.N > 1 {
-		b.Skip("one round (about a minute) is the measurement; the first round already ran")
-	}
 	ctx := context.Background()
-	root, err := ebundle.RepoRoot(".")
-	if err != nil {
-		b.Fatal(err)
-	}
-	bun, err := ebundle.Build(ctx, ebundle.Options{RepoRoot: root, Log: io.Discard})
-	if err != nil {
-		b.Fatal(err)
-	}
+	root, bun := testbedBench(b, ctx, "creates 31 test hosts from namespaces", "one round (about a minute)")
 	tb, err := testbed.Up(ctx, testbed.Options{Hosts: fanoutHosts + 1})
 	if err != nil {
 		b.Fatal(err)
@@ -112,4 +99,26 @@ func BenchmarkUpFanout(b *testing.B) {
 	b.ReportMetric(again.Seconds(), fmt.Sprintf("s/%d-hosts-rerun", fanoutHosts))
 	b.ReportMetric(float64(uploaded(r1))/(1<<20), "MiB/host")
 	b.ReportMetric(float64(uploaded(rN))/(1<<20)/many.Seconds(), "MiB/s-aggregate")
+}
+
+// testbedBench skips a benchmark that runs on the testbed unless it runs as root (what it
+// needs root for: why) and in its first round (one round, what: the measurement), then
+// builds or reuses the test bundle. It returns the repository's root and the bundle.
+func testbedBench(b *testing.B, ctx context.Context, why, round string) (root string, bun *ebundle.Bundle) {
+	b.Helper()
+	if os.Geteuid() != 0 {
+		b.Skipf("this benchmark %s and needs root: sudo make bench", why)
+	}
+	if b.N > 1 {
+		b.Skipf("%s is the measurement; the first round already ran", round)
+	}
+	root, err := ebundle.RepoRoot(".")
+	if err != nil {
+		b.Fatal(err)
+	}
+	bun, err = ebundle.Build(ctx, ebundle.Options{RepoRoot: root, Log: io.Discard})
+	if err != nil {
+		b.Fatal(err)
+	}
+	return root, bun
 }
