@@ -33,6 +33,7 @@ e2e: ## the testbed itself and testbedctl prereqs on a bare Debian, then real ho
 	$(GO) test -tags e2e -count=1 -timeout 20m -v -run 'TestTestbed|TestFreshMachine' ./e2e/testbed/
 	$(GO) test -tags e2e -count=1 -timeout 50m -v -run 'TestSingleNodeInit|TestJoin|TestUp|TestExternalEtcd' ./e2e/
 	$(GO) test -tags e2e -count=1 -timeout 40m -v -run 'TestSystemdHosts' ./e2e/
+	$(GO) test -tags e2e -count=1 -timeout 40m -v -run 'TestCertLifecycle' ./e2e/
 
 soak: ## 30 fresh init + reset cycles in a row on one test host, with the spread of init times (root; not in CI, about an hour)
 	KFORGE_SOAK_CYCLES=$${KFORGE_SOAK_CYCLES:-30} $(GO) test -tags e2e -count=1 -timeout 4h -v -run 'TestInitSoak' ./e2e/

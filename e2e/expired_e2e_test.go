@@ -45,7 +45,7 @@ func testExpiredClusterComesBack(t *testing.T, ctx context.Context, l *lab.Lab, 
 	}
 	cfg := filepath.Join(sub, "expired.toml")
 	text := l.UpConfig("expired", "", 1, cp, worker) + fmt.Sprintf(
-		"[certificates]\ncert_validity = %q\n\n[controller_manager.extra_args]\ncluster-signing-duration = %q\n",
+		"[certificates]\ncert_validity = %q\nrenew_before = \"0s\"\n\n[controller_manager.extra_args]\ncluster-signing-duration = %q\n",
 		expiredValidity.String(), expiredValidity.String())
 	if err := os.WriteFile(cfg, []byte(text), 0o600); err != nil {
 		t.Fatal(err)

@@ -132,70 +132,76 @@ func checkKubeletRotation(t *testing.T, ctx context.Context, n *node, cs kuberne
 }
 
 // watchKubeletRotations watches the kubelet's client certificate on every node of a
-// cluster whose controller-manager signs with a short --cluster-signing-duration: it
-// polls where kubelet-client-current.pem links on each node and whether the node is
-// Ready, until every node's kubelet has rotated at least `times` times (a new timestamped
-// file, signed by the cluster CA for that node), or timeout. It fails on a node that did
-// not, and on any poll that found a node not Ready. It returns what it saw, for the log.
+// cluster whose controller-manager signs with a short --cluster-signing-duration. The
+// kubelet keeps each certificate it rotated to in a timestamped file of its own, so the
+// files beside kubelet-client-current.pem count the rotations since the node joined (the
+// first file is the one it joined with). It polls every node's files and whether the node
+// is Ready, until every node's kubelet has rotated at least `times` times, or timeout; it
+// fails on a node that did not, on any poll that found a node not Ready, and on a current
+// certificate that is not the node's, signed by the cluster CA. It returns what it saw,
+// for the log.
 func watchKubeletRotations(t *testing.T, ctx context.Context, cs kubernetes.Interface, nodes []*node, times int, timeout time.Duration) string {
 	t.Helper()
-	seen := map[string][]string{} // node -> the link targets in the order seen
+	files := map[string][]string{} // node -> its timestamped client certificate files
 	notReady := map[string]int{}
 	polls := 0
 	deadline := time.Now().Add(timeout)
 	done := func() bool {
 		for _, n := range nodes {
-			if len(seen[n.h.Name]) < times+1 {
+			if len(files[n.h.Name]) < times+1 {
 				return false
 			}
 		}
 		return true
 	}
-	for !done() && time.Now().Before(deadline) && ctx.Err() == nil {
+	for polls == 0 || (!done() && time.Now().Before(deadline) && ctx.Err() == nil) {
+		if polls > 0 {
+			select {
+			case <-ctx.Done():
+			case <-time.After(5 * time.Second):
+			}
+		}
 		polls++
 		for _, n := range nodes {
-			out, _, err := n.h.Exec(ctx, nil, "readlink", kubelet.ClientCertPath)
+			out, _, err := n.h.Exec(ctx, nil, "sh", "-c", "cd "+kubelet.CertDir+" && ls")
 			if err != nil {
-				t.Errorf("%s: reading %s: %v", n.h.Name, kubelet.ClientCertPath, err)
+				t.Errorf("%s: listing %s: %v", n.h.Name, kubelet.CertDir, err)
 				continue
 			}
-			link := strings.TrimSpace(string(out))
-			if s := seen[n.h.Name]; len(s) == 0 || s[len(s)-1] != link {
-				seen[n.h.Name] = append(s, link)
+			var names []string
+			for _, f := range strings.Fields(string(out)) {
+				if kubeletClientFile.MatchString(f) {
+					names = append(names, f)
+				}
 			}
+			files[n.h.Name] = names
 			if err := nodeReady(ctx, cs, n.h.Name); err != nil {
 				notReady[n.h.Name]++
 				t.Logf("%s not Ready at poll %d: %v", n.h.Name, polls, err)
 			}
 		}
-		select {
-		case <-ctx.Done():
-		case <-time.After(5 * time.Second):
-		}
 	}
 	var report []string
 	for _, n := range nodes {
-		links := seen[n.h.Name]
-		report = append(report, fmt.Sprintf("%s: %d rotations (%s)", n.h.Name, len(links)-1, strings.Join(links, " -> ")))
-		if len(links) < times+1 {
-			t.Errorf("%s: the kubelet rotated its client certificate %d times in %s, want at least %d: %v", n.h.Name, len(links)-1, timeout, times, links)
+		names := files[n.h.Name]
+		report = append(report, fmt.Sprintf("%s: %d rotations (%s)", n.h.Name, len(names)-1, strings.Join(names, ", ")))
+		if len(names) < times+1 {
+			t.Errorf("%s: the kubelet rotated its client certificate %d times, want at least %d: %v", n.h.Name, len(names)-1, times, names)
 		}
 		if notReady[n.h.Name] > 0 {
 			t.Errorf("%s was not Ready at %d of %d polls while its kubelet rotated", n.h.Name, notReady[n.h.Name], polls)
 		}
-		if len(links) > 1 {
-			ca, err := certs.ParseCertPEM([]byte(n.sh(ctx, "cat /etc/kubernetes/pki/ca.crt")))
-			if err != nil {
-				t.Fatal(err)
-			}
-			got, err := certs.ParseCertPEM([]byte(n.sh(ctx, "cat "+kubelet.ClientCertPath)))
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := got.CheckSignatureFrom(ca); err != nil || got.Subject.CommonName != "system:node:"+n.h.Name {
-				t.Errorf("%s: the rotated certificate is for %q, signed by the cluster CA: %v", n.h.Name, got.Subject.CommonName, err)
-			}
+		ca, err := certs.ParseCertPEM([]byte(n.sh(ctx, "cat /etc/kubernetes/pki/ca.crt")))
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := certs.ParseCertPEM([]byte(n.sh(ctx, "cat "+kubelet.ClientCertPath)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := got.CheckSignatureFrom(ca); err != nil || got.Subject.CommonName != "system:node:"+n.h.Name {
+			t.Errorf("%s: the current client certificate is for %q, signed by the cluster CA: %v", n.h.Name, got.Subject.CommonName, err)
 		}
 	}
-	return fmt.Sprintf("%d polls, every node Ready at each: %s", polls, strings.Join(report, "; "))
+	return fmt.Sprintf("%d polls: %s", polls, strings.Join(report, "; "))
 }

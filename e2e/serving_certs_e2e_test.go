@@ -335,14 +335,14 @@ func submitServingCSR(t *testing.T, ctx context.Context, cs kubernetes.Interface
 	return name
 }
 
-// servingCertsOnUp is the serving-certificate scenario for TestUp's basic cluster (one
-// control plane, cpName, and the workers of nodes), made by up with the file basicText
+// servingCertsOnUp is the serving-certificate scenario for a cluster (control planes cps,
+// and the workers of nodes), made by up with the file basicText
 // (lab.UpConfig, without the option) and its admin kubeconfig at adminPath: up with
 // kubelet.server_tls_bootstrap = true, then checkServingCerts (with a re-run of up that
 // must leave forged CSRs pending), then up with the option off again, after which the
 // apiserver no longer verifies kubelets and the record is gone. up writes the file next to
 // adminPath.
-func servingCertsOnUp(t *testing.T, ctx context.Context, l *lab.Lab, knownHosts, adminPath, basicText, basicPath, cpName string, nodes map[string]*node) {
+func servingCertsOnUp(t *testing.T, ctx context.Context, l *lab.Lab, knownHosts, adminPath, basicText, basicPath string, cps []string, nodes map[string]*node) {
 	t.Helper()
 	path := filepath.Join(filepath.Dir(adminPath), "serving.toml")
 	if err := os.WriteFile(path, []byte(servingConfig(basicText)), 0o600); err != nil {
@@ -356,7 +356,7 @@ func servingCertsOnUp(t *testing.T, ctx context.Context, l *lab.Lab, knownHosts,
 		t.Fatalf("up did not turn on --kubelet-certificate-authority: %+v\n%s", s, on.stderr)
 	}
 	t.Logf("up turning server_tls_bootstrap on took %s", on.took.Round(100*time.Millisecond))
-	checkServingCerts(t, ctx, adminPath, nodes, []string{cpName}, func() upRun {
+	checkServingCerts(t, ctx, adminPath, nodes, cps, func() upRun {
 		return kforgeUp(t, ctx, l, path, knownHosts, nil)
 	})
 
@@ -364,15 +364,17 @@ func servingCertsOnUp(t *testing.T, ctx context.Context, l *lab.Lab, knownHosts,
 	if off.err != nil {
 		t.Fatalf("kforge up with server_tls_bootstrap off again: %v\n%s", off.err, off.stderr)
 	}
-	out, errOut, err := nodes[cpName].h.Exec(ctx, nil, "cat", "/etc/kubernetes/manifests/kube-apiserver.yaml")
-	if err != nil {
-		t.Fatalf("reading the apiserver manifest on %s: %v: %s", cpName, err, errOut)
-	}
-	if bytes.Contains(out, []byte("--kubelet-certificate-authority")) {
-		t.Errorf("with server_tls_bootstrap off, the apiserver still verifies kubelets:\n%s", out)
-	}
-	if _, _, err := nodes[cpName].h.Exec(ctx, nil, "test", "-e", fleet.KubeletServingMarker); err == nil {
-		t.Errorf("with server_tls_bootstrap off, %s is still on %s", fleet.KubeletServingMarker, cpName)
+	for _, cpName := range cps {
+		out, errOut, err := nodes[cpName].h.Exec(ctx, nil, "cat", "/etc/kubernetes/manifests/kube-apiserver.yaml")
+		if err != nil {
+			t.Fatalf("reading the apiserver manifest on %s: %v: %s", cpName, err, errOut)
+		}
+		if bytes.Contains(out, []byte("--kubelet-certificate-authority")) {
+			t.Errorf("with server_tls_bootstrap off, the apiserver of %s still verifies kubelets:\n%s", cpName, out)
+		}
+		if _, _, err := nodes[cpName].h.Exec(ctx, nil, "test", "-e", fleet.KubeletServingMarker); err == nil {
+			t.Errorf("with server_tls_bootstrap off, %s is still on %s", fleet.KubeletServingMarker, cpName)
+		}
 	}
 	t.Logf("up turning server_tls_bootstrap off took %s", off.took.Round(100*time.Millisecond))
 }
