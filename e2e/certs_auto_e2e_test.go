@@ -50,7 +50,7 @@ const (
 //     not race the check.
 //
 // It returns a line for the test's timings. Expect about 8 to 10 minutes.
-func certsAutoRenewal(t *testing.T, ctx context.Context, l *lab.Lab, cfg, knownHosts, admin string, cps []testbed.Host) string {
+func certsAutoRenewal(t *testing.T, ctx context.Context, l *lab.Lab, cfg, knownHosts, admin string, cps []testbed.Host, serviceURL string) string {
 	t.Helper()
 	base := mustReadFile(t, cfg)
 	if strings.Contains(base, "[certificates]") {
@@ -98,7 +98,7 @@ func certsAutoRenewal(t *testing.T, ctx context.Context, l *lab.Lab, cfg, knownH
 	}
 
 	// 3. The automatic path renews everything, everywhere, under watch.
-	w := watchAPIServers(t, ctx, admin, cps)
+	w := watchAPIServers(t, ctx, admin, cps, serviceURL)
 	start := time.Now()
 	for _, h := range cps {
 		waitFor(t, ctx, h.Name+"'s automatic renewal of every certificate", 8*time.Minute, func() error {
@@ -120,6 +120,9 @@ func certsAutoRenewal(t *testing.T, ctx context.Context, l *lab.Lab, cfg, knownH
 	t.Log(w)
 	if m := w.maxDown(); m > 1 {
 		t.Errorf("%d apiservers were down at once during automatic renewal (the lease should allow one): %s", m, w)
+	}
+	if f := w.failures(); f > 0 {
+		t.Errorf("%d reads through any apiserver or requests to the Service failed during automatic renewal: %s", f, w)
 	}
 
 	// 4. certs status agrees, and the record is private.

@@ -3,11 +3,21 @@
 package e2e
 
 import (
+	"context"
+	"fmt"
+	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"sync"
 	"testing"
 	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/client-go/kubernetes"
 
 	"github.com/kforge/kforge/e2e/testbed"
 )
@@ -94,7 +104,8 @@ func TestCertLifecycle(t *testing.T) {
 			}
 			timed("3 control planes and a worker Ready " + time.Since(start).Round(100*time.Millisecond).String() + " after up started")
 
-			timed(certsAutoRenewal(t, ctx, l, cfg, knownHosts, admin, cps))
+			url := serveWeb(t, ctx, cs, hs["h4"].Address.String())
+			timed(certsAutoRenewal(t, ctx, l, cfg, knownHosts, admin, cps, url))
 			// The kubelets have rotated all along; wait for the second rotation where it
 			// has not come yet.
 			timed("kubelet client certificate rotation under --cluster-signing-duration=" + signingDuration + ": " +
@@ -109,4 +120,57 @@ func TestCertLifecycle(t *testing.T) {
 			servingCertsOnUp(t, ctx, l, knownHosts, admin, base, basePath, []string{"h1", "h2", "h3"}, nodes)
 		})
 	})
+}
+
+// serveWeb runs two replicas of a web server behind a NodePort Service in namespace
+// e2e-web and returns its URL at nodeAddr, once it answers.
+func serveWeb(t *testing.T, ctx context.Context, cs kubernetes.Interface, nodeAddr string) string {
+	t.Helper()
+	const ns = "e2e-web"
+	if _, err := cs.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, ctx, "the default service account of "+ns, time.Minute, func() error {
+		_, err := cs.CoreV1().ServiceAccounts(ns).Get(ctx, "default", metav1.GetOptions{})
+		return err
+	})
+	pod := testPod("web", "", "mkdir -p /www && echo hello-kforge > /www/index.html && exec httpd -f -p 8080 -h /www")
+	pod.Spec.RestartPolicy = corev1.RestartPolicyAlways
+	pod.Spec.Containers[0].ReadinessProbe = &corev1.Probe{
+		ProbeHandler:  corev1.ProbeHandler{TCPSocket: &corev1.TCPSocketAction{Port: intstr.FromInt32(8080)}},
+		PeriodSeconds: 1,
+	}
+	replicas := int32(2)
+	dep := &appsv1.Deployment{
+		ObjectMeta: metav1.ObjectMeta{Name: "web"},
+		Spec: appsv1.DeploymentSpec{
+			Replicas: &replicas,
+			Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": "web"}},
+			Template: corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: map[string]string{"app": "web"}}, Spec: pod.Spec},
+		},
+	}
+	if _, err := cs.AppsV1().Deployments(ns).Create(ctx, dep, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	svc, err := cs.CoreV1().Services(ns).Create(ctx, &corev1.Service{
+		ObjectMeta: metav1.ObjectMeta{Name: "web"},
+		Spec: corev1.ServiceSpec{Type: corev1.ServiceTypeNodePort, Selector: map[string]string{"app": "web"},
+			Ports: []corev1.ServicePort{{Port: 80, TargetPort: intstr.FromInt32(8080)}}},
+	}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	url := fmt.Sprintf("http://%s/", net.JoinHostPort(nodeAddr, fmt.Sprint(svc.Spec.Ports[0].NodePort)))
+	httpc := &http.Client{Timeout: 2 * time.Second}
+	waitFor(t, ctx, "the web Service to answer at "+url, 3*time.Minute, func() error {
+		d, err := cs.AppsV1().Deployments(ns).Get(ctx, "web", metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		if d.Status.ReadyReplicas < replicas {
+			return fmt.Errorf("%d of %d replicas ready", d.Status.ReadyReplicas, replicas)
+		}
+		return getOK(ctx, httpc, url)
+	})
+	return url
 }

@@ -5,8 +5,10 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"io"
 	"maps"
 	"net"
+	"net/http"
 	"slices"
 	"strings"
 	"sync"
@@ -32,11 +34,18 @@ type apiWatch struct {
 	hostDown map[string]int
 	// reads through the endpoint that succeeded and failed.
 	readsOK, readsFailed int
-	stop                 func()
+	// reads that try each apiserver in turn until one answers, as a client-side load
+	// balancer would: one fails only when every apiserver failed it.
+	anyOK, anyFailed int
+	// HTTP requests to serviceURL (a Service's NodePort), when it is set.
+	serviceURL       string
+	svcOK, svcFailed int
+	stop             func()
 }
 
-// watchAPIServers starts an apiWatch with the admin kubeconfig at admin.
-func watchAPIServers(t *testing.T, ctx context.Context, admin string, cps []testbed.Host) *apiWatch {
+// watchAPIServers starts an apiWatch with the admin kubeconfig at admin; serviceURL, when
+// not empty, is an HTTP URL each round also gets (a Service through a NodePort).
+func watchAPIServers(t *testing.T, ctx context.Context, admin string, cps []testbed.Host, serviceURL string) *apiWatch {
 	t.Helper()
 	base, err := clientcmd.BuildConfigFromFlags("", admin)
 	if err != nil {
@@ -59,7 +68,9 @@ func watchAPIServers(t *testing.T, ctx context.Context, admin string, cps []test
 		each[h.Name] = cs
 	}
 	ctx, cancel := context.WithCancel(ctx)
-	w := &apiWatch{down: map[int]int{}, hostDown: map[string]int{}}
+	w := &apiWatch{down: map[int]int{}, hostDown: map[string]int{}, serviceURL: serviceURL}
+	names := slices.Sorted(maps.Keys(each))
+	httpc := &http.Client{Timeout: 2 * time.Second}
 	done := make(chan struct{})
 	w.stop = func() { cancel(); <-done }
 	go func() {
@@ -83,6 +94,16 @@ func watchAPIServers(t *testing.T, ctx context.Context, admin string, cps []test
 				}()
 			}
 			_, readErr := endpoint.CoreV1().Namespaces().Get(ctx, "kube-system", metav1.GetOptions{})
+			anyErr := fmt.Errorf("no apiserver")
+			for _, name := range names {
+				if _, anyErr = each[name].CoreV1().Namespaces().Get(ctx, "kube-system", metav1.GetOptions{}); anyErr == nil {
+					break
+				}
+			}
+			svcErr := error(nil)
+			if serviceURL != "" {
+				svcErr = getOK(ctx, httpc, serviceURL)
+			}
 			wg.Wait()
 			if ctx.Err() != nil {
 				return
@@ -97,6 +118,18 @@ func watchAPIServers(t *testing.T, ctx context.Context, admin string, cps []test
 				w.readsFailed++
 			} else {
 				w.readsOK++
+			}
+			if anyErr != nil {
+				w.anyFailed++
+			} else {
+				w.anyOK++
+			}
+			if serviceURL != "" {
+				if svcErr != nil {
+					w.svcFailed++
+				} else {
+					w.svcOK++
+				}
 			}
 			w.mu.Unlock()
 			select {
@@ -127,6 +160,37 @@ func (w *apiWatch) String() string {
 	for _, n := range slices.Sorted(maps.Keys(w.hostDown)) {
 		each = append(each, fmt.Sprintf("%s %d", n, w.hostDown[n]))
 	}
-	return fmt.Sprintf("%d rounds of /readyz on each control plane: %d with none down, %d with one down (%s), %d with two or more down; reads through the endpoint: %d ok, %d failed",
-		w.samples, w.down[0], w.down[1], strings.Join(each, ", "), w.samples-w.down[0]-w.down[1], w.readsOK, w.readsFailed)
+	s := fmt.Sprintf("%d rounds of /readyz on each control plane: %d with none down, %d with one down (%s), %d with two or more down; reads through the endpoint: %d ok, %d failed; reads through any apiserver: %d ok, %d failed",
+		w.samples, w.down[0], w.down[1], strings.Join(each, ", "), w.samples-w.down[0]-w.down[1], w.readsOK, w.readsFailed, w.anyOK, w.anyFailed)
+	if w.serviceURL != "" {
+		s += fmt.Sprintf("; HTTP to the Service: %d ok, %d failed", w.svcOK, w.svcFailed)
+	}
+	return s
+}
+
+// failures is how many reads through any apiserver and requests to the Service failed.
+func (w *apiWatch) failures() int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.anyFailed + w.svcFailed
+}
+
+// getOK gets url and wants 200 OK.
+func getOK(ctx context.Context, c *http.Client, url string) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := c.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if _, err := io.Copy(io.Discard, resp.Body); err != nil {
+		return err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("%s: %s", url, resp.Status)
+	}
+	return nil
 }

@@ -691,7 +691,7 @@ func TestUp(t *testing.T) {
 	// throughout.
 	t.Run("a rollout on 3 control planes, killed and run again, takes one apiserver down at a time", func(t *testing.T) {
 		haEdited := write("ha-edited.toml", mustReadFile(t, ha)+"\n[apiserver]\nextra_args = { max-requests-inflight = \"500\" }\n")
-		w := watchAPIServers(t, ctx, haAdmin, []testbed.Host{hs["h5"], hs["h6"], hs["h7"]})
+		w := watchAPIServers(t, ctx, haAdmin, []testbed.Host{hs["h5"], hs["h6"], hs["h7"]}, "")
 		killed := false
 		first := kforgeUp(t, ctx, l, haEdited, knownHosts, func(line string, p *os.Process) {
 			if !killed && strings.HasPrefix(line, "[h5] reconfigured") {
