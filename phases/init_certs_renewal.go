@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"slices"
 	"strings"
 
 	"github.com/kforge/kforge/certs"
@@ -57,15 +58,21 @@ func certsRenewalTimer(d *Data) service.Timer {
 }
 
 // certsRenewalConfig is the configuration the check reads: the cluster-wide settings and
-// each host's name, address and roles (config.EncodeShared), with this host among them (a
-// join from the cluster's stored configuration may not list it). Only what every workflow
-// knows alike goes in, so that init, join and reconfigure write the same file and a
-// second run changes nothing.
+// each control plane's name, address and roles (config.EncodeShared), with this host among
+// them (a join from the cluster's stored configuration may not list it). Only what every
+// workflow knows alike goes in, so that init, join and reconfigure write the same file and
+// a second run changes nothing; workers are left out, since no certificate or manifest of
+// a control plane depends on them, so that adding or removing one changes nothing here.
 func certsRenewalConfig(d *Data) ([]byte, error) {
 	c := *d.Cluster
-	if _, ok := c.HostByName(d.Node.Name); !ok {
-		c.Hosts = append(append([]config.Host(nil), c.Hosts...), *d.Node)
+	c.Hosts = nil
+	for _, h := range d.Cluster.Hosts {
+		if h.IsControlPlane() && h.Name != d.Node.Name {
+			c.Hosts = append(c.Hosts, h)
+		}
 	}
+	c.Hosts = append(c.Hosts, *d.Node)
+	slices.SortStableFunc(c.Hosts, func(a, b config.Host) int { return strings.Compare(a.Name, b.Name) })
 	return config.EncodeShared(&c)
 }
 
