@@ -6,7 +6,7 @@ BIN      := bin/kforge
 
 HOSTS    ?= 3
 
-.PHONY: help build test integration e2e soak bench bundle cluster testbed testbed-down verify ci clean
+.PHONY: help build test integration e2e e2e-certs soak bench bundle cluster testbed testbed-down verify ci clean
 
 help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -33,6 +33,10 @@ e2e: ## the testbed itself and testbedctl prereqs on a bare Debian, then real ho
 	$(GO) test -tags e2e -count=1 -timeout 20m -v -run 'TestTestbed|TestFreshMachine' ./e2e/testbed/
 	$(GO) test -tags e2e -count=1 -timeout 50m -v -run 'TestSingleNodeInit|TestJoin|TestUp|TestExternalEtcd' ./e2e/
 	$(GO) test -tags e2e -count=1 -timeout 40m -v -run 'TestSystemdHosts' ./e2e/
+
+# TestCertLifecycle (issue 12's scenarios on real hosts, about 20 minutes) is not in CI yet:
+# it has not run on the testbed.
+e2e-certs: ## the certificate lifecycle on real hosts: an expired cluster brought back, automatic renewal under load on 3 control planes, kubelet rotation, serving certificates (root)
 	$(GO) test -tags e2e -count=1 -timeout 40m -v -run 'TestCertLifecycle' ./e2e/
 
 soak: ## 30 fresh init + reset cycles in a row on one test host, with the spread of init times (root; not in CI, about an hour)
